@@ -28,9 +28,11 @@ if(QLORA_HAS_CUDA)
     if(NOT nvtx3_dir)
         set(nvtx3_dir ${CUDAToolkit_INCLUDE_DIRS} CACHE PATH "folder holding nvtx3/")
     endif()
-    # With no GPU present torch cannot detect an architecture; name ours.
+    # With no GPU present torch cannot detect an architecture; name ours ("80;90" -> "8.0;9.0").
+    # Torch then adds the -gencode flags for them to CMAKE_CUDA_FLAGS; qlora_core uses those.
     if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
-        set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;8.6;8.9;9.0")
+        string(REGEX REPLACE "([0-9])([0-9a]+)" "\\1.\\2" _qlora_arch_list "${QLORA_CUDA_ARCHITECTURES}")
+        set(ENV{TORCH_CUDA_ARCH_LIST} "${_qlora_arch_list}")
     endif()
 endif()
 find_package(Torch REQUIRED)

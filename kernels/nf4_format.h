@@ -10,6 +10,11 @@
 #else
 #define QLORA_HD inline
 #endif
+#if defined(__CUDA_ARCH__)
+#define QLORA_UNROLL _Pragma("unroll")
+#else
+#define QLORA_UNROLL
+#endif
 
 namespace qlora::nf4 {
 
@@ -72,7 +77,7 @@ constexpr Codebook make_codebook(QuantType type) {
 // x is already scaled into [-1, 1]. Returns the 4-bit code (bitsandbytes' rule, see above).
 QLORA_HD uint8_t encode_4bit(const Codebook& cb, float x) {
     int position = 0;
-#pragma unroll
+    QLORA_UNROLL
     for (int i = 0; i < 15; ++i) position += cb.midpoints[i] < x ? 1 : 0;
     return cb.sorted[position];
 }
