@@ -36,7 +36,9 @@ constexpr float kMinAbsmax = 1e-38f;
         0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f
 
 // FP4 (bitsandbytes flavour): bit 3 = sign, low 3 bits index {0, 0.0625, 8, 12, 4, 6, 2, 3},
-// normalised by 12 in float32 (bitsandbytes divides its table by its absolute maximum).
+// normalised by 12 in float32 (bitsandbytes divides its table by its absolute maximum). Code 8 is
+// -0.0 as in bitsandbytes' CUDA and native CPU dequantizers (its Python quant_map stores +0.0;
+// only the sign of a zero output differs, and NF4Tensor::code() writes bitsandbytes' +0.0).
 #define QLORA_FP4_CODES                                                                      \
     0.0f, 0.0625f / 12.0f, 8.0f / 12.0f, 1.0f, 4.0f / 12.0f, 6.0f / 12.0f, 2.0f / 12.0f,      \
         3.0f / 12.0f, -0.0f, -0.0625f / 12.0f, -8.0f / 12.0f, -1.0f, -4.0f / 12.0f,           \
@@ -45,8 +47,8 @@ constexpr float kMinAbsmax = 1e-38f;
 // Encoding sorts the codebook, takes float32 midpoints (a + b) / 2 of neighbours, and picks the
 // sorted position = number of midpoints strictly below x (torch.bucketize, right=False): a value
 // exactly on a midpoint goes to the lower code. kXxxSortedCodes maps that position to the 4-bit
-// code. FP4 holds +0 (code 0) and -0 (code 8); a stable sort keeps +0 first, so tiny positive
-// values land on code 8 (-0), as bitsandbytes does.
+// code. FP4 holds zero twice (codes 0 and 8); a stable sort keeps code 0 first, so tiny positive
+// values land on code 8, as bitsandbytes does.
 #define QLORA_NF4_SORTED_CODES 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
 #define QLORA_FP4_SORTED_CODES 11, 10, 13, 12, 15, 14, 9, 0, 8, 1, 6, 7, 4, 5, 2, 3
 

@@ -12,7 +12,10 @@ For each case NAME the file holds
                                          nearest rule (its default backend and CUDA kernel:
                                          bucketize on the map's midpoints); bitsandbytes' native
                                          CPU library approximates that rule with a 65536-bin table
-  NAME.dequant    bitsandbytes.functional.dequantize_4bit of the state, in the input dtype
+  NAME.dequant    bitsandbytes' dequantization of the state, in the input dtype, by its flat-block
+                  torch path (_dequantize_4bit_compute, as its CUDA kernel computes). Its native
+                  AVX-512 CPU kernel in 0.50.2 indexes absmax per row and is wrong when the last
+                  dimension is not a multiple of the blocksize, so it is not used here.
 and the metadata maps NAME to {"quant_type", "blocksize", "double_quant", "shape", "dtype"}.
 The dynamic map is stored once as "dynamic_map" (create_dynamic_map(signed=True)).
 """
@@ -23,6 +26,7 @@ import sys
 import torch
 import bitsandbytes
 import bitsandbytes.functional as F
+from bitsandbytes.backends.default.ops import _dequantize_4bit_compute
 from safetensors.torch import save_file
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "nf4", "golden.safetensors")
@@ -113,7 +117,11 @@ def main():
             tensors[f"{name}.first_absmax"] = first.contiguous()
             tensors[f"{name}.absmax_nearest"] = nearest_codes(first - state.offset, state.state2.code, 256)
             assert torch.equal(state.state2.code, dyn)
-        tensors[f"{name}.dequant"] = F.dequantize_4bit(packed, state).contiguous()
+        absmax = state.absmax
+        if dq:
+            absmax = F.dequantize_blockwise(state.absmax, state.state2) + state.offset
+        tensors[f"{name}.dequant"] = _dequantize_4bit_compute(
+            packed.reshape(-1), absmax.float(), state.code, bs, tuple(shape), DTYPES[dname]).contiguous()
         meta[name] = {"quant_type": quant, "blocksize": bs, "double_quant": dq, "shape": list(shape),
                       "dtype": dname}
     meta_str = {"cases": json.dumps(meta), "bitsandbytes": bitsandbytes.__version__, "torch": torch.__version__}

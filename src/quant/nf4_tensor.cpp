@@ -148,7 +148,9 @@ int64_t NF4Tensor::nbytes() const {
 
 at::Tensor NF4Tensor::code() const {
     const nf4::Codebook& cb = codebook(type_);
-    return at::tensor(std::vector<float>(cb.values, cb.values + 16), at::kFloat);
+    std::vector<float> values(cb.values, cb.values + 16);
+    for (float& v : values) v += 0.0f;  // -0.0 -> +0.0, as bitsandbytes' get_4bit_type("fp4")
+    return at::tensor(values, at::kFloat);
 }
 
 }  // namespace qlora::quant
