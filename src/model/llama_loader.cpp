@@ -1,0 +1,158 @@
+// The HF name table (torchtune's _FROM_HF idea: one entry per tensor, layer index filled in) and
+// the streaming load: read one tensor, convert or quantize it on the target device, drop the copy.
+#include "model/llama_loader.h"
+
+#include <filesystem>
+#include <functional>
+#include <set>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "io/safetensors.h"
+
+#if __has_include("quant/bnb_format.h")
+#include "quant/bnb_format.h"
+#define QLORA_HAVE_BNB_FORMAT 1
+#endif
+
+namespace qlora::model {
+namespace {
+
+constexpr const char* kNamePatterns =
+    "model.embed_tokens.weight, model.layers.N.{input,post_attention}_layernorm.weight, "
+    "model.layers.N.self_attn.{q,k,v,o}_proj.{weight,bias}, model.layers.N.mlp.{gate,up,down}_proj.weight, "
+    "model.norm.weight, lm_head.weight";
+
+// Where one checkpoint tensor goes.
+struct Slot {
+    std::vector<int64_t> shape;
+    Linear linear{nullptr};  // set for linear weights and biases
+    bool is_bias = false;
+    std::function<void(const at::Tensor&)> assign;  // for embeddings and norms
+};
+
+bool is_quantizable(const std::string& name) {
+    for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
+        if (name.find(p) != std::string::npos) return true;
+    }
+    return false;
+}
+
+// bitsandbytes stores each 4-bit weight as P.weight plus these companions.
+bool is_bnb_companion(const std::string& name) {
+    for (const char* s : {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
+                          ".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4"}) {
+        const std::string suffix = s;
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::map<std::string, Slot> make_slots(LlamaImpl& m) {
+    const LlamaConfig& c = m.config();
+    std::map<std::string, Slot> slots;
+    slots["model.embed_tokens.weight"] = Slot{{c.vocab_size, c.hidden_size}, nullptr, false,
+                                              [&m](const at::Tensor& t) { m.set_embedding(t); }};
+    auto norm_slot = [&](RMSNorm n) {
+        return Slot{{c.hidden_size}, nullptr, false, [n](const at::Tensor& t) { n->weight.set_data(t); }};
+    };
+    slots["model.norm.weight"] = norm_slot(m.norm);
+    for (size_t l = 0; l < m.layers.size(); ++l) {
+        const std::string prefix = "model.layers." + std::to_string(l) + ".";
+        slots[prefix + "input_layernorm.weight"] = norm_slot(m.layers[l]->input_layernorm);
+        slots[prefix + "post_attention_layernorm.weight"] = norm_slot(m.layers[l]->post_attention_layernorm);
+    }
+    for (Linear& lin : m.linears()) {
+        if (lin.get() == m.lm_head.get() && c.tie_word_embeddings) continue;
+        slots[lin->name() + ".weight"] = Slot{{lin->out_features(), lin->in_features()}, lin, false, {}};
+        if (lin->has_bias()) slots[lin->name() + ".bias"] = Slot{{lin->out_features()}, lin, true, {}};
+    }
+    return slots;
+}
+
+}  // namespace
+
+std::vector<std::string> llama_tensor_names(const LlamaConfig& config) {
+    Llama m(config);
+    std::vector<std::string> names;
+    for (const auto& [name, slot] : make_slots(*m)) names.push_back(name);
+    return names;
+}
+
+Llama load_llama(const std::string& folder, const LoadOptions& options) {
+    LlamaConfig config = LlamaConfig::load(folder);
+    const bool prequantized = config.quantization_config.has_value();
+    const bool quantize = options.quant != "none";
+    QLORA_CHECK(!(prequantized && quantize), folder,
+                " is already quantized (config.json has quantization_config); load it with --quant none");
+#ifndef QLORA_HAVE_BNB_FORMAT
+    QLORA_CHECK(!prequantized, folder, ": loading bitsandbytes 4-bit folders needs quant/bnb_format.h, "
+                "which this build does not have yet");
+#endif
+    quant::Nf4Options nf4;
+    if (quantize) {
+        nf4.type = quant::parse_quant_type(options.quant);
+        nf4.blocksize = options.blocksize;
+        nf4.double_quant = options.double_quant;
+    }
+
+    io::SafetensorsFolder files(folder);
+    Llama model(config);
+    std::map<std::string, Slot> slots = make_slots(*model);
+    std::set<std::string> loaded;
+    int64_t n_quantized = 0;
+    for (const std::string& name : files.names()) {
+        auto it = slots.find(name);
+        if (it == slots.end()) {
+            // Tensors transformers itself ignores: old RoPE buffers, and a duplicate lm_head when
+            // the embeddings are tied.
+            if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+            if (name == "lm_head.weight" && config.tie_word_embeddings) {
+                log_debug(folder, ": ignoring lm_head.weight (tie_word_embeddings is true)");
+                continue;
+            }
+            if (prequantized && is_bnb_companion(name)) continue;
+            QLORA_FAIL(folder, ": unexpected tensor '", name, "' for a ", config.model_type, " model with ",
+                       config.num_hidden_layers, " layers (expected names: ", kNamePatterns, ")");
+        }
+        Slot& slot = it->second;
+#ifdef QLORA_HAVE_BNB_FORMAT
+        if (prequantized && slot.linear && !slot.is_bias && quant::is_bnb_4bit_weight(files, name)) {
+            slot.linear->set_quantized(quant::read_bnb_4bit(files, name).to(options.device));
+            loaded.insert(name);
+            ++n_quantized;
+            continue;
+        }
+#endif
+        const io::TensorInfo& info = files.info(name);
+        QLORA_CHECK(info.shape == slot.shape, folder, ": tensor '", name, "' has shape ",
+                    c10::IntArrayRef(info.shape), ", expected ", c10::IntArrayRef(slot.shape),
+                    " from config.json");
+        at::Tensor t = files.load(name).to(options.device, options.dtype);
+        if (slot.linear && slot.is_bias) {
+            slot.linear->set_bias(t);
+        } else if (slot.linear && quantize && is_quantizable(name)) {
+            slot.linear->set_quantized(quant::NF4Tensor::quantize(t, nf4, name));
+            ++n_quantized;
+        } else if (slot.linear) {
+            slot.linear->set_weight(t);
+        } else {
+            slot.assign(t);
+        }
+        loaded.insert(name);
+    }
+    for (const auto& [name, slot] : slots) {
+        QLORA_CHECK(loaded.count(name) != 0, folder, ": missing tensor '", name, "' (", config.model_type,
+                    " with ", config.num_hidden_layers, " layers needs it; names follow ", kNamePatterns, ")");
+    }
+    model->inv_freq.set_data(model->inv_freq.to(options.device));
+    // Norm weights were created on the CPU; those set above already live on the device.
+    model->to_device(options.device);
+    log_info("loaded ", folder, ": ", loaded.size(), " tensors, ", n_quantized, " linears 4-bit, ",
+             model->weight_nbytes() / (1 << 20), " MiB of weights");
+    return model;
+}
+
+}  // namespace qlora::model
