@@ -48,6 +48,12 @@ void LinearImpl::set_bias(const at::Tensor& bias) {
     bias_ = put_parameter(parameters_, *this, "bias", bias);
 }
 
+void LinearImpl::quantize(const quant::Nf4Options& options) {
+    if (quantized()) return;
+    QLORA_CHECK(dense_.defined(), name_, ".weight was never loaded");
+    set_quantized(quant::NF4Tensor::quantize(dense_, options, name_ + ".weight"));
+}
+
 at::Tensor LinearImpl::base_weight(c10::ScalarType dtype) const {
     QLORA_CHECK(has_weight(), name_, ".weight was never loaded");
     if (quantized()) return nf4_.dequantize(dtype);

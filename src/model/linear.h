@@ -26,6 +26,8 @@ public:
     // 4-bit base weight of shape [out, in]; drops any dense one.
     void set_quantized(quant::NF4Tensor weight);
     void set_bias(const at::Tensor& bias);  // [out]
+    // Quantizes the dense base weight in place (on its device) and drops the dense copy.
+    void quantize(const quant::Nf4Options& options);
 
     bool quantized() const { return nf4_.defined(); }
     bool has_weight() const { return quantized() || dense_.defined(); }

@@ -204,6 +204,12 @@ void LlamaImpl::init_random(uint64_t seed, c10::ScalarType dtype, const c10::Dev
     inv_freq.set_data(inv_freq.to(device));
 }
 
+void LlamaImpl::quantize_linears(const quant::Nf4Options& options) {
+    for (Linear& l : linears()) {
+        if (l.get() != lm_head.get()) l->quantize(options);
+    }
+}
+
 void LlamaImpl::set_embedding(const at::Tensor& weight) {
     QLORA_CHECK(weight.dim() == 2 && weight.size(0) == config_.vocab_size && weight.size(1) == config_.hidden_size,
                 "model.embed_tokens.weight: expected shape [", config_.vocab_size, ", ", config_.hidden_size,
