@@ -151,7 +151,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     // Norm weights were created on the CPU; those set above already live on the device.
     model->to_device(options.device);
     log_info("loaded ", folder, ": ", loaded.size(), " tensors, ", n_quantized, " linears 4-bit, ",
-             model->weight_nbytes() / (1 << 20), " MiB of weights");
+             model->weight_nbytes() / 1024, " KiB of weights");
     return model;
 }
 

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "model/llama_config.h"
-#include "fresh_dir.h"
+#include "model/fresh_dir.h"
 #include "support/test_support.h"
 
 namespace qlora::model {

@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "model/llama_loader.h"
 #include "model/rope.h"
-#include "fresh_dir.h"
+#include "model/fresh_dir.h"
 #include "support/test_support.h"
 
 namespace qlora::model {

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "fresh_dir.h"
+#include "model/fresh_dir.h"
 #include "support/test_support.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 

@@ -1,0 +1,74 @@
+// qlora-generate --model DIR [--adapter A] [--quant nf4|fp4|none] --prompt T [--max-new-tokens N]
+//   [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--device D] [--dtype T]
+// Samples from a Llama-family model, streaming the text (prompt included) to stdout.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli/run_tool.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "model/generate.h"
+#include "model/llama_loader.h"
+
+int main(int argc, char** argv) {
+    using namespace qlora;
+    CLI::App app{"qlora-generate: sample text from a Llama-family model (greedy at temperature 0)"};
+    app.set_version_flag("--version", QLORA_VERSION);
+    std::string model_dir, adapter, quant = "none", prompt, device_name = "auto", dtype_name_arg;
+    int64_t max_new_tokens = 256;
+    model::SamplingOptions sampling;
+    bool no_bos = false, stats = false;
+    app.add_option("--model", model_dir, "Hugging Face model folder (config.json, *.safetensors, tokenizer.model)")
+        ->required()
+        ->check(CLI::ExistingDirectory);
+    app.add_option("--adapter", adapter, "PEFT LoRA adapter folder");
+    app.add_option("--quant", quant, "quantize the base linears while loading")
+        ->check(CLI::IsMember({"none", "nf4", "fp4"}));
+    app.add_option("--prompt", prompt, "the text to continue (may be empty: BOS only)")->required();
+    app.add_option("--max-new-tokens,-n", max_new_tokens, "stop after this many new tokens")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--temperature,-t", sampling.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
+    app.add_option("--top-p,-p", sampling.top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--top-k,-k", sampling.top_k, "keep the k most likely tokens (0 = off)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--repetition-penalty", sampling.repetition_penalty, "> 1 discourages repeats (1 = off)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--seed,-s", sampling.seed, "random seed (xorshift64*, as llama2.c)");
+    app.add_option("--device", device_name, "auto, cpu, cuda or cuda:N");
+    app.add_option("--dtype", dtype_name_arg, "compute dtype: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)");
+    app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
+    app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
+    return cli::run_tool("qlora-generate", app, argc, argv, [&] {
+        QLORA_CHECK(adapter.empty(), "--adapter: adapters arrive with the LoRA issue; this build cannot apply '",
+                    adapter, "' yet");
+        model::LoadOptions load;
+        load.device = resolve_device(device_name);
+        load.dtype = dtype_name_arg.empty() ? default_compute_dtype(load.device) : parse_dtype(dtype_name_arg);
+        load.quant = quant;
+        tokenizer::Tokenizer tok(model_dir);
+        model::Llama llama = model::load_llama(model_dir, load);
+
+        model::GenerateOptions options;
+        options.max_new_tokens = max_new_tokens;
+        options.sampling = sampling;
+        options.stop_ids = llama->config().eos_token_ids;
+        if (tok.eos_id() >= 0) options.stop_ids.push_back(tok.eos_id());
+        std::vector<int64_t> ids = tok.encode(prompt, /*add_bos=*/!no_bos);
+
+        model::TextStreamer streamer(tok);
+        std::cout << streamer.push(ids) << std::flush;
+        model::GenerateResult r = model::generate(llama, ids, options, [&](int64_t id) {
+            std::cout << streamer.push({id}) << std::flush;
+        });
+        std::cout << streamer.finish() << '\n' << std::flush;
+        if (stats) {
+            std::fprintf(stderr, "prompt %lld tokens, generated %lld%s; prefill %.3fs, decode %.1f tokens/s\n",
+                         static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens),
+                         r.stopped_at_eos ? " (stopped at EOS)" : "", r.prefill_seconds,
+                         r.decode_tokens_per_second());
+        }
+    });
+}
