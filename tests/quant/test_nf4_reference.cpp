@@ -15,6 +15,7 @@
 namespace qlora::quant {
 namespace {
 
+using qlora::test::error_of;
 using qlora::test::tensors_identical;
 constexpr nf4::Codebook kNf4 = nf4::make_codebook(nf4::QuantType::kNF4);
 constexpr nf4::Codebook kFp4 = nf4::make_codebook(nf4::QuantType::kFP4);
@@ -174,15 +175,6 @@ TEST(Nf4Tensor, BitsPerParameterWithDoubleQuant) {
     EXPECT_NEAR(8.0 * static_cast<double>(plain.nbytes()) / params, 4.5, 0.001);
     EXPECT_EQ(dq.dequantize().scalar_type(), at::kBFloat16);
     EXPECT_EQ(dq.dequantize().sizes(), w.sizes());
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 TEST(Nf4Tensor, BadInputsAreClearErrors) {

@@ -1,6 +1,8 @@
 // Implementation of the shared test helpers.
 #include "support/test_support.h"
 
+#include "core/error.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -33,6 +35,15 @@ std::string scratch_dir(const std::string& name) {
 }
 
 std::string tool(const std::string& name) { return (fs::path(QLORA_BINARY_DIR) / name).string(); }
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
 
 CommandResult run_command(const std::string& command) {
     CommandResult result;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 #include "test_paths.h"
@@ -24,6 +25,9 @@ struct CommandResult {
     int exit_code = -1;
     std::string output;  // stdout and stderr together
 };
+// The message of the qlora::Error that f throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
+
 // Runs a shell command, capturing stdout+stderr.
 CommandResult run_command(const std::string& command);
 

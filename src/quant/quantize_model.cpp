@@ -1,0 +1,104 @@
+// qlora-quantize's work: stream, quantize the decoder linears, write the bnb-4bit folder.
+#include "quant/quantize_model.h"
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "quant/bnb_format.h"
+
+namespace fs = std::filesystem;
+
+namespace qlora::quant {
+namespace {
+
+// Files a model folder carries besides weights; copied when present.
+const char* kSideFiles[] = {"tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                            "special_tokens_map.json", "generation_config.json"};
+
+nlohmann::ordered_json read_config(const std::string& model_dir) {
+    const fs::path path = fs::path(model_dir) / "config.json";
+    std::ifstream in(path);
+    QLORA_CHECK(in.good(), path.string(), ": cannot open (expected a Hugging Face model folder with config.json)");
+    try {
+        nlohmann::ordered_json config = nlohmann::ordered_json::parse(in);
+        QLORA_CHECK(config.is_object(), path.string(), ": must hold a JSON object");
+        return config;
+    } catch (const nlohmann::json::parse_error& e) {
+        QLORA_FAIL(path.string(), ": not valid JSON (", e.what(), ")");
+    }
+}
+
+}  // namespace
+
+double QuantizeModelSummary::quantized_bits_per_param() const {
+    return quantized_params == 0 ? 0.0
+                                 : 8.0 * static_cast<double>(quantized_bytes_after) /
+                                       static_cast<double>(quantized_params);
+}
+
+bool is_decoder_linear_weight(const std::string& name) {
+    static const std::regex pattern(
+        R"(model\.layers\.[0-9]+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight)");
+    return std::regex_match(name, pattern);
+}
+
+QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
+    QLORA_CHECK(nf4::valid_blocksize(options.quant.blocksize),
+                "--blocksize must be a power of two in [32, 4096], got ", options.quant.blocksize);
+    nlohmann::ordered_json config = read_config(options.model_dir);
+    QLORA_CHECK(!config.contains("quantization_config"), options.model_dir,
+                "/config.json: the model is already quantized (it has quantization_config)");
+    const c10::Device device = resolve_device(options.device);
+    io::SafetensorsFolder source(options.model_dir);
+    io::AtomicDir out(options.out_dir, options.overwrite);
+
+    QuantizeModelSummary summary;
+    {
+        io::ShardedSafetensorsWriter writer(out.path(), "model", options.max_shard_bytes);
+        const std::vector<std::string> names = source.names();
+        Progress progress("quantize", static_cast<int64_t>(names.size()), "tensor");
+        for (const std::string& name : names) {
+            at::Tensor t = source.load(name);
+            const int64_t bytes = t.nbytes();
+            summary.tensors += 1;
+            summary.params += t.numel();
+            summary.bytes_before += bytes;
+            if (is_decoder_linear_weight(name) && t.is_floating_point()) {
+                NF4Tensor q = NF4Tensor::quantize(t.to(device), options.quant, name);
+                summary.quantized_tensors += 1;
+                summary.quantized_params += t.numel();
+                summary.quantized_bytes_before += bytes;
+                summary.quantized_bytes_after += q.nbytes();
+                for (auto& [key, value] : bnb_4bit_tensors(q, name)) {
+                    summary.bytes_after += value.nbytes();
+                    writer.add(key, value);
+                }
+            } else {
+                summary.bytes_after += bytes;
+                writer.add(name, t);
+            }
+            progress.advance();
+        }
+        progress.finish();
+        writer.finish();
+    }
+    QLORA_CHECK(summary.quantized_tensors > 0, options.model_dir,
+                ": no decoder linear weights (model.layers.N.self_attn.q_proj.weight, ...) found to quantize");
+
+    config["quantization_config"] = bnb_quantization_config(options.quant, options.compute_dtype);
+    io::write_file_atomic((fs::path(out.path()) / "config.json").string(), config.dump(2) + "\n");
+    for (const char* file : kSideFiles) {
+        const fs::path from = fs::path(options.model_dir) / file;
+        if (fs::exists(from)) fs::copy_file(from, fs::path(out.path()) / file);
+    }
+    out.commit();
+    return summary;
+}
+
+}  // namespace qlora::quant
