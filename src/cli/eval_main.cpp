@@ -1,5 +1,5 @@
 // qlora-eval --model DIR [--adapter A] [--quant nf4|fp4|none] --data FILE [--format text|jsonl]
-//   [--max-seq-len N] [--device D] [--dtype T]
+//   [--max-seq-len N] [--device D] [--dtype T] [--threads N]
 // Prints one JSON line: {"loss": ..., "perplexity": ..., "tokens": ...} (protocol in model/evaluate.h).
 #include <CLI/CLI.hpp>
 
@@ -29,11 +29,16 @@ int main(int argc, char** argv) {
     app.add_option("--max-seq-len", max_seq_len, "window length (default: max_position_embeddings)")
         ->check(CLI::PositiveNumber);
     app.add_option("--device", device_name, "auto, cpu, cuda or cuda:N");
+    int threads = 0;
+    app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core; 1 is fastest for "
+                                         "tiny models on a busy machine)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--dtype", dtype_name_arg, "compute dtype (default: bf16 on CUDA, fp32 on CPU)");
     return cli::run_tool("qlora-eval", app, argc, argv, [&] {
         QLORA_CHECK(adapter.empty(), "--adapter: adapters arrive with the LoRA issue; this build cannot apply '",
                     adapter, "' yet");
         if (format.empty()) format = data.ends_with(".jsonl") ? "jsonl" : "text";
+        if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
         load.device = resolve_device(device_name);
         load.dtype = dtype_name_arg.empty() ? default_compute_dtype(load.device) : parse_dtype(dtype_name_arg);

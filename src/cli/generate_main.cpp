@@ -1,10 +1,14 @@
 // qlora-generate --model DIR [--adapter A] [--quant nf4|fp4|none] --prompt T [--max-new-tokens N]
 //   [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--device D] [--dtype T]
+//   [--threads N]
 // Samples from a Llama-family model, streaming the text (prompt included) to stdout.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/run_tool.h"
 #include "core/device.h"
@@ -12,6 +16,33 @@
 #include "core/log.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
+
+namespace {
+
+// Stop ids: config.json's eos_token_id, the tokenizer's EOS, and generation_config.json's
+// eos_token_id when present (Llama 3 instruct models list their end-of-turn ids there).
+std::vector<int64_t> stop_ids(const std::string& model_dir, const qlora::model::LlamaConfig& config,
+                              const qlora::tokenizer::Tokenizer& tok) {
+    std::vector<int64_t> ids = config.eos_token_ids;
+    if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+    const auto path = std::filesystem::path(model_dir) / "generation_config.json";
+    if (std::filesystem::exists(path)) {
+        std::ifstream in(path);
+        auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (j.is_object() && j.contains("eos_token_id")) {
+            const auto& e = j["eos_token_id"];
+            if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
+            if (e.is_array()) {
+                for (const auto& x : e) {
+                    if (x.is_number_integer()) ids.push_back(x.get<int64_t>());
+                }
+            }
+        }
+    }
+    return ids;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     using namespace qlora;
@@ -38,12 +69,17 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     app.add_option("--seed,-s", sampling.seed, "random seed (xorshift64*, as llama2.c)");
     app.add_option("--device", device_name, "auto, cpu, cuda or cuda:N");
+    int threads = 0;
+    app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core; 1 is fastest for "
+                                         "tiny models on a busy machine)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--dtype", dtype_name_arg, "compute dtype: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)");
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
         QLORA_CHECK(adapter.empty(), "--adapter: adapters arrive with the LoRA issue; this build cannot apply '",
                     adapter, "' yet");
+        if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
         load.device = resolve_device(device_name);
         load.dtype = dtype_name_arg.empty() ? default_compute_dtype(load.device) : parse_dtype(dtype_name_arg);
@@ -54,8 +90,7 @@ int main(int argc, char** argv) {
         model::GenerateOptions options;
         options.max_new_tokens = max_new_tokens;
         options.sampling = sampling;
-        options.stop_ids = llama->config().eos_token_ids;
-        if (tok.eos_id() >= 0) options.stop_ids.push_back(tok.eos_id());
+        options.stop_ids = stop_ids(model_dir, llama->config(), tok);
         std::vector<int64_t> ids = tok.encode(prompt, /*add_bos=*/!no_bos);
 
         model::TextStreamer streamer(tok);

@@ -156,7 +156,11 @@ at::Tensor LlamaImpl::hidden_states(const at::Tensor& tokens, int64_t start_pos,
     for (size_t l = 0; l < layers.size(); ++l) {
         at::Tensor* ck = cache != nullptr ? &cache->k[l] : nullptr;
         at::Tensor* cv = cache != nullptr ? &cache->v[l] : nullptr;
-        h = layers[l](h, cos, sin, start_pos, ck, cv, mask);
+        if (layer_runner && cache == nullptr) {
+            h = layer_runner(layers[l], h, cos, sin, mask);
+        } else {
+            h = layers[l](h, cos, sin, start_pos, ck, cv, mask);
+        }
     }
     if (cache != nullptr) cache->length = start_pos + T;
     return norm(h);

@@ -38,18 +38,6 @@ bool is_quantizable(const std::string& name) {
     return false;
 }
 
-// bitsandbytes stores each 4-bit weight as P.weight plus these companions.
-bool is_bnb_companion(const std::string& name) {
-    for (const char* s : {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map",
-                          ".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4"}) {
-        const std::string suffix = s;
-        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 std::map<std::string, Slot> make_slots(LlamaImpl& m) {
     const LlamaConfig& c = m.config();
     std::map<std::string, Slot> slots;
@@ -113,7 +101,9 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                 log_debug(folder, ": ignoring lm_head.weight (tie_word_embeddings is true)");
                 continue;
             }
-            if (prequantized && is_bnb_companion(name)) continue;
+#ifdef QLORA_HAVE_BNB_FORMAT
+            if (prequantized && quant::is_bnb_state_key(name)) continue;  // read with its weight
+#endif
             QLORA_FAIL(folder, ": unexpected tensor '", name, "' for a ", config.model_type, " model with ",
                        config.num_hidden_layers, " layers (expected names: ", kNamePatterns, ")");
         }
