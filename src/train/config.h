@@ -1,0 +1,147 @@
+// TrainConfig: the typed form of a qlora-train YAML file (DESIGN.md section 9). Defaults are the
+// QLoRA paper's recipe, so a config only states what differs from it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qlora::train {
+
+struct ModelConfig {
+    std::string path;             // Hugging Face model folder (config.json, safetensors, tokenizer.model)
+    std::string dtype = "auto";   // auto (bf16 on cuda, fp32 on cpu), float32, bfloat16, float16
+    bool operator==(const ModelConfig&) const = default;
+};
+
+struct QuantConfig {
+    bool enabled = true;          // false: LoRA over a dense frozen base (plain LoRA)
+    std::string type = "nf4";     // nf4 | fp4
+    int64_t blocksize = 64;       // power of two in [32, 4096]
+    bool double_quant = true;     // 8-bit absmax in nested blocks of 256
+    bool operator==(const QuantConfig&) const = default;
+};
+
+struct LoraConfig {
+    int64_t r = 64;
+    double alpha = 16.0;
+    double dropout = 0.05;
+    // "all-linear" or module names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).
+    std::vector<std::string> targets = {"all-linear"};
+    bool use_rslora = false;      // scale alpha / sqrt(r) instead of alpha / r
+    bool operator==(const LoraConfig&) const = default;
+};
+
+struct DataConfig {
+    std::string train;                    // .jsonl, .json (array) or .txt (text format only)
+    std::optional<std::string> eval;      // an eval file ...
+    std::optional<double> eval_split;     // ... or a deterministic fraction of train, (0, 1)
+    std::string format = "alpaca";        // text | alpaca | chat
+    std::string template_name = "alpaca"; // YAML key "template": alpaca | llama2-chat | chatml | plain
+    int64_t max_seq_len = 512;
+    bool packing = false;
+    bool group_by_length = false;
+    bool train_on_inputs = false;         // false: loss on completions only (prompt labels -100)
+    std::string on_bad_record = "fatal";  // fatal | skip
+    bool shuffle = true;
+    bool operator==(const DataConfig&) const = default;
+};
+
+struct LoopConfig {  // YAML section "train"
+    std::optional<int64_t> max_steps;     // optimizer steps; exclusive with epochs
+    std::optional<int64_t> epochs;        // when neither is given: 1 epoch
+    int64_t micro_batch = 1;
+    int64_t grad_accum = 16;
+    bool gradient_checkpointing = true;
+    uint64_t seed = 42;
+    bool skip_nonfinite = false;          // skip a step with a non-finite loss/grad instead of stopping
+    int64_t log_every = 1;
+    bool operator==(const LoopConfig&) const = default;
+};
+
+struct OptimConfig {
+    std::string name = "paged_adamw_32bit";
+    double lr = 2e-4;
+    double weight_decay = 0.0;
+    std::vector<double> betas = {0.9, 0.999};
+    double eps = 1e-8;
+    double max_grad_norm = 0.3;           // 0 disables clipping
+    std::string schedule = "constant";    // constant | linear | cosine
+    std::optional<double> warmup_ratio = 0.03;  // exclusive with warmup_steps; setting
+    std::optional<int64_t> warmup_steps;        // warmup_steps alone drops the default ratio
+    bool operator==(const OptimConfig&) const = default;
+};
+
+struct EvalConfig {
+    int64_t every = 200;                  // optimizer steps between evals; 0: only at the end
+    int64_t max_batches = 0;              // 0: the whole eval set
+    std::vector<std::string> prompts;     // sample generations at eval time
+    int64_t max_new_tokens = 64;
+    bool operator==(const EvalConfig&) const = default;
+};
+
+struct OutputConfig {
+    std::string dir;                      // default: runs/<config file stem>, from the working dir
+    int64_t save_every = 250;             // 0: only the final adapter
+    int64_t keep = 3;                     // checkpoints kept; 0 keeps all
+    bool operator==(const OutputConfig&) const = default;
+};
+
+// Quantization-aware training (DESIGN.md section 11); validated now, used by a later trainer.
+struct QatConfig {
+    bool enabled = false;
+    std::string weight = "int4";          // int4 | nf4
+    int64_t group_size = 32;              // int4 groups: power of two in [32, 256]
+    std::string activations = "none";     // none | int8
+    std::string mode = "adapter";         // adapter: Q(W0) + s*B*A | merged: Q(W0 + s*B*A)
+    int64_t start_step = 0;
+    bool operator==(const QatConfig&) const = default;
+};
+
+struct HardwareConfig {
+    std::string device = "auto";          // auto | cpu | cuda | cuda:N
+    std::optional<double> memory_limit_gb;
+    bool operator==(const HardwareConfig&) const = default;
+};
+
+struct TrainConfig {
+    ModelConfig model;
+    QuantConfig quant;
+    LoraConfig lora;
+    DataConfig data;
+    LoopConfig train;
+    OptimConfig optim;
+    EvalConfig eval;
+    OutputConfig output;
+    QatConfig qat;
+    HardwareConfig hardware;
+
+    std::string source;  // the file it was loaded from (not part of equality)
+    bool operator==(const TrainConfig& o) const {
+        return model == o.model && quant == o.quant && lora == o.lora && data == o.data &&
+               train == o.train && optim == o.optim && eval == o.eval && output == o.output &&
+               qat == o.qat && hardware == o.hardware;
+    }
+};
+
+// Loads and validates `path`, then applies `overrides` ("lora.r=16", "optim.betas=[0.9, 0.95]":
+// values parsed as YAML). Every problem (unknown key with the closest valid one suggested, wrong
+// type, bad value) is collected and thrown as one qlora::Error, one "FILE:LINE:COL: ..." line each.
+// Paths written in the file are resolved against the file's folder; paths given as overrides or
+// left at defaults, against the working directory. Paths are not checked to exist (check_paths).
+TrainConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Throws one qlora::Error listing each configured input (model.path, its config.json, data.train,
+// data.eval) that does not exist. Kept apart so `--dry-run` can validate a recipe anywhere.
+void check_paths(const TrainConfig& config);
+
+// Every key, defaults included, as YAML that load_config reads back to an equal config.
+std::string to_yaml(const TrainConfig& config);
+// Writes to_yaml(config) to `path` (creating its folder).
+void save_resolved_config(const TrainConfig& config, const std::string& path);
+
+// "all-linear" expanded to the projection names the model has.
+std::vector<std::string> resolved_lora_targets(const LoraConfig& lora);
+
+}  // namespace qlora::train

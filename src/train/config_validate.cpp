@@ -1,0 +1,201 @@
+// Range and name checks for every config key; messages say what was expected and what was found.
+#include "train/config_validate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "optim/lr_schedule.h"
+#include "optim/optimizer_factory.h"
+#include "quant/nf4_tensor.h"
+
+namespace qlora::train {
+
+const std::string& ConfigSources::location(const std::string& key) const {
+    auto it = where.find(key);
+    return it == where.end() ? file : it->second;
+}
+
+void ConfigSources::add(const std::string& key, const std::string& message) {
+    problems.push_back(location(key) + ": " + key + ": " + message);
+}
+
+namespace {
+
+std::string num(double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+}
+
+bool one_of(const std::string& v, std::initializer_list<const char*> names) {
+    return std::any_of(names.begin(), names.end(), [&](const char* n) { return v == n; });
+}
+
+std::string names_list(std::initializer_list<const char*> names) {
+    std::string s;
+    for (const char* n : names) s += (s.empty() ? "" : ", ") + std::string(n);
+    return s;
+}
+
+void check_name(ConfigSources& s, const std::string& key, const std::string& value,
+                std::initializer_list<const char*> names) {
+    if (!one_of(value, names)) {
+        s.add(key, "expected one of " + names_list(names) + ", found '" + value + "'");
+    }
+}
+
+// Runs one of the library's parse_* functions only to learn whether it accepts the name.
+template <typename Parse>
+void check_parses(ConfigSources& s, const std::string& key, const std::string& value,
+                  const char* valid, Parse parse) {
+    try {
+        parse(value);
+    } catch (const Error&) {
+        s.add(key, std::string("expected one of ") + valid + ", found '" + value + "'");
+    }
+}
+
+void check_positive(ConfigSources& s, const std::string& key, int64_t v) {
+    if (v <= 0) s.add(key, "expected an integer > 0, found " + std::to_string(v));
+}
+
+void check_non_negative(ConfigSources& s, const std::string& key, int64_t v) {
+    if (v < 0) s.add(key, "expected an integer >= 0, found " + std::to_string(v));
+}
+
+bool power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+bool valid_device(const std::string& d) {
+    if (d == "auto" || d == "cpu" || d == "cuda") return true;
+    if (d.rfind("cuda:", 0) != 0 || d.size() == 5) return false;
+    return std::all_of(d.begin() + 5, d.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+const std::initializer_list<const char*> kLoraModules = {
+    "all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+
+void validate_model_quant_lora(const TrainConfig& c, ConfigSources& s) {
+    if (c.model.path.empty()) s.add("model.path", "missing; expected a Hugging Face model folder");
+    if (c.model.dtype != "auto") {
+        check_parses(s, "model.dtype", c.model.dtype, "auto, float32, bfloat16, float16",
+                     [](const std::string& v) { parse_dtype(v); });
+    }
+    check_parses(s, "quant.type", c.quant.type, "nf4, fp4",
+                 [](const std::string& v) { quant::parse_quant_type(v); });
+    if (!power_of_two(c.quant.blocksize) || c.quant.blocksize < 32 || c.quant.blocksize > 4096) {
+        s.add("quant.blocksize", "expected a power of two in [32, 4096], found " +
+                                     std::to_string(c.quant.blocksize));
+    }
+    check_positive(s, "lora.r", c.lora.r);
+    if (!(c.lora.alpha > 0)) s.add("lora.alpha", "expected a number > 0, found " + num(c.lora.alpha));
+    if (!(c.lora.dropout >= 0 && c.lora.dropout < 1)) {
+        s.add("lora.dropout", "expected a number in [0, 1), found " + num(c.lora.dropout));
+    }
+    if (c.lora.targets.empty()) s.add("lora.targets", "expected all-linear or module names, found an empty list");
+    for (const std::string& t : c.lora.targets) {
+        if (!one_of(t, kLoraModules)) {
+            s.add("lora.targets", "expected one of " + names_list(kLoraModules) + ", found '" + t + "'");
+        }
+    }
+    const bool has_all = std::find(c.lora.targets.begin(), c.lora.targets.end(), "all-linear") !=
+                         c.lora.targets.end();
+    if (has_all && c.lora.targets.size() > 1) {
+        s.add("lora.targets", "all-linear already names every projection; give it alone");
+    }
+}
+
+void validate_data(const TrainConfig& c, ConfigSources& s) {
+    const DataConfig& d = c.data;
+    if (d.train.empty()) s.add("data.train", "missing; expected a .jsonl, .json or .txt file");
+    if (d.eval && d.eval_split) {
+        s.add("data.eval_split", "exclusive with data.eval (found both); set one of them");
+    }
+    if (d.eval_split && !(*d.eval_split > 0 && *d.eval_split < 1)) {
+        s.add("data.eval_split", "expected a fraction in (0, 1), found " + num(*d.eval_split));
+    }
+    check_name(s, "data.format", d.format, {"text", "alpaca", "chat"});
+    check_name(s, "data.template", d.template_name, {"alpaca", "llama2-chat", "chatml", "plain"});
+    if (d.max_seq_len < 2) {
+        s.add("data.max_seq_len", "expected an integer >= 2, found " + std::to_string(d.max_seq_len));
+    }
+    check_name(s, "data.on_bad_record", d.on_bad_record, {"fatal", "skip"});
+}
+
+void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
+    const LoopConfig& t = c.train;
+    if (t.max_steps) check_positive(s, "train.max_steps", *t.max_steps);
+    if (t.epochs) check_positive(s, "train.epochs", *t.epochs);
+    if (t.max_steps && t.epochs) {
+        s.add("train.epochs", "exclusive with train.max_steps (found both); set the other to null");
+    }
+    check_positive(s, "train.micro_batch", t.micro_batch);
+    check_positive(s, "train.grad_accum", t.grad_accum);
+    check_positive(s, "train.log_every", t.log_every);
+
+    const OptimConfig& o = c.optim;
+    check_parses(s, "optim.name", o.name,
+                 "adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit",
+                 [](const std::string& v) { optim::parse_optimizer_kind(v); });
+    if (!(o.lr > 0) || !std::isfinite(o.lr)) s.add("optim.lr", "expected a number > 0, found " + num(o.lr));
+    if (!(o.weight_decay >= 0)) {
+        s.add("optim.weight_decay", "expected a number >= 0, found " + num(o.weight_decay));
+    }
+    if (o.betas.size() != 2) {
+        s.add("optim.betas", "expected 2 numbers [beta1, beta2], found " + std::to_string(o.betas.size()));
+    }
+    for (double b : o.betas) {
+        if (!(b >= 0 && b < 1)) s.add("optim.betas", "expected values in [0, 1), found " + num(b));
+    }
+    if (!(o.eps > 0)) s.add("optim.eps", "expected a number > 0, found " + num(o.eps));
+    if (!(o.max_grad_norm >= 0)) {
+        s.add("optim.max_grad_norm", "expected a number >= 0 (0 disables clipping), found " +
+                                         num(o.max_grad_norm));
+    }
+    check_parses(s, "optim.schedule", o.schedule, "constant, linear, cosine",
+                 [](const std::string& v) { optim::parse_schedule_kind(v); });
+    if (o.warmup_ratio && !(*o.warmup_ratio >= 0 && *o.warmup_ratio <= 1)) {
+        s.add("optim.warmup_ratio", "expected a fraction in [0, 1], found " + num(*o.warmup_ratio));
+    }
+    if (o.warmup_steps) check_non_negative(s, "optim.warmup_steps", *o.warmup_steps);
+    if (o.warmup_ratio && o.warmup_steps) {
+        s.add("optim.warmup_steps", "exclusive with optim.warmup_ratio (found both); set the other to null");
+    }
+}
+
+void validate_rest(const TrainConfig& c, ConfigSources& s) {
+    check_non_negative(s, "eval.every", c.eval.every);
+    check_non_negative(s, "eval.max_batches", c.eval.max_batches);
+    check_positive(s, "eval.max_new_tokens", c.eval.max_new_tokens);
+    check_non_negative(s, "output.save_every", c.output.save_every);
+    check_non_negative(s, "output.keep", c.output.keep);
+
+    check_name(s, "qat.weight", c.qat.weight, {"int4", "nf4"});
+    if (!power_of_two(c.qat.group_size) || c.qat.group_size < 32 || c.qat.group_size > 256) {
+        s.add("qat.group_size", "expected a power of two in [32, 256], found " +
+                                    std::to_string(c.qat.group_size));
+    }
+    check_name(s, "qat.activations", c.qat.activations, {"none", "int8"});
+    check_name(s, "qat.mode", c.qat.mode, {"adapter", "merged"});
+    check_non_negative(s, "qat.start_step", c.qat.start_step);
+
+    if (!valid_device(c.hardware.device)) {
+        s.add("hardware.device", "expected auto, cpu, cuda or cuda:N, found '" + c.hardware.device + "'");
+    }
+    if (c.hardware.memory_limit_gb && !(*c.hardware.memory_limit_gb > 0)) {
+        s.add("hardware.memory_limit_gb", "expected a number > 0, found " + num(*c.hardware.memory_limit_gb));
+    }
+}
+
+}  // namespace
+
+void validate_config(const TrainConfig& config, ConfigSources& sources) {
+    validate_model_quant_lora(config, sources);
+    validate_data(config, sources);
+    validate_loop_optim(config, sources);
+    validate_rest(config, sources);
+}
+
+}  // namespace qlora::train
