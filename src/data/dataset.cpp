@@ -1,0 +1,84 @@
+// Records -> samples for a whole file, and the eval split.
+#include "data/dataset.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "data/rng.h"
+#include "train/config.h"
+
+namespace qlora::data {
+
+Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok, const DatasetOptions& options) {
+    ReadResult read = read_records(path, options.format, options.skip_bad);
+    Dataset ds;
+    ds.skipped = std::move(read.skipped);
+    ds.samples.reserve(read.records.size());
+    for (const Record& r : read.records) {
+        const std::vector<Segment> segments = render(r, options.format, options.tmpl);
+        TokenizeOptions full = options.tokenize;
+        full.max_seq_len = INT64_MAX;
+        Sample s = tokenize_segments(segments, tok, full);
+        if (static_cast<int64_t>(s.tokens.size()) > options.tokenize.max_seq_len) {
+            ++ds.truncated;
+            s.tokens.resize(options.tokenize.max_seq_len);
+            s.labels.resize(options.tokenize.max_seq_len);
+        }
+        if (s.num_label_tokens() == 0) {
+            ++ds.dropped;  // a prompt longer than max_seq_len: nothing left to learn
+            continue;
+        }
+        ds.samples.push_back(std::move(s));
+    }
+    QLORA_CHECK(!ds.samples.empty(), path, ": no sample keeps a completion token within data.max_seq_len=",
+                options.tokenize.max_seq_len);
+    if (!ds.skipped.empty() || ds.truncated > 0 || ds.dropped > 0) {
+        log_warn(path, ": ", ds.samples.size(), " samples; skipped ", ds.skipped.size(),
+                 " malformed records, truncated ", ds.truncated, " samples to ",
+                 options.tokenize.max_seq_len, " tokens, dropped ", ds.dropped,
+                 " whose completion fell beyond it");
+    }
+    return ds;
+}
+
+std::vector<Sample> split_eval(std::vector<Sample>& samples, double fraction, uint64_t seed) {
+    const int64_t n = static_cast<int64_t>(samples.size());
+    QLORA_CHECK(n >= 2, "data.eval_split needs at least 2 samples, found ", n);
+    const int64_t n_eval = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(fraction * n)), 1, n - 1);
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    SplitMix64 rng = seeded_stream(seed, /*purpose=*/2, /*epoch=*/0);
+    shuffle_in_place(order, rng);
+    std::vector<bool> is_eval(n, false);
+    for (int64_t i = 0; i < n_eval; ++i) is_eval[order[i]] = true;
+    std::vector<Sample> train, eval;
+    for (int64_t i = 0; i < n; ++i) (is_eval[i] ? eval : train).push_back(std::move(samples[i]));
+    samples = std::move(train);
+    return eval;
+}
+
+DatasetOptions dataset_options(const train::DataConfig& config) {
+    DatasetOptions o;
+    o.format = parse_format(config.format);
+    o.tmpl = parse_template(config.template_name);
+    o.tokenize.train_on_inputs = config.train_on_inputs;
+    o.tokenize.max_seq_len = config.max_seq_len;
+    o.skip_bad = config.on_bad_record == "skip";
+    return o;
+}
+
+DataSplits load_splits(const train::DataConfig& config, uint64_t seed, const tokenizer::Tokenizer& tok) {
+    const DatasetOptions options = dataset_options(config);
+    DataSplits splits;
+    splits.train = load_dataset(config.train, tok, options);
+    if (config.eval) {
+        splits.eval = load_dataset(*config.eval, tok, options).samples;
+    } else if (config.eval_split) {
+        splits.eval = split_eval(splits.train.samples, *config.eval_split, seed);
+    }
+    return splits;
+}
+
+}  // namespace qlora::data

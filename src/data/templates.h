@@ -1,0 +1,39 @@
+// Prompt templates: a record becomes segments of text, each either prompt (no loss unless
+// train_on_inputs) or completion (loss, and EOS after it). Segments are tokenized one by one so
+// the prompt/completion boundary is exact (as Meta's llama2-chat encodes each turn on its own).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/records.h"
+
+namespace qlora::data {
+
+enum class Template { kAlpaca, kLlama2Chat, kChatml, kPlain };
+// "alpaca" | "llama2-chat" | "chatml" | "plain"; throws qlora::Error otherwise.
+Template parse_template(const std::string& name);
+
+struct Segment {
+    std::string text;
+    bool completion = false;  // a completion gets labels and is followed by EOS
+    bool bos = false;         // a BOS token goes before it (llama2-chat turns after the first)
+};
+
+// Text records are one completion segment (the template does not apply). Alpaca records under a
+// chat template are one user turn (instruction, then a blank line and the input if any) and one
+// assistant turn; chat records under the alpaca template are turns of "### Instruction:" /
+// "### Response:", the system message (if any) replacing Alpaca's opening sentence.
+//
+//   alpaca       Stanford Alpaca's prompt (with/without input), completion = output
+//   llama2-chat  "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]" then " {assistant}"; every
+//                later turn starts with BOS "[INST] {user} [/INST]"
+//   chatml       "<|im_start|>{role}\n{content}<|im_end|>\n" per message, prompts ending with
+//                "<|im_start|>assistant\n", completions "{content}<|im_end|>"
+//   plain        "{system}\n\n" (if any), then "{user}\n" prompts and "{assistant}" completions
+std::vector<Segment> render(const Record& record, Format format, Template tmpl);
+
+// The prompt a model fine-tuned with `tmpl` expects for one user message (generation, eval prompts).
+std::string render_prompt(const std::string& user, Template tmpl);
+
+}  // namespace qlora::data
