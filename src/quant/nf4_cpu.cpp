@@ -8,6 +8,7 @@
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "quant/nf4_ref.h"
@@ -39,10 +40,13 @@ void quantize_typed(const T* x, int64_t n, int64_t blocksize, const nf4::Codeboo
     });
 }
 
-template <typename Out>
+// Out is float or a 16-bit float; Raw is its storage (float, uint16_t). Tables hold raw values so
+// the inner loop is pure loads and stores of plain integers/floats, which the compiler unrolls.
+template <typename Out, typename Raw>
 void dequantize_typed(const uint8_t* packed, const float* absmax_f32, const uint8_t* codes,
                       const float* nested, const float* map, float offset, int64_t n,
-                      int64_t blocksize, const nf4::Codebook& cb, Out* out) {
+                      int64_t blocksize, const nf4::Codebook& cb, Raw* out) {
+    static_assert(sizeof(Out) == sizeof(Raw));
     const int64_t blocks = nf4::num_blocks(n, blocksize);
     const int64_t grain = std::max<int64_t>(1, 32768 / blocksize);
     at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
@@ -54,12 +58,15 @@ void dequantize_typed(const uint8_t* packed, const float* absmax_f32, const uint
                 float scaled = map[codes[b]] * nested[b / nf4::kNestedBlocksize];
                 scale = scaled + offset;
             }
-            Out table[16];
-            for (int k = 0; k < 16; ++k) table[k] = static_cast<Out>(cb.values[k] * scale);
+            Raw table[16];
+            for (int k = 0; k < 16; ++k) {
+                const Out v = static_cast<Out>(cb.values[k] * scale);
+                std::memcpy(&table[k], &v, sizeof(Raw));
+            }
             const int64_t start = b * blocksize;
             const int64_t len = std::min(blocksize, n - start);
             const uint8_t* src = packed + start / 2;
-            Out* dst = out + start;
+            Raw* dst = out + start;
             const int64_t pairs = len / 2;
             for (int64_t j = 0; j < pairs; ++j) {
                 const uint8_t byte = src[j];
@@ -97,13 +104,15 @@ void nf4_dequantize_cpu(const at::Tensor& packed, const at::Tensor& absmax_f32,
     const float* m = map.defined() ? map.data_ptr<float>() : nullptr;
     switch (out.scalar_type()) {
         case at::kFloat:
-            dequantize_typed(p, a, c, ne, m, offset, n, blocksize, cb, out.data_ptr<float>());
+            dequantize_typed<float, float>(p, a, c, ne, m, offset, n, blocksize, cb, out.data_ptr<float>());
             break;
         case at::kHalf:
-            dequantize_typed(p, a, c, ne, m, offset, n, blocksize, cb, out.data_ptr<at::Half>());
+            dequantize_typed<at::Half, uint16_t>(p, a, c, ne, m, offset, n, blocksize, cb,
+                                                 static_cast<uint16_t*>(out.data_ptr()));
             break;
         case at::kBFloat16:
-            dequantize_typed(p, a, c, ne, m, offset, n, blocksize, cb, out.data_ptr<at::BFloat16>());
+            dequantize_typed<at::BFloat16, uint16_t>(p, a, c, ne, m, offset, n, blocksize, cb,
+                                                     static_cast<uint16_t*>(out.data_ptr()));
             break;
         default: TORCH_CHECK(false, "nf4_dequantize_cpu: unsupported output dtype ", out.scalar_type());
     }
