@@ -1,27 +1,46 @@
-// qlora-train CONFIG.yaml [key=value ...] [--dry-run] [--resume auto|DIR]
-// The training loop arrives with the trainer issue; until then this validates its arguments.
+// qlora-train CONFIG.yaml [key=value ...] [--dry-run [--model-config FILE]] [--resume auto|DIR]
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <vector>
 
 #include "cli/run_tool.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "train/config.h"
+#include "train/dry_run.h"
+#include "train/trainer.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"qlora-train: QLoRA fine-tuning of Llama-family models from a YAML config"};
     app.set_version_flag("--version", QLORA_VERSION);
-    std::string config;
+    std::string config_path;
     std::vector<std::string> overrides;
     bool dry_run = false;
+    std::string model_config;
     std::string resume;
-    app.add_option("config", config, "training config (YAML), e.g. configs/quickstart.yaml")
-        ->required()
-        ->check(CLI::ExistingFile);
-    app.add_option("overrides", overrides, "key.sub=value overrides of config entries");
-    app.add_flag("--dry-run", dry_run, "validate the config and print the memory plan only");
-    app.add_option("--resume", resume, "auto (newest complete checkpoint) or a checkpoint folder");
+    app.add_option("config", config_path, "training config (YAML), e.g. configs/quickstart.yaml")->required();
+    app.add_option("overrides", overrides, "key.sub=value overrides of config entries, e.g. optim.lr=1e-4");
+    app.add_flag("--dry-run", dry_run, "validate the config and data files, print the memory plan, train nothing");
+    app.add_option("--model-config", model_config,
+                   "with --dry-run: a config.json to plan with when the model is not downloaded yet");
+    app.add_option("--resume", resume, "auto (newest complete checkpoint in output.dir) or a checkpoint folder");
     return qlora::cli::run_tool("qlora-train", app, argc, argv, [&] {
-        QLORA_RUNTIME_CHECK(false, "training is not implemented in this build yet (config '",
-                            config, "' was not run)");
+        qlora::train::TrainConfig config = qlora::train::load_config(config_path, overrides);
+        if (dry_run) {
+            std::fputs(qlora::train::dry_run_report(config, model_config).c_str(), stdout);
+            return;
+        }
+        qlora::train::install_interrupt_handler();
+        qlora::train::Trainer trainer(config, resume);
+        trainer.setup();
+        qlora::train::TrainResult r = trainer.train();
+        if (r.interrupted) {
+            std::printf("interrupted at step %lld: checkpoint saved; continue with --resume auto\n",
+                        static_cast<long long>(r.steps));
+        } else {
+            std::printf("done: %lld steps, final loss %.4f, adapter in %s\n", static_cast<long long>(r.steps),
+                        r.losses.empty() ? 0.0 : r.losses.back(), r.adapter_dir.c_str());
+        }
     });
 }

@@ -60,7 +60,7 @@ void read_file_tree(const YAML::Node& root, TrainConfig& config, ConfigSources& 
                                        unknown_key_message(name, sections));
             continue;
         }
-        const YAML::Node& body = sec->second;
+        const YAML::Node body = sec->second;  // a copy: the iterator hands out a temporary
         if (body.IsNull()) continue;
         if (!body.IsMap()) {
             sources.problems.push_back(mark_of(file, body.Mark()) + ": " + name +

@@ -1,0 +1,99 @@
+// Builds memory plans for the configured run and for variants without 4-bit weights, without
+// checkpointing and without paging, and renders them beside the memory limit.
+#include "train/dry_run.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "memory/memory_plan.h"
+#include "model/llama_config.h"
+#include "optim/optimizer_factory.h"
+#include "quant/nf4_tensor.h"
+
+namespace fs = std::filesystem;
+
+namespace qlora::train {
+namespace {
+
+double gib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(1ull << 30); }
+
+}  // namespace
+
+std::string dry_run_report(const TrainConfig& c, const std::string& model_config) {
+    std::string source = model_config;
+    if (source.empty()) {
+        source = (fs::path(c.model.path) / "config.json").string();
+        QLORA_CHECK(fs::exists(source), source,
+                    " does not exist: download the model, or pass --model-config with its config.json "
+                    "(configs/model-configs/ has the common Llama shapes)");
+    }
+    const model::LlamaConfig mc = model::LlamaConfig::load(source);
+
+    memory::PlanInputs in;
+    in.model = mc;
+    in.lora.r = c.lora.r;
+    in.lora.alpha = c.lora.alpha;
+    in.lora.dropout = c.lora.dropout;
+    in.lora.use_rslora = c.lora.use_rslora;
+    in.lora.targets = c.lora.targets;
+    in.quantize = c.quant.enabled;
+    in.quant.type = quant::parse_quant_type(c.quant.type);
+    in.quant.blocksize = c.quant.blocksize;
+    in.quant.double_quant = c.quant.double_quant;
+    const bool on_cuda = c.hardware.device != "cpu";
+    in.weight_dtype = c.model.dtype == "auto" ? (on_cuda ? at::kBFloat16 : at::kFloat) : parse_dtype(c.model.dtype);
+    in.optimizer = optim::parse_optimizer_kind(c.optim.name);
+    in.micro_batch = c.train.micro_batch;
+    in.seq_len = c.data.max_seq_len;
+    in.checkpointing = c.train.gradient_checkpointing;
+    const memory::MemoryPlan plan = memory::plan_memory(in);
+
+    std::string out;
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "memory plan for %s (%s: %lld layers, hidden %lld, %.2fB parameters), micro_batch %lld x seq %lld, "
+                  "r %lld, %s, %s\n",
+                  c.source.c_str(), source.c_str(), static_cast<long long>(mc.num_hidden_layers),
+                  static_cast<long long>(mc.hidden_size), static_cast<double>(mc.num_parameters()) / 1e9,
+                  static_cast<long long>(in.micro_batch), static_cast<long long>(in.seq_len),
+                  static_cast<long long>(c.lora.r), c.quant.enabled ? c.quant.type.c_str() : "dense base",
+                  c.optim.name.c_str());
+    out += line;
+    out += plan.describe();
+
+    struct Variant {
+        const char* what;
+        memory::PlanInputs inputs;
+    };
+    std::vector<Variant> variants;
+    if (in.quantize) {
+        Variant v{"16-bit base instead of 4-bit (plain LoRA)", in};
+        v.inputs.quantize = false;
+        v.inputs.weight_dtype = at::kBFloat16;
+        variants.push_back(v);
+    }
+    if (in.checkpointing) {
+        Variant v{"without gradient checkpointing", in};
+        v.inputs.checkpointing = false;
+        variants.push_back(v);
+    }
+    const double limit = c.hardware.memory_limit_gb.value_or(0.0);
+    if (limit > 0) {
+        const double need = gib(plan.total_without_paged());
+        std::snprintf(line, sizeof(line), "limit hardware.memory_limit_gb = %.1f GiB: the run needs %.2f GiB on the "
+                      "device (%.2f GiB with paged optimizer states resident) -> %s\n",
+                      limit, need, gib(plan.total()), need <= limit ? "FITS" : "DOES NOT FIT");
+        out += line;
+    }
+    for (const Variant& v : variants) {
+        const memory::MemoryPlan p = memory::plan_memory(v.inputs);
+        std::snprintf(line, sizeof(line), "  %-44s %8.2f GiB%s\n", v.what, gib(p.total_without_paged()),
+                      limit > 0 ? (gib(p.total_without_paged()) <= limit ? "  fits" : "  would NOT fit") : "");
+        out += line;
+    }
+    return out;
+}
+
+}  // namespace qlora::train

@@ -1,0 +1,43 @@
+// A training checkpoint: checkpoints/step-N/ holds the PEFT adapter and trainer_state.safetensors
+// (optimizer states, RNG states) + trainer_state.json (step, loader cursor, losses so far). It is
+// written under a temporary name and renamed into place, so a folder named step-N is complete.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "data/loader.h"
+#include "export/peft_adapter.h"
+
+namespace qlora::train {
+
+struct TrainState {
+    int64_t step = 0;                        // optimizer steps done
+    data::LoaderState cursor;                // the next micro-batch to read
+    std::map<std::string, at::Tensor> optimizer;  // optimizer state_dict()
+    at::Tensor cpu_rng;                      // torch's default CPU generator state (dropout)
+    at::Tensor cuda_rng;                     // and the CUDA one, when training on a GPU
+    std::vector<double> losses;              // train loss of every step so far
+};
+
+// Writes dir/checkpoints/step-N atomically; keeps the newest `keep` checkpoints (0 = all).
+// Returns the checkpoint's path.
+std::string save_checkpoint(const std::string& output_dir, const exporting::PeftAdapter& adapter,
+                            const TrainState& state, int64_t keep);
+
+// The newest complete checkpoints/step-N under output_dir (temporary folders of an interrupted
+// save are ignored), or nullopt.
+std::optional<std::string> latest_checkpoint(const std::string& output_dir);
+
+struct LoadedCheckpoint {
+    exporting::PeftAdapter adapter;
+    TrainState state;
+};
+// Reads a checkpoint folder; errors name the folder and the missing or malformed entry.
+LoadedCheckpoint load_checkpoint(const std::string& dir);
+
+}  // namespace qlora::train
