@@ -5,7 +5,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/fresh_dir.h"
 #include "support/test_support.h"
 
 namespace qlora {
@@ -70,7 +69,7 @@ TEST(EvalCli, Cs336SampleLoss) {
 }
 
 TEST(EvalCli, JsonlAndErrors) {
-    const std::string dir = test::fresh_dir("eval_cli");
+    const std::string dir = test::scratch_dir("eval_cli");
     std::ofstream(dir + "/data.jsonl") << R"({"text": "Once upon a time, there was a cat."})" << "\n"
                                        << R"({"instruction": "Tell a story.", "output": "Tom ran."})" << "\n";
     auto r = run_stdout(test::tool("qlora-eval") + " --model " + hf_dir() + " --data " + dir +

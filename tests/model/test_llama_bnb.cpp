@@ -4,7 +4,6 @@
 
 #if __has_include("quant/quantize_model.h")
 #include "core/error.h"
-#include "model/fresh_dir.h"
 #include "model/llama_loader.h"
 #include "quant/quantize_model.h"
 #include "support/test_support.h"
@@ -13,7 +12,7 @@ namespace qlora::model {
 namespace {
 
 TEST(LlamaBnb, PrequantizedFolderMatchesQuantizeOnLoad) {
-    const std::string out = test::fresh_dir("bnb_stories") + "/nf4";
+    const std::string out = test::scratch_dir("bnb_stories") + "/nf4";
     quant::QuantizeModelOptions q;
     q.model_dir = test::shared_data("stories260K/hf");
     q.out_dir = out;

@@ -4,7 +4,6 @@
 
 #include "core/error.h"
 #include "model/llama_config.h"
-#include "model/fresh_dir.h"
 #include "support/test_support.h"
 
 namespace qlora::model {
@@ -135,7 +134,7 @@ TEST(LlamaConfig, ErrorsNameFileKeyExpectedAndFound) {
     EXPECT_NE(e.find("rms_norm_eps"), std::string::npos) << e;
     EXPECT_EQ(e.find('\n'), std::string::npos);
 
-    EXPECT_THROW(LlamaConfig::load(test::fresh_dir("no_config")), Error);
+    EXPECT_THROW(LlamaConfig::load(test::scratch_dir("no_config")), Error);
 }
 
 }  // namespace

@@ -9,7 +9,6 @@
 #include "io/safetensors.h"
 #include "model/llama_loader.h"
 #include "model/rope.h"
-#include "model/fresh_dir.h"
 #include "support/test_support.h"
 
 namespace qlora::model {
@@ -93,7 +92,7 @@ TEST(LlamaLoader, Bf16ComputeStaysClose) {
 
 TEST(LlamaLoader, MissingAndUnexpectedTensorsAreNamed) {
     const std::string src = test::test_data("llama/mha");
-    const std::string dir = test::fresh_dir("loader_names");
+    const std::string dir = test::scratch_dir("loader_names");
     std::filesystem::copy_file(src + "/config.json", dir + "/config.json");
     io::SafetensorsReader reader(src + "/model.safetensors");
     std::vector<std::pair<std::string, at::Tensor>> tensors;

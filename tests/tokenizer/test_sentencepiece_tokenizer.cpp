@@ -6,7 +6,6 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "model/fresh_dir.h"
 #include "support/test_support.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 
@@ -66,7 +65,7 @@ TEST(Tokenizer, RoundTripsPlainText) {
 }
 
 TEST(Tokenizer, ModelFolderAndTokenizerConfig) {
-    std::string dir = test::fresh_dir("tokenizer_config");
+    std::string dir = test::scratch_dir("tokenizer_config");
     std::filesystem::copy_file(tok512(), dir + "/tokenizer.model");
     {
         Tokenizer tok(dir);
@@ -90,7 +89,7 @@ TEST(Tokenizer, ModelFolderAndTokenizerConfig) {
 }
 
 TEST(Tokenizer, LoadFailureNamesThePath) {
-    std::string dir = test::fresh_dir("tokenizer_bad");
+    std::string dir = test::scratch_dir("tokenizer_bad");
     try {
         Tokenizer tok(dir + "/missing.model");
         FAIL() << "expected an error";
