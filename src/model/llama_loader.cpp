@@ -10,10 +10,7 @@
 #include "core/log.h"
 #include "io/safetensors.h"
 
-#if __has_include("quant/bnb_format.h")
 #include "quant/bnb_format.h"
-#define QLORA_HAVE_BNB_FORMAT 1
-#endif
 
 namespace qlora::model {
 namespace {
@@ -75,10 +72,6 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     const bool quantize = options.quant != "none";
     QLORA_CHECK(!(prequantized && quantize), folder,
                 " is already quantized (config.json has quantization_config); load it with --quant none");
-#ifndef QLORA_HAVE_BNB_FORMAT
-    QLORA_CHECK(!prequantized, folder, ": loading bitsandbytes 4-bit folders needs quant/bnb_format.h, "
-                "which this build does not have yet");
-#endif
     quant::Nf4Options nf4;
     if (quantize) {
         nf4.type = quant::parse_quant_type(options.quant);
@@ -101,21 +94,17 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                 log_debug(folder, ": ignoring lm_head.weight (tie_word_embeddings is true)");
                 continue;
             }
-#ifdef QLORA_HAVE_BNB_FORMAT
             if (prequantized && quant::is_bnb_state_key(name)) continue;  // read with its weight
-#endif
             QLORA_FAIL(folder, ": unexpected tensor '", name, "' for a ", config.model_type, " model with ",
                        config.num_hidden_layers, " layers (expected names: ", kNamePatterns, ")");
         }
         Slot& slot = it->second;
-#ifdef QLORA_HAVE_BNB_FORMAT
         if (prequantized && slot.linear && !slot.is_bias && quant::is_bnb_4bit_weight(files, name)) {
             slot.linear->set_quantized(quant::read_bnb_4bit(files, name).to(options.device));
             loaded.insert(name);
             ++n_quantized;
             continue;
         }
-#endif
         const io::TensorInfo& info = files.info(name);
         QLORA_CHECK(info.shape == slot.shape, folder, ": tensor '", name, "' has shape ",
                     c10::IntArrayRef(info.shape), ", expected ", c10::IntArrayRef(slot.shape),

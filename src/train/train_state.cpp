@@ -63,9 +63,11 @@ std::string save_checkpoint(const std::string& output_dir, const exporting::Peft
     if (keep > 0) {
         auto all = checkpoints(output_dir);
         for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
-            std::error_code ec;
-            fs::remove_all(all[i].second, ec);
-            if (ec) log_warn("could not remove old checkpoint ", all[i].second.string(), ": ", ec.message());
+            try {
+                io::remove_tree(all[i].second.string());
+            } catch (const std::exception& e) {
+                log_warn("could not remove old checkpoint ", all[i].second.string(), ": ", e.what());
+            }
         }
     }
     return final_path;

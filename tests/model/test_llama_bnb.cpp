@@ -2,7 +2,6 @@
 // does): the 4-bit linears must give the same logits as quantizing while loading.
 #include <gtest/gtest.h>
 
-#if __has_include("quant/quantize_model.h")
 #include "core/error.h"
 #include "model/llama_loader.h"
 #include "quant/quantize_model.h"
@@ -37,4 +36,4 @@ TEST(LlamaBnb, PrequantizedFolderMatchesQuantizeOnLoad) {
 
 }  // namespace
 }  // namespace qlora::model
-#endif
+
