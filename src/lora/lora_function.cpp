@@ -1,0 +1,130 @@
+// LoraLinearFunction: forward and the hand-written backward (derivation in the header).
+#include "lora/lora_function.h"
+
+namespace qlora::lora {
+
+namespace {
+
+// Holds the frozen base in ctx->saved_data: a capsule keeps it alive without making its tensors
+// saved variables (they never need gradients or version checks: they are frozen).
+struct BaseCapsule : torch::CustomClassHolder {
+    explicit BaseCapsule(std::shared_ptr<const FrozenBase> b) : base(std::move(b)) {}
+    std::shared_ptr<const FrozenBase> base;
+};
+
+// D = X ⊙ M / q, or X itself.
+at::Tensor dropped(const at::Tensor& x2, const at::Tensor& mask2, double keep) {
+    if (!mask2.defined()) return x2;
+    return x2 * mask2.to(x2.scalar_type()) * (1.0 / keep);
+}
+
+// LibTorch 2.11's Function::apply records metadata of every tensor argument and rejects undefined
+// ones, so absent A/B/mask travel as empty tensors and turn back into undefined here.
+at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
+at::Tensor placeholder(const at::Tensor& t) { return t.defined() ? t : at::empty({0}); }
+
+}  // namespace
+
+at::Tensor FrozenBase::weight(c10::ScalarType dtype) const {
+    if (nf4.defined()) return nf4.dequantize(dtype);
+    TORCH_CHECK(dense.defined(), "lora_linear: the base weight was never loaded");
+    return dense.scalar_type() == dtype ? dense : dense.to(dtype);
+}
+
+at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                       const at::Tensor& lora_a_in, const at::Tensor& lora_b_in,
+                                       const at::Tensor& mask_in,
+                                       const std::shared_ptr<const FrozenBase>& base, double scale,
+                                       double keep) {
+    const at::Tensor lora_a = present(lora_a_in), lora_b = present(lora_b_in), mask = present(mask_in);
+    TORCH_CHECK(base != nullptr, "lora_linear: no base");
+    const int64_t in = base->in_features, out = base->out_features;
+    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in, "lora_linear: x must be [..., ", in, "], got ", x.sizes());
+    const bool has_lora = lora_a.defined();
+    TORCH_CHECK(has_lora == lora_b.defined(), "lora_linear: lora_A and lora_B must both be set or both unset");
+    if (has_lora) {
+        TORCH_CHECK(lora_a.dim() == 2 && lora_a.size(1) == in, "lora_linear: lora_A must be [r, ", in,
+                    "], got ", lora_a.sizes());
+        TORCH_CHECK(lora_b.dim() == 2 && lora_b.size(0) == out && lora_b.size(1) == lora_a.size(0),
+                    "lora_linear: lora_B must be [", out, ", ", lora_a.size(0), "], got ", lora_b.sizes());
+    }
+    TORCH_CHECK(!mask.defined() || (mask.sizes() == x.sizes() && mask.scalar_type() == at::kBool),
+                "lora_linear: the dropout mask must be bool of x's shape ", x.sizes(), ", got ",
+                mask.scalar_type(), " ", mask.sizes());
+    TORCH_CHECK(keep > 0.0 && keep <= 1.0, "lora_linear: keep probability must lie in (0, 1], got ", keep);
+
+    const auto dtype = x.scalar_type();
+    at::Tensor y;  // [..., out], contiguous
+    {
+        at::Tensor w = base->weight(dtype);  // [out, in], dropped at the end of this scope
+        at::Tensor b = base->bias.defined() ? base->bias.to(dtype) : at::Tensor();
+        y = at::linear(x, w, b).contiguous();
+    }
+    if (has_lora) {
+        at::Tensor a = lora_a.to(dtype), bmat = lora_b.to(dtype);
+        at::Tensor x2 = x.reshape({-1, in});  // [N, in]
+        at::Tensor mask2 = mask.defined() ? mask.reshape({-1, in}) : at::Tensor();
+        at::Tensor u = dropped(x2, mask2, keep).mm(a.t());  // [N, r]
+        y.view({-1, out}).addmm_(u, bmat.t(), /*beta=*/1, /*alpha=*/scale);
+    }
+    ctx->save_for_backward({x, lora_a, lora_b, mask});
+    ctx->saved_data["base"] = c10::IValue::make_capsule(c10::make_intrusive<BaseCapsule>(base));
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["keep"] = keep;
+    return y;
+}
+
+torch::autograd::variable_list LoraLinearFunction::backward(torch::autograd::AutogradContext* ctx,
+                                                            torch::autograd::variable_list grad_outputs) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& lora_a = saved[1];
+    const at::Tensor& lora_b = saved[2];
+    const at::Tensor& mask = saved[3];
+    auto capsule = ctx->saved_data["base"].toCapsule();
+    const FrozenBase& base = *static_cast<BaseCapsule*>(capsule.get())->base;
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const double keep = ctx->saved_data["keep"].toDouble();
+
+    const int64_t in = base.in_features, out = base.out_features;
+    const auto dtype = x.scalar_type();
+    at::Tensor g2 = grad_outputs[0].to(dtype).reshape({-1, out});  // [N, out]
+    at::Tensor x2 = x.reshape({-1, in});                           // [N, in]
+    const bool has_lora = lora_a.defined();
+
+    at::Tensor dx2;  // [N, in]
+    if (ctx->needs_input_grad(0)) {
+        at::Tensor w = base.weight(dtype);  // re-dequantized for dX only and freed below
+        dx2 = g2.mm(w);
+    }
+    at::Tensor da, db;
+    if (has_lora) {
+        at::Tensor a = lora_a.to(dtype), bmat = lora_b.to(dtype);
+        at::Tensor mask2 = mask.defined() ? mask.reshape({-1, in}) : at::Tensor();
+        at::Tensor gb = g2.mm(bmat);  // G·B [N, r]
+        if (dx2.defined()) {
+            at::Tensor dd = gb.mm(a) * scale;  // dL/dD [N, in]
+            dx2.add_(mask2.defined() ? dd * mask2.to(dtype) * (1.0 / keep) : dd);
+        }
+        at::Tensor d = dropped(x2, mask2, keep);  // [N, in]
+        if (ctx->needs_input_grad(2)) {
+            at::Tensor u = d.mm(a.t());                                          // [N, r]
+            db = at::mm(g2.t(), u).mul_(scale).to(lora_b.scalar_type());         // [out, r]
+        }
+        if (ctx->needs_input_grad(1)) {
+            da = at::mm(gb.t(), d).mul_(scale).to(lora_a.scalar_type());         // [r, in]
+        }
+    }
+    at::Tensor dx = dx2.defined() ? dx2.view(x.sizes()) : at::Tensor();
+    // one entry per forward argument: x, A, B, mask, base, scale, keep
+    return {dx, da, db, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+}
+
+at::Tensor lora_linear(const at::Tensor& x, const std::shared_ptr<const FrozenBase>& base,
+                       const at::Tensor& lora_a, const at::Tensor& lora_b, double scale,
+                       const at::Tensor& mask, double keep) {
+    return LoraLinearFunction::apply(x, placeholder(lora_a), placeholder(lora_b), placeholder(mask), base, scale,
+                                     keep);
+}
+
+}  // namespace qlora::lora

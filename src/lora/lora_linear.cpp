@@ -1,0 +1,69 @@
+// LoraLinearImpl: adapter parameters around a frozen base, forwarded through LoraLinearFunction.
+#include "lora/lora_linear.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace qlora::lora {
+
+at::Tensor kaiming_uniform_lora_a(int64_t r, int64_t in, const at::TensorOptions& options,
+                                  std::optional<at::Generator> gen) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    at::Tensor a = at::empty({r, in}, at::TensorOptions(at::kFloat));  // drawn on CPU: seed-stable
+    a.uniform_(-bound, bound, gen);
+    return a.to(options);
+}
+
+LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions& options, bool with_adapter)
+    : model::LinearImpl(base.in_features(), base.out_features(), base.has_bias(), base.name()) {
+    QLORA_CHECK(base.has_weight(), name_, ".weight was never loaded: load the base before adding LoRA");
+    if (base.quantized()) {
+        set_quantized(base.nf4_weight());
+    } else {
+        set_weight(base.weight());
+    }
+    if (base.bias().defined()) set_bias(base.bias());
+    if (!with_adapter) return;
+
+    validate(options);
+    scale_ = lora_scale(options);
+    dropout_ = options.dropout;
+    const c10::Device device = quantized() ? nf4_.device() : dense_.device();
+    const auto opts = at::TensorOptions(options.dtype).device(device);
+    std::optional<at::Generator> gen;
+    if (options.init_seed) {
+        // One stream per module, so a module's init does not depend on which others exist.
+        const uint64_t h = std::hash<std::string>{}(name_);
+        gen = at::make_generator<at::CPUGeneratorImpl>(*options.init_seed ^ h);
+    }
+    lora_A = register_parameter("lora_A", kaiming_uniform_lora_a(options.r, in_features_, opts, gen));
+    lora_B = register_parameter("lora_B", at::zeros({out_features_, options.r}, opts));
+}
+
+std::shared_ptr<const FrozenBase> LoraLinearImpl::frozen_base() const {
+    auto b = std::make_shared<FrozenBase>();
+    b->nf4 = nf4_;
+    b->dense = dense_;
+    b->bias = bias_;
+    b->in_features = in_features_;
+    b->out_features = out_features_;
+    return b;
+}
+
+at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
+    QLORA_CHECK(has_weight(), name_, ".weight was never loaded");
+    if (!has_adapter() || !enabled_) {
+        return lora_linear(x, frozen_base(), at::Tensor(), at::Tensor(), 0.0);
+    }
+    at::Tensor mask;
+    double keep = 1.0;
+    if (is_training() && dropout_ > 0.0) {
+        keep = 1.0 - dropout_;
+        // drawn from the default generator of x's device: checkpointing replays its state
+        mask = at::empty(x.sizes(), x.options().dtype(at::kBool)).bernoulli_(keep);
+    }
+    return lora_linear(x, frozen_base(), lora_A, lora_B, scale_, mask, keep);
+}
+
+}  // namespace qlora::lora

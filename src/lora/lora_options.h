@@ -1,0 +1,36 @@
+// LoraOptions: what an adapter looks like (rank, alpha, dropout, rsLoRA, target modules) and the
+// target-name rules shared by apply_lora, the memory plan and the PEFT exporter.
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace qlora::lora {
+
+struct LoraOptions {
+    int64_t r = 8;
+    double alpha = 16.0;
+    double dropout = 0.0;     // on the LoRA input path, train mode only
+    bool use_rslora = false;  // scale alpha/sqrt(r) instead of alpha/r
+    // {"all-linear"} (q,k,v,o,gate,up,down; not lm_head) or module names ("q_proj", "lm_head", ...).
+    std::vector<std::string> targets = {"all-linear"};
+    c10::ScalarType dtype = c10::kFloat;  // of lora_A / lora_B (compute follows the input's dtype)
+    // Seeds A's Kaiming-uniform init; unset = torch's default generator.
+    std::optional<uint64_t> init_seed;
+};
+
+// The projection names a target list may use, in model order (q_proj ... down_proj, lm_head).
+const std::vector<std::string>& valid_target_names();
+// Expands "all-linear" and validates names; throws qlora::Error listing the valid names for an
+// unknown one or an empty list. Result in model order, without duplicates.
+std::vector<std::string> resolve_targets(const std::vector<std::string>& targets);
+// alpha / r, or alpha / sqrt(r) with rsLoRA; throws qlora::Error for r <= 0.
+double lora_scale(const LoraOptions& options);
+// Throws qlora::Error naming the bad field (r > 0, dropout in [0, 1), alpha finite).
+void validate(const LoraOptions& options);
+
+}  // namespace qlora::lora

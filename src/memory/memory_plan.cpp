@@ -1,0 +1,144 @@
+// plan_memory: weights from the shapes, LoRA from the targets, optimizer states from the
+// optimizer's own accounting, activations from what our modules save for backward.
+#include "memory/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "core/error.h"
+
+namespace qlora::memory {
+
+namespace {
+
+struct Projection {
+    std::string key;
+    int64_t in, out;
+};
+
+// The seven projections of one decoder layer, in model order.
+std::vector<Projection> layer_projections(const model::LlamaConfig& c) {
+    return {{"q_proj", c.hidden_size, c.q_dim()},
+            {"k_proj", c.hidden_size, c.kv_dim()},
+            {"v_proj", c.hidden_size, c.kv_dim()},
+            {"o_proj", c.q_dim(), c.hidden_size},
+            {"gate_proj", c.hidden_size, c.intermediate_size},
+            {"up_proj", c.hidden_size, c.intermediate_size},
+            {"down_proj", c.intermediate_size, c.hidden_size}};
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Bytes one decoder layer saves for backward at N = B·T tokens, e = compute dtype size, following
+// our modules: RMSNorm keeps fp32 h and its cast (x2 norms); q/k/v outputs and their roped copies;
+// the attention output and fp32 logsumexp (flash/efficient SDPA, no T×T matrix); gate, up,
+// silu(gate) and their product; two residual sums; plus one bool dropout mask per adapter input.
+int64_t layer_activation_bytes(const model::LlamaConfig& c, int64_t n, int64_t e, int64_t mask_bytes) {
+    const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), i = c.intermediate_size;
+    int64_t per_token = 2 * h * (4 + e)          // two RMSNorms: fp32 normalised h and the cast
+                        + e * (q + 2 * kv)       // q, k, v projections
+                        + e * (q + kv)           // roped q, k
+                        + e * q + 4 * c.num_attention_heads  // attention output, logsumexp
+                        + 4 * e * i              // gate, up, silu(gate), silu(gate)·up
+                        + 2 * e * h;             // the two residual sums
+    return n * per_token + mask_bytes;
+}
+
+}  // namespace
+
+int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& o) {
+    const int64_t blocks = nf4::num_blocks(numel, o.blocksize);
+    int64_t bytes = nf4::packed_bytes(numel);
+    if (!o.double_quant) return bytes + 4 * blocks;  // fp32 absmax
+    bytes += blocks;                                                   // uint8 absmax codes
+    bytes += 4 * nf4::num_blocks(blocks, nf4::kNestedBlocksize);       // fp32 nested absmax
+    bytes += 4 * 256 + 4;                                              // nested code map, offset
+    return bytes;
+}
+
+MemoryPlan plan_memory(const PlanInputs& in) {
+    lora::validate(in.lora);
+    QLORA_CHECK(in.micro_batch > 0 && in.seq_len > 0, "memory plan: micro_batch and seq_len must be > 0, found ",
+                in.micro_batch, " and ", in.seq_len);
+    const model::LlamaConfig& c = in.model;
+    const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
+    const int64_t lora_e = static_cast<int64_t>(c10::elementSize(in.lora.dtype));
+    const std::vector<std::string> targets = lora::resolve_targets(in.lora.targets);
+    const int64_t n_tok = in.micro_batch * in.seq_len;
+
+    MemoryPlan p;
+    std::vector<int64_t> lora_numels;
+    int64_t mask_bytes = 0;  // per layer: one bool per adapter input element, when dropout is on
+    int64_t max_weight = 0;
+    for (const Projection& pr : layer_projections(c)) {
+        const int64_t w = pr.in * pr.out;
+        max_weight = std::max(max_weight, w);
+        const int64_t per_layer = in.quantize ? nf4_nbytes(w, in.quant) : w * e;
+        (in.quantize ? p.quantized_weights : p.dense_weights) += per_layer * c.num_hidden_layers;
+        if (contains(targets, pr.key)) {
+            for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+                lora_numels.push_back(in.lora.r * pr.in);
+                lora_numels.push_back(pr.out * in.lora.r);
+            }
+            if (in.lora.dropout > 0.0) mask_bytes += n_tok * pr.in;
+        }
+    }
+    // Biases stay dense.
+    const int64_t bias = (c.qkv_bias ? c.q_dim() + 2 * c.kv_dim() : 0) + (c.o_bias ? c.hidden_size : 0) +
+                         (c.mlp_bias ? 2 * c.intermediate_size + c.hidden_size : 0);
+    p.dense_weights += bias * e * c.num_hidden_layers;
+    // Embeddings, lm_head (once when tied), 2 norms per layer and the final norm.
+    p.dense_weights += c.vocab_size * c.hidden_size * e * (c.tie_word_embeddings ? 1 : 2);
+    p.dense_weights += (2 * c.num_hidden_layers + 1) * c.hidden_size * e;
+    if (contains(targets, "lm_head")) {
+        lora_numels.push_back(in.lora.r * c.hidden_size);
+        lora_numels.push_back(c.vocab_size * in.lora.r);
+    }
+    for (int64_t n : lora_numels) p.lora_numel += n;
+    p.lora_params = p.lora_numel * lora_e;
+    p.lora_grads = p.lora_numel * lora_e;
+    const optim::StateBytes states = optim::optimizer_state_bytes(in.optimizer, lora_numels, in.optim_options);
+    p.optimizer_resident = states.resident;
+    p.optimizer_paged = states.paged;
+
+    const int64_t layer = layer_activation_bytes(c, n_tok, e, mask_bytes);
+    if (in.checkpointing) {
+        // Each layer's input is kept; backward recomputes one layer at a time.
+        p.activations = c.num_hidden_layers * n_tok * c.hidden_size * e + layer;
+    } else {
+        p.activations = c.num_hidden_layers * layer;
+    }
+    // Final norm (as a layer norm above) and the logits: compute dtype, the fp32 copy the loss
+    // reads, its log-softmax and the gradient of the logits at the start of backward.
+    p.activations += n_tok * c.hidden_size * (4 + e);
+    p.workspace = n_tok * c.vocab_size * (e + 4 + 4 + 4);
+    // One dequantized weight exists at a time (forward or backward of a 4-bit projection).
+    if (in.quantize) p.workspace += max_weight * e;
+    return p;
+}
+
+std::string MemoryPlan::describe() const {
+    auto row = [](const char* name, int64_t bytes) {
+        char buf[128];
+        std::snprintf(buf, sizeof(buf), "  %-22s %10.3f GiB  %16lld B\n", name,
+                      static_cast<double>(bytes) / (1ull << 30), static_cast<long long>(bytes));
+        return std::string(buf);
+    };
+    std::string s;
+    s += row("4-bit base weights", quantized_weights);
+    s += row("16-bit/dense weights", dense_weights);
+    s += row("LoRA parameters", lora_params);
+    s += row("LoRA gradients", lora_grads);
+    s += row("optimizer (resident)", optimizer_resident);
+    s += row("optimizer (paged)", optimizer_paged);
+    s += row("activations", activations);
+    s += row("workspace", workspace);
+    s += row("total", total());
+    s += row("total without paged", total_without_paged());
+    return s;
+}
+
+}  // namespace qlora::memory

@@ -1,0 +1,60 @@
+// The memory plan: bytes a QLoRA run needs, per component, from shapes and options alone (no
+// weights loaded). The trainer prints it for --dry-run and checks it against hardware.memory_limit_gb.
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+
+#include "lora/lora_options.h"
+#include "model/llama_config.h"
+#include "optim/optimizer_factory.h"
+#include "quant/nf4_tensor.h"
+
+namespace qlora::memory {
+
+struct PlanInputs {
+    model::LlamaConfig model;
+    lora::LoraOptions lora;
+    bool quantize = true;  // q/k/v/o/gate/up/down in 4 bits; false = dense base in weight_dtype
+    quant::Nf4Options quant;
+    // dtype of the frozen non-quantized weights (embeddings, norms, lm_head, a dense base) and of
+    // activations (the compute dtype).
+    c10::ScalarType weight_dtype = c10::kBFloat16;
+    optim::OptimizerKind optimizer = optim::OptimizerKind::kPagedAdamw32bit;
+    optim::OptimOptions optim_options;
+    int64_t micro_batch = 1;
+    int64_t seq_len = 512;
+    bool checkpointing = true;
+};
+
+// Every figure in bytes.
+struct MemoryPlan {
+    int64_t quantized_weights = 0;  // NF4 codes + absmax + nested state, as NF4Tensor::nbytes
+    int64_t dense_weights = 0;      // embeddings, norms, lm_head (+ the base when not quantized)
+    int64_t lora_params = 0;
+    int64_t lora_grads = 0;
+    int64_t optimizer_resident = 0;
+    int64_t optimizer_paged = 0;  // managed memory on CUDA: the driver may evict it to host RAM
+    int64_t activations = 0;      // saved for backward at the peak (estimate)
+    int64_t workspace = 0;        // transients: one dequantized weight, logits and their gradient
+    int64_t lora_numel = 0;       // trainable parameter count
+
+    int64_t total() const {
+        return quantized_weights + dense_weights + lora_params + lora_grads + optimizer_resident +
+               optimizer_paged + activations + workspace;
+    }
+    // What must stay on the device when paged states are evicted.
+    int64_t total_without_paged() const { return total() - optimizer_paged; }
+    // A multi-line table (GiB and bytes per component).
+    std::string describe() const;
+};
+
+// Bytes of one quantized [rows, cols] weight, exactly as NF4Tensor::nbytes counts them.
+int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& options);
+
+// Throws qlora::Error for bad options (via lora::validate) or non-positive batch/sequence.
+MemoryPlan plan_memory(const PlanInputs& inputs);
+
+}  // namespace qlora::memory
