@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/run_tool.h"
+#include "export/attach_adapter.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "model/evaluate.h"
@@ -35,8 +36,6 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     app.add_option("--dtype", dtype_name_arg, "compute dtype (default: bf16 on CUDA, fp32 on CPU)");
     return cli::run_tool("qlora-eval", app, argc, argv, [&] {
-        QLORA_CHECK(adapter.empty(), "--adapter: adapters arrive with the LoRA issue; this build cannot apply '",
-                    adapter, "' yet");
         if (format.empty()) format = data.ends_with(".jsonl") ? "jsonl" : "text";
         if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
@@ -47,6 +46,7 @@ int main(int argc, char** argv) {
         auto docs = model::read_documents(data, format);
         std::vector<int64_t> stream = model::tokenize_documents(tok, docs);
         model::Llama llama = model::load_llama(model_dir, load);
+        if (!adapter.empty()) exporting::attach_peft_adapter(*llama, adapter);
         if (max_seq_len == 0) max_seq_len = llama->config().max_position_embeddings;
         model::EvalResult r = model::evaluate_stream(llama, stream, max_seq_len, tok.bos_id());
         nlohmann::json out = {{"loss", r.loss}, {"perplexity", r.perplexity}, {"tokens", r.tokens}};

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/run_tool.h"
+#include "export/attach_adapter.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -77,8 +78,6 @@ int main(int argc, char** argv) {
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
-        QLORA_CHECK(adapter.empty(), "--adapter: adapters arrive with the LoRA issue; this build cannot apply '",
-                    adapter, "' yet");
         if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
         load.device = resolve_device(device_name);
@@ -86,6 +85,7 @@ int main(int argc, char** argv) {
         load.quant = quant;
         tokenizer::Tokenizer tok(model_dir);
         model::Llama llama = model::load_llama(model_dir, load);
+        if (!adapter.empty()) exporting::attach_peft_adapter(*llama, adapter);
 
         model::GenerateOptions options;
         options.max_new_tokens = max_new_tokens;

@@ -71,6 +71,39 @@ TEST(TrainCli, LossFallsAndMatchesRecordedCurve) {
     EXPECT_TRUE(fs::exists(dir + "/run/config.resolved.yaml"));
 }
 
+// The trained adapter is what qlora-generate / qlora-eval apply with --adapter.
+TEST(TrainCli, TrainedAdapterLoadsIntoGenerateAndEval) {
+    const std::string dir = qlora::test::scratch_dir("train_adapter_use");
+    ASSERT_EQ(qlora::test::run_command(train_cmd(write_config(dir, 6, 0))).exit_code, 0);
+    const std::string model = qlora::test::shared_data("stories260K/hf");
+    const std::string text = qlora::test::shared_data("text/tinystories_sample_cs336.txt");
+    auto base = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + model + " --quant nf4 --data " + text);
+    auto tuned = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + model +
+                                          " --quant nf4 --data " + text + " --adapter " + dir + "/run/adapter");
+    ASSERT_EQ(base.exit_code, 0) << base.output;
+    ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
+    auto loss_of = [](const std::string& out) {
+        return nlohmann::json::parse(out.substr(out.rfind('{'))).at("loss").get<double>();
+    };
+    EXPECT_NE(loss_of(base.output), loss_of(tuned.output));  // the adapter changes the model
+    auto gen = qlora::test::run_command(qlora::test::tool("qlora-generate") + " --model " + model +
+                                        " --quant nf4 --adapter " + dir +
+                                        "/run/adapter --prompt 'Once upon a time' --max-new-tokens 8 --temperature 0");
+    EXPECT_EQ(gen.exit_code, 0) << gen.output;
+    EXPECT_NE(gen.output.find("Once upon a time"), std::string::npos) << gen.output;
+    // An adapter for another shape (a 2-layer, hidden-48 model here) is refused with a clear message.
+    const std::string other = dir + "/other-model";
+    fs::create_directories(other);
+    for (const char* f : {"config.json", "model.safetensors"}) {
+        fs::copy_file(std::string(QLORA_SOURCE_DIR) + "/tests/data/llama/gqa_tied/" + f, other + "/" + f);
+    }
+    fs::copy_file(model + "/tokenizer.model", other + "/tokenizer.model");
+    auto wrong = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + other + " --data " + text +
+                                          " --adapter " + dir + "/run/adapter");
+    EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
+    EXPECT_NE(wrong.output.find("is it for another model?"), std::string::npos) << wrong.output;
+}
+
 TEST(TrainCli, KilledAndResumedRunEqualsUninterrupted) {
     const std::string a = qlora::test::scratch_dir("train_resume_a");
     const std::string b = qlora::test::scratch_dir("train_resume_b");
