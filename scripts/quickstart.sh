@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
-# The README's main job on a fresh machine: set up, build (Release), then run what qlora-cpp does
-# today on the shipped tiny real model (stories260K from ../shared/data, CPU):
-#   quantize it to NF4 in the bitsandbytes layout, generate from the 4-bit model, and show
-#   qlora-train's usage (the training loop lands with the trainer issue).
-# QLORA_MODEL overrides the model folder; QLORA_BUILD_DIR the build folder.
+# The README's main job on a fresh machine: set up, build (Release), fine-tune the shipped tiny
+# real model (stories260K, NF4 base + LoRA, CPU) on 90 Stanford Alpaca records with
+# configs/quickstart.yaml, then generate with the trained adapter and compare eval loss.
+# QLORA_BUILD_DIR overrides the build folder. Each run writes a new runs/quickstart/<time>/.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="$("$root/scripts/setup.sh" --print-python)"
 build="${QLORA_BUILD_DIR:-$root/build}"
-model="${QLORA_MODEL:-$root/../shared/data/stories260K/hf}"
-runs="$root/runs/quickstart"
+model="$root/../shared/data/stories260K/hf"
+run="$root/runs/quickstart/$(date +%Y%m%d-%H%M%S)"
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQLORA_PYTHON="$python" >/dev/null
 cmake --build "$build" --parallel "$(nproc)"
 
-mkdir -p "$runs"
-echo "== qlora-quantize: $model -> $runs/model-nf4"
-"$build/qlora-quantize" --model "$model" --out "$runs/model-nf4" --overwrite
-if [[ -x "$build/qlora-generate" ]]; then
-    echo "== qlora-generate from the NF4 model (greedy)"
-    "$build/qlora-generate" --model "$runs/model-nf4" --prompt "Once upon a time" --max-new-tokens 48 --temperature 0
-fi
-echo "== qlora-train --help"
-"$build/qlora-train" --help
+echo "== qlora-train configs/quickstart.yaml -> $run"
+"$build/qlora-train" "$root/configs/quickstart.yaml" "output.dir=$run"
+
+prompt=$'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nGive three tips for staying healthy.\n\n### Response:\n'
+echo "== qlora-generate with the adapter (greedy)"
+"$build/qlora-generate" --model "$model" --quant nf4 --adapter "$run/adapter" --prompt "$prompt" \
+    --max-new-tokens 48 --temperature 0
+echo
+echo "== eval loss on TinyStories text: NF4 base, then NF4 base + adapter (an instruction tune moves it)"
+"$build/qlora-eval" --model "$model" --quant nf4 --data "$root/../shared/data/text/tinystories_sample_cs336.txt"
+"$build/qlora-eval" --model "$model" --quant nf4 --adapter "$run/adapter" \
+    --data "$root/../shared/data/text/tinystories_sample_cs336.txt"
+echo "== outputs: $run (metrics.jsonl, config.resolved.yaml, checkpoints/, adapter/)"
