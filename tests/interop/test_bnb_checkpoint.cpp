@@ -13,14 +13,11 @@
 namespace qlora::quant {
 namespace {
 
+using qlora::test::python;
+
 namespace fs = std::filesystem;
 using qlora::test::error_of;
 using qlora::test::tensors_identical;
-
-std::string python() {
-    const char* env = std::getenv("QLORA_PYTHON");
-    return env != nullptr && *env != '\0' ? env : QLORA_PYTHON_EXE;
-}
 
 TEST(BnbCheckpoint, QuantizeToolOutputLoadsInTransformersWithOurValues) {
     const std::string dir = qlora::test::scratch_dir("bnb_checkpoint");

@@ -12,12 +12,9 @@
 namespace qlora::exporting {
 namespace {
 
-using qlora::test::error_of;
+using qlora::test::python;
 
-std::string python() {
-    const char* env = std::getenv("QLORA_PYTHON");
-    return env != nullptr && *env != '\0' ? env : QLORA_PYTHON_EXE;
-}
+using qlora::test::error_of;
 
 const char* kTargets[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                           "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};

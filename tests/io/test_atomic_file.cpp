@@ -19,13 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// scratch_dir() clears with std::filesystem::remove_all, which crashes on a non-empty folder with
-// this torch wheel (see io::remove_tree); clear it first so the tests can be re-run.
-std::string fresh_dir(const std::string& name) {
-    remove_tree(std::string(QLORA_BINARY_DIR) + "/test-scratch/" + name);
-    return qlora::test::scratch_dir(name);
-}
-
 std::string read_text(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -38,7 +31,7 @@ std::set<std::string> files_in(const std::string& dir) {
 }
 
 TEST(AtomicFile, WritesAndReplacesWithoutLeavingTempFiles) {
-    std::string dir = fresh_dir("atomic_file");
+    std::string dir = qlora::test::scratch_dir("atomic_file");
     write_file_atomic(dir + "/a.json", "{\"v\": 1}");
     EXPECT_EQ(read_text(dir + "/a.json"), "{\"v\": 1}");
     write_file_atomic(dir + "/a.json", "second");
@@ -49,13 +42,13 @@ TEST(AtomicFile, WritesAndReplacesWithoutLeavingTempFiles) {
 }
 
 TEST(AtomicFile, CreatesMissingParentFolders) {
-    std::string dir = fresh_dir("atomic_file_parents");
+    std::string dir = qlora::test::scratch_dir("atomic_file_parents");
     write_file_atomic(dir + "/x/y/z.txt", "deep");
     EXPECT_EQ(read_text(dir + "/x/y/z.txt"), "deep");
 }
 
 TEST(AtomicFile, AbandonedWriterLeavesNeitherFileNorTemp) {
-    std::string dir = fresh_dir("atomic_file_abandon");
+    std::string dir = qlora::test::scratch_dir("atomic_file_abandon");
     write_file_atomic(dir + "/keep.txt", "old");
     {
         AtomicFileWriter writer(dir + "/keep.txt");
@@ -68,7 +61,7 @@ TEST(AtomicFile, AbandonedWriterLeavesNeitherFileNorTemp) {
 }
 
 TEST(AtomicFile, WriterCountsBytesAndRejectsDoubleCommit) {
-    std::string dir = fresh_dir("atomic_file_count");
+    std::string dir = qlora::test::scratch_dir("atomic_file_count");
     AtomicFileWriter writer(dir + "/f.bin");
     writer.write("abc");
     writer.write(std::string(1000, 'x'));
@@ -80,7 +73,7 @@ TEST(AtomicFile, WriterCountsBytesAndRejectsDoubleCommit) {
 }
 
 TEST(AtomicFile, UnwritableTargetNamesThePath) {
-    std::string dir = fresh_dir("atomic_file_unwritable");
+    std::string dir = qlora::test::scratch_dir("atomic_file_unwritable");
     std::ofstream(dir + "/blocker") << "a file where a folder is needed";
     try {
         write_file_atomic(dir + "/blocker/sub.txt", "x");
@@ -93,7 +86,7 @@ TEST(AtomicFile, UnwritableTargetNamesThePath) {
 }
 
 TEST(AtomicFile, FsyncPathReportsMissingPath) {
-    std::string dir = fresh_dir("atomic_fsync");
+    std::string dir = qlora::test::scratch_dir("atomic_fsync");
     EXPECT_NO_THROW(fsync_path(dir));
     write_file_atomic(dir + "/f", "x");
     EXPECT_NO_THROW(fsync_path(dir + "/f"));
@@ -106,7 +99,7 @@ TEST(AtomicFile, FsyncPathReportsMissingPath) {
 }
 
 TEST(AtomicFile, RemoveTreeRemovesNestedFoldersButNotLinkTargets) {
-    std::string dir = fresh_dir("atomic_remove_tree");
+    std::string dir = qlora::test::scratch_dir("atomic_remove_tree");
     write_file_atomic(dir + "/outside/keep.txt", "kept");
     write_file_atomic(dir + "/tree/a/b/c.txt", "x");
     write_file_atomic(dir + "/tree/top.txt", "y");
@@ -120,7 +113,7 @@ TEST(AtomicFile, RemoveTreeRemovesNestedFoldersButNotLinkTargets) {
 }
 
 TEST(AtomicDir, CommitRenamesIntoPlace) {
-    std::string root = fresh_dir("atomic_dir_commit");
+    std::string root = qlora::test::scratch_dir("atomic_dir_commit");
     std::string final_path = root + "/step-10";
     AtomicDir dir(final_path);
     EXPECT_EQ(dir.path(), final_path + ".tmp-" + std::to_string(::getpid()));
@@ -140,7 +133,7 @@ TEST(AtomicDir, CommitRenamesIntoPlace) {
 }
 
 TEST(AtomicDir, UncommittedLeavesNoFolder) {
-    std::string root = fresh_dir("atomic_dir_abandon");
+    std::string root = qlora::test::scratch_dir("atomic_dir_abandon");
     {
         AtomicDir dir(root + "/out/");  // a trailing slash names the same folder
         write_file_atomic(dir.path() + "/partial.bin", "half");
@@ -150,7 +143,7 @@ TEST(AtomicDir, UncommittedLeavesNoFolder) {
 }
 
 TEST(AtomicDir, ExistingFolderNeedsOverwrite) {
-    std::string root = fresh_dir("atomic_dir_exists");
+    std::string root = qlora::test::scratch_dir("atomic_dir_exists");
     fs::create_directories(root + "/out");
     try {
         AtomicDir dir(root + "/out");
@@ -163,7 +156,7 @@ TEST(AtomicDir, ExistingFolderNeedsOverwrite) {
 }
 
 TEST(AtomicDir, OverwriteReplacesTheWholeFolder) {
-    std::string root = fresh_dir("atomic_dir_overwrite");
+    std::string root = qlora::test::scratch_dir("atomic_dir_overwrite");
     write_file_atomic(root + "/adapter/old_only.txt", "old");
     write_file_atomic(root + "/adapter/shared.txt", "old");
     AtomicDir dir(root + "/adapter", /*overwrite=*/true);
@@ -176,7 +169,7 @@ TEST(AtomicDir, OverwriteReplacesTheWholeFolder) {
 }
 
 TEST(AtomicDir, MovedFromDoesNotRemoveTheFolder) {
-    std::string root = fresh_dir("atomic_dir_move");
+    std::string root = qlora::test::scratch_dir("atomic_dir_move");
     AtomicDir first(root + "/ckpt");
     AtomicDir second(std::move(first));
     EXPECT_TRUE(fs::is_directory(second.path()));
@@ -187,7 +180,7 @@ TEST(AtomicDir, MovedFromDoesNotRemoveTheFolder) {
 
 // A child process starts a checkpoint and dies before commit(): no destructor runs, as in a crash.
 TEST(AtomicDir, CrashBeforeCommitLeavesFinalPathIntact) {
-    std::string root = fresh_dir("atomic_dir_crash");
+    std::string root = qlora::test::scratch_dir("atomic_dir_crash");
     write_file_atomic(root + "/step-1/DONE", "complete");
     pid_t child = ::fork();
     ASSERT_GE(child, 0);

@@ -19,22 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 using qlora::test::tensors_identical;
 
-// scratch_dir() clears with std::filesystem::remove_all, which crashes on a non-empty folder with
-// this torch wheel (see io::remove_tree); clear it first so the tests can be re-run.
-std::string fresh_dir(const std::string& name) {
-    remove_tree(std::string(QLORA_BINARY_DIR) + "/test-scratch/" + name);
-    return qlora::test::scratch_dir(name);
-}
-
-// tests/support's tensors_identical views as bytes before flattening, which LibTorch refuses for
-// 0-d tensors wider than one byte; flatten those first (shapes are both 0-d, so nothing is lost).
-::testing::AssertionResult same_bits(const at::Tensor& expected, const at::Tensor& actual) {
-    if (expected.dim() == 0 && actual.dim() == 0) {
-        return tensors_identical(expected.reshape({1}), actual.reshape({1}));
-    }
-    return tensors_identical(expected, actual);
-}
-
 std::string read_bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -88,15 +72,15 @@ TEST(SafetensorsRoundTrip, EveryDtypeBitExactIncludingEmptyAndScalar) {
             tensors.emplace_back(name, random_tensor(dtype, shapes[s]));
         }
     }
-    std::string path = fresh_dir("st_roundtrip") + "/all.safetensors";
+    std::string path = qlora::test::scratch_dir("st_roundtrip") + "/all.safetensors";
     save_safetensors(path, tensors);
 
     SafetensorsReader reader(path);
     ASSERT_EQ(reader.names().size(), tensors.size());
     for (const auto& [name, expected] : tensors) {
         SCOPED_TRACE(name);
-        EXPECT_TRUE(same_bits(expected, reader.load(name)));
-        EXPECT_TRUE(same_bits(expected, reader.view(name)));
+        EXPECT_TRUE(tensors_identical(expected, reader.load(name)));
+        EXPECT_TRUE(tensors_identical(expected, reader.view(name)));
         EXPECT_EQ(reader.info(name).dtype, expected.scalar_type());
         EXPECT_EQ(reader.info(name).shape, expected.sizes().vec());
     }
@@ -108,7 +92,7 @@ TEST(SafetensorsRoundTrip, MetadataAndNamesInDataOrder) {
         {"format", "pt"}, {"note", "quotes \" and unicode \u00e9"}, {"empty", ""}};
     std::vector<std::pair<std::string, at::Tensor>> tensors = {
         {"c", at::ones({2})}, {"a", at::zeros({3}, at::kHalf)}, {"b", at::arange(4)}};
-    std::string path = fresh_dir("st_metadata") + "/m.safetensors";
+    std::string path = qlora::test::scratch_dir("st_metadata") + "/m.safetensors";
     save_safetensors(path, tensors, metadata);
     SafetensorsReader reader(path);
     EXPECT_EQ(reader.metadata(), metadata);
@@ -121,15 +105,15 @@ TEST(SafetensorsRoundTrip, MetadataAndNamesInDataOrder) {
 TEST(SafetensorsRoundTrip, NonContiguousInputIsWrittenInLogicalOrder) {
     auto base = at::arange(12, at::kFloat).reshape({3, 4});
     auto transposed = base.t();
-    std::string path = fresh_dir("st_noncontig") + "/t.safetensors";
+    std::string path = qlora::test::scratch_dir("st_noncontig") + "/t.safetensors";
     save_safetensors(path, {{"t", transposed}, {"slice", base.index({at::indexing::Slice(), 1})}});
     SafetensorsReader reader(path);
-    EXPECT_TRUE(same_bits(transposed.contiguous(), reader.load("t")));
-    EXPECT_TRUE(same_bits(at::tensor({1.f, 5.f, 9.f}), reader.load("slice")));
+    EXPECT_TRUE(tensors_identical(transposed.contiguous(), reader.load("t")));
+    EXPECT_TRUE(tensors_identical(at::tensor({1.f, 5.f, 9.f}), reader.load("slice")));
 }
 
 TEST(SafetensorsLayout, HeaderIsExactCompactJsonPaddedWithSpacesTo8) {
-    std::string path = fresh_dir("st_layout") + "/x.safetensors";
+    std::string path = qlora::test::scratch_dir("st_layout") + "/x.safetensors";
     save_safetensors(path, {{"x", at::arange(6, at::kFloat).reshape({2, 3})}}, {{"format", "pt"}});
     std::string bytes = read_bytes(path);
     uint64_t header_len = 0;
@@ -149,7 +133,7 @@ TEST(SafetensorsLayout, HeaderIsExactCompactJsonPaddedWithSpacesTo8) {
 
 TEST(SafetensorsLayout, HeaderPaddingForEveryRemainder) {
     // Names of growing length move the JSON length through all remainders mod 8.
-    std::string dir = fresh_dir("st_padding");
+    std::string dir = qlora::test::scratch_dir("st_padding");
     for (int len = 1; len <= 8; ++len) {
         std::string path = dir + "/p" + std::to_string(len) + ".safetensors";
         save_safetensors(path, {{std::string(len, 'n'), at::ones({1}, at::kByte)}});
@@ -160,7 +144,7 @@ TEST(SafetensorsLayout, HeaderPaddingForEveryRemainder) {
 }
 
 TEST(SafetensorsReader, ViewIsZeroCopyAndOutlivesReader) {
-    std::string path = fresh_dir("st_view") + "/v.safetensors";
+    std::string path = qlora::test::scratch_dir("st_view") + "/v.safetensors";
     auto w = at::arange(10, at::kFloat);
     save_safetensors(path, {{"w", w}});
     at::Tensor view;
@@ -170,7 +154,7 @@ TEST(SafetensorsReader, ViewIsZeroCopyAndOutlivesReader) {
         EXPECT_EQ(view.data_ptr(), reader.view("w").data_ptr());
         EXPECT_NE(view.data_ptr(), reader.load("w").data_ptr());
     }
-    EXPECT_TRUE(same_bits(w, view));  // the mapping is still alive
+    EXPECT_TRUE(tensors_identical(w, view));  // the mapping is still alive
 }
 
 TEST(SafetensorsReader, UnalignedRangeLoadsCorrectly) {
@@ -181,7 +165,7 @@ TEST(SafetensorsReader, UnalignedRangeLoadsCorrectly) {
     file[0] = static_cast<char>(header.size());
     float value = 3.25f;
     file += header + '\x2a' + std::string(reinterpret_cast<const char*>(&value), 4);
-    std::string path = fresh_dir("st_unaligned") + "/u.safetensors";
+    std::string path = qlora::test::scratch_dir("st_unaligned") + "/u.safetensors";
     std::ofstream(path, std::ios::binary) << file;
     SafetensorsReader reader(path);
     EXPECT_EQ(reader.load("a").item<uint8_t>(), 42);
@@ -189,7 +173,7 @@ TEST(SafetensorsReader, UnalignedRangeLoadsCorrectly) {
 }
 
 TEST(SafetensorsReader, MissingTensorNamesFileAndTensor) {
-    std::string path = fresh_dir("st_missing") + "/m.safetensors";
+    std::string path = qlora::test::scratch_dir("st_missing") + "/m.safetensors";
     save_safetensors(path, {{"present", at::ones({1})}});
     SafetensorsReader reader(path);
     EXPECT_FALSE(reader.contains("absent"));
@@ -214,7 +198,7 @@ TEST(SafetensorsReader, MissingFileIsAnError) {
 }
 
 TEST(SafetensorsWriter, RejectsBadArgumentsAndLeavesNoFile) {
-    std::string dir = fresh_dir("st_writer_errors");
+    std::string dir = qlora::test::scratch_dir("st_writer_errors");
     std::string path = dir + "/bad.safetensors";
     auto expect_error = [&](const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                             const std::string& needle) {
@@ -233,11 +217,11 @@ TEST(SafetensorsWriter, RejectsBadArgumentsAndLeavesNoFile) {
 }
 
 TEST(SafetensorsWriter, OverwritesAtomicallyAndLeavesNoTempFiles) {
-    std::string dir = fresh_dir("st_overwrite");
+    std::string dir = qlora::test::scratch_dir("st_overwrite");
     std::string path = dir + "/w.safetensors";
     save_safetensors(path, {{"v", at::zeros({4})}});
     save_safetensors(path, {{"v", at::ones({2})}});
-    EXPECT_TRUE(same_bits(at::ones({2}), SafetensorsReader(path).load("v")));
+    EXPECT_TRUE(tensors_identical(at::ones({2}), SafetensorsReader(path).load("v")));
     EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
 }
 

@@ -13,29 +13,10 @@
 namespace qlora::io {
 namespace {
 
+using qlora::test::python;
+
 using qlora::test::run_command;
 using qlora::test::tensors_identical;
-
-// scratch_dir() clears with std::filesystem::remove_all, which crashes on a non-empty folder with
-// this torch wheel (see io::remove_tree); clear it first so the tests can be re-run.
-std::string fresh_dir(const std::string& name) {
-    remove_tree(std::string(QLORA_BINARY_DIR) + "/test-scratch/" + name);
-    return qlora::test::scratch_dir(name);
-}
-
-// tests/support's tensors_identical views as bytes before flattening, which LibTorch refuses for
-// 0-d tensors wider than one byte; flatten those first (shapes are both 0-d, so nothing is lost).
-::testing::AssertionResult same_bits(const at::Tensor& expected, const at::Tensor& actual) {
-    if (expected.dim() == 0 && actual.dim() == 0) {
-        return tensors_identical(expected.reshape({1}), actual.reshape({1}));
-    }
-    return tensors_identical(expected, actual);
-}
-
-std::string python() {
-    const char* env = std::getenv("QLORA_PYTHON");
-    return env != nullptr && *env != '\0' ? env : QLORA_PYTHON_EXE;
-}
 
 // Writes the script beside the data and runs it; quoting a program through `python -c` is fragile.
 qlora::test::CommandResult run_python(const std::string& dir, const std::string& script,
@@ -106,7 +87,7 @@ save_file(tensors, dst, metadata=meta)
 )";
 
 TEST(SafetensorsInterop, PythonReadsOurFileBitExact) {
-    std::string dir = fresh_dir("st_interop_ours");
+    std::string dir = qlora::test::scratch_dir("st_interop_ours");
     at::manual_seed(11);
     const std::vector<c10::ScalarType> dtypes = {
         at::kDouble, at::kFloat,  at::kHalf,   at::kBFloat16,      at::kLong,
@@ -144,7 +125,7 @@ TEST(SafetensorsInterop, PythonReadsOurFileBitExact) {
     SafetensorsReader reader(dir + "/python.safetensors");
     EXPECT_EQ(reader.metadata(), metadata);
     ASSERT_EQ(reader.names().size(), tensors.size());
-    for (const auto& [name, t] : tensors) EXPECT_TRUE(same_bits(t, reader.load(name))) << name;
+    for (const auto& [name, t] : tensors) EXPECT_TRUE(tensors_identical(t, reader.load(name))) << name;
 }
 
 const char* kWriteReference = R"(
@@ -169,7 +150,7 @@ print("OK")
 )";
 
 TEST(SafetensorsInterop, WeReadPythonWrittenFile) {
-    std::string dir = fresh_dir("st_interop_theirs");
+    std::string dir = qlora::test::scratch_dir("st_interop_theirs");
     auto result = run_python(dir, kWriteReference, dir + "/theirs.safetensors");
     ASSERT_EQ(result.exit_code, 0) << result.output;
 
@@ -193,8 +174,8 @@ TEST(SafetensorsInterop, WeReadPythonWrittenFile) {
               (std::map<std::string, std::string>{{"format", "pt"}, {"writer", "python"}}));
     ASSERT_EQ(reader.names().size(), expected.size());
     for (const auto& [name, t] : expected) {
-        EXPECT_TRUE(same_bits(t, reader.load(name))) << name;
-        EXPECT_TRUE(same_bits(t, reader.view(name))) << name;
+        EXPECT_TRUE(tensors_identical(t, reader.load(name))) << name;
+        EXPECT_TRUE(tensors_identical(t, reader.view(name))) << name;
     }
     EXPECT_EQ(reader.load("f32")[1][2].item<float>(), 1.5f);  // non-zero guard on the formulas
 }
@@ -214,7 +195,7 @@ print("TOTAL", index["metadata"]["total_size"], total)
 )";
 
 TEST(SafetensorsInterop, PythonReadsOurShardedFolder) {
-    std::string dir = fresh_dir("st_interop_sharded");
+    std::string dir = qlora::test::scratch_dir("st_interop_sharded");
     ShardedSafetensorsWriter writer(dir, "model", 64);
     const char* names[] = {"w0", "w1", "w2", "w3"};
     for (int i = 0; i < 4; ++i) writer.add(names[i], at::full({10}, 1.0f + i));

@@ -18,13 +18,6 @@ std::string le64(uint64_t v) {
     return out;
 }
 
-// scratch_dir() clears with std::filesystem::remove_all, which crashes on a non-empty folder with
-// this torch wheel (see io::remove_tree); clear it first so the tests can be re-run.
-std::string fresh_dir(const std::string& name) {
-    remove_tree(std::string(QLORA_BINARY_DIR) + "/test-scratch/" + name);
-    return qlora::test::scratch_dir(name);
-}
-
 // A file whose header is `header` (length prefix computed) followed by `data_bytes` zero bytes.
 std::string file_with(const std::string& header, size_t data_bytes) {
     return le64(header.size()) + header + std::string(data_bytes, '\0');
@@ -128,7 +121,7 @@ std::vector<Case> corpus() {
 }
 
 TEST(SafetensorsMalformed, EveryCorruptFileIsRejectedWithASpecificMessage) {
-    std::string dir = fresh_dir("st_malformed");
+    std::string dir = qlora::test::scratch_dir("st_malformed");
     for (const Case& c : corpus()) {
         SCOPED_TRACE(c.name);
         std::string path = dir + "/" + c.name + ".safetensors";
@@ -151,7 +144,7 @@ TEST(SafetensorsMalformed, EveryCorruptFileIsRejectedWithASpecificMessage) {
 
 TEST(SafetensorsMalformed, ValidVariantsAreAccepted) {
     // Guards the corpus: the same shapes written correctly must load.
-    std::string dir = fresh_dir("st_malformed_ok");
+    std::string dir = qlora::test::scratch_dir("st_malformed_ok");
     const std::vector<std::pair<const char*, std::string>> ok = {
         {"good", file_with(kGood, 24)},
         {"empty_object", file_with("{}", 0)},
@@ -176,7 +169,7 @@ TEST(SafetensorsMalformed, ValidVariantsAreAccepted) {
 }
 
 TEST(SafetensorsMalformed, FolderInsteadOfFile) {
-    std::string dir = fresh_dir("st_malformed_dir");
+    std::string dir = qlora::test::scratch_dir("st_malformed_dir");
     try {
         SafetensorsReader reader(dir);
         FAIL() << "accepted a folder";

@@ -21,13 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using qlora::test::tensors_identical;
 
-// scratch_dir() clears with std::filesystem::remove_all, which crashes on a non-empty folder with
-// this torch wheel (see io::remove_tree); clear it first so the tests can be re-run.
-std::string fresh_dir(const std::string& name) {
-    remove_tree(std::string(QLORA_BINARY_DIR) + "/test-scratch/" + name);
-    return qlora::test::scratch_dir(name);
-}
-
 std::set<std::string> files_in(const std::string& dir) {
     std::set<std::string> out;
     for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
@@ -60,7 +53,7 @@ std::vector<std::pair<std::string, at::Tensor>> ten_tensors() {
 }
 
 TEST(SafetensorsSharded, SplitsIntoHfNamedShardsWithIndex) {
-    std::string dir = fresh_dir("st_sharded");
+    std::string dir = qlora::test::scratch_dir("st_sharded");
     auto tensors = ten_tensors();
     ShardedSafetensorsWriter writer(dir, "model", 250);  // two 100-byte tensors per shard
     for (const auto& [name, t] : tensors) writer.add(name, t);
@@ -95,7 +88,7 @@ TEST(SafetensorsSharded, SplitsIntoHfNamedShardsWithIndex) {
 }
 
 TEST(SafetensorsSharded, OversizedTensorGetsItsOwnShard) {
-    std::string dir = fresh_dir("st_sharded_big");
+    std::string dir = qlora::test::scratch_dir("st_sharded_big");
     ShardedSafetensorsWriter writer(dir, "model", 100);
     writer.add("small.a", at::ones({10}));  // 40 bytes
     writer.add("big", at::ones({100}));     // 400 bytes > max
@@ -111,7 +104,7 @@ TEST(SafetensorsSharded, OversizedTensorGetsItsOwnShard) {
 }
 
 TEST(SafetensorsSharded, EverythingInOneShardWritesASingleFile) {
-    std::string dir = fresh_dir("st_sharded_single");
+    std::string dir = qlora::test::scratch_dir("st_sharded_single");
     ShardedSafetensorsWriter writer(dir, "adapter_model", 1 << 20, {{"format", "pt"}});
     auto tensors = ten_tensors();
     for (const auto& [name, t] : tensors) writer.add(name, t);
@@ -124,7 +117,7 @@ TEST(SafetensorsSharded, EverythingInOneShardWritesASingleFile) {
 }
 
 TEST(SafetensorsSharded, CopiesTensorsSoCallersMayReuseThem) {
-    std::string dir = fresh_dir("st_sharded_copy");
+    std::string dir = qlora::test::scratch_dir("st_sharded_copy");
     ShardedSafetensorsWriter writer(dir, "model", 1000);
     auto buffer = at::zeros({4});
     writer.add("first", buffer);
@@ -137,7 +130,7 @@ TEST(SafetensorsSharded, CopiesTensorsSoCallersMayReuseThem) {
 }
 
 TEST(SafetensorsSharded, ReplacesAnEarlierSaveAndCleansUpWhenAbandoned) {
-    std::string dir = fresh_dir("st_sharded_stale");
+    std::string dir = qlora::test::scratch_dir("st_sharded_stale");
     save_safetensors(dir + "/model.safetensors", {{"old", at::ones({1})}});
     std::ofstream(dir + "/model-00009-of-00009.safetensors") << "stale";
     std::ofstream(dir + "/config.json") << "{}";
@@ -165,7 +158,7 @@ TEST(SafetensorsSharded, ReplacesAnEarlierSaveAndCleansUpWhenAbandoned) {
 }
 
 TEST(SafetensorsSharded, MisuseIsReported) {
-    std::string dir = fresh_dir("st_sharded_misuse");
+    std::string dir = qlora::test::scratch_dir("st_sharded_misuse");
     ShardedSafetensorsWriter writer(dir);
     writer.add("a", at::ones({1}));
     EXPECT_NE(
@@ -179,7 +172,7 @@ TEST(SafetensorsSharded, MisuseIsReported) {
 }
 
 TEST(SafetensorsFolder, SingleFileFolderAndDirectFilePath) {
-    std::string dir = fresh_dir("st_folder_single");
+    std::string dir = qlora::test::scratch_dir("st_folder_single");
     save_safetensors(dir + "/model.safetensors", {{"z", at::ones({2})}, {"a", at::zeros({1})}});
     SafetensorsFolder folder(dir);
     EXPECT_EQ(folder.names(), (std::vector<std::string>{"a", "z"}));
@@ -201,7 +194,7 @@ TEST(SafetensorsFolder, ReadsTheRealStories260KFolder) {
 }
 
 TEST(SafetensorsFolder, ShardReadersOpenLazily) {
-    std::string dir = fresh_dir("st_folder_lazy");
+    std::string dir = qlora::test::scratch_dir("st_folder_lazy");
     ShardedSafetensorsWriter writer(dir, "model", 4);
     writer.add("good", at::ones({1}));
     writer.add("broken", at::ones({1}));
@@ -216,7 +209,7 @@ TEST(SafetensorsFolder, ShardReadersOpenLazily) {
 }
 
 TEST(SafetensorsFolder, ConcurrentLoadsAcrossShards) {
-    std::string dir = fresh_dir("st_folder_threads");
+    std::string dir = qlora::test::scratch_dir("st_folder_threads");
     ShardedSafetensorsWriter writer(dir, "model", 100);
     auto tensors = ten_tensors();
     for (const auto& [name, t] : tensors) writer.add(name, t);
@@ -239,7 +232,7 @@ TEST(SafetensorsFolder, ConcurrentLoadsAcrossShards) {
 }
 
 TEST(SafetensorsFolder, BadFoldersAndIndexesAreReported) {
-    std::string dir = fresh_dir("st_folder_bad");
+    std::string dir = qlora::test::scratch_dir("st_folder_bad");
     std::string msg = expect_error([&] { SafetensorsFolder f(dir + "/absent"); });
     EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
     msg = expect_error([&] { SafetensorsFolder f(dir); });

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -33,6 +34,11 @@ std::string scratch_dir(const std::string& name) {
     io::remove_tree(p.string());  // not fs::remove_all: see the note in CMakeLists.txt
     fs::create_directories(p);
     return p.string();
+}
+
+std::string python() {
+    const char* env = std::getenv("QLORA_PYTHON");
+    return env != nullptr && *env != '\0' ? env : QLORA_PYTHON_EXE;
 }
 
 std::string tool(const std::string& name) { return (fs::path(QLORA_BINARY_DIR) / name).string(); }

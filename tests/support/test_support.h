@@ -18,6 +18,8 @@ std::string shared_data(const std::string& rel);
 std::string test_data(const std::string& rel);
 // A fresh empty folder under the build tree for this test, removed at the start of each run.
 std::string scratch_dir(const std::string& name);
+// The setup venv's python (QLORA_PYTHON from CTest, else the one CMake found) for peer-tool checks.
+std::string python();
 // Path of a built tool, e.g. tool("qlora-quantize").
 std::string tool(const std::string& name);
 
