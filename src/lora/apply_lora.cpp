@@ -58,7 +58,7 @@ void apply_lora(model::LlamaImpl& model, const LoraOptions& options) {
     // Tied lm_head: the embedding is the same tensor and stays registered (and frozen) there.
     for (auto& p : model.named_parameters(/*recurse=*/true)) {
         const std::string& n = p.key();
-        const bool adapter = n.size() >= 7 && (n.ends_with(".lora_A") || n.ends_with(".lora_B"));
+        const bool adapter = n.ends_with(".lora_A") || n.ends_with(".lora_B");
         p.value().set_requires_grad(adapter);
     }
 }
