@@ -20,10 +20,12 @@
 #include "core/progress.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "data/templates.h"
 #include "export/peft_adapter.h"
 #include "io/atomic_file.h"
 #include "lora/apply_lora.h"
 #include "lora/checkpoint.h"
+#include "model/generate.h"
 #include "model/llama_loader.h"
 #include "optim/grad_clip.h"
 #include "optim/lr_schedule.h"
@@ -327,6 +329,23 @@ TrainResult Trainer::train() {
                 fo.position_ids = b.position_ids;
                 sum += summed_loss(s.model->forward(b.tokens, 0, nullptr, fo), b.labels).item<double>();
                 count += shifted_label_count(b);
+            }
+            // Sample generations: greedy, from each configured prompt in the training template.
+            for (const std::string& prompt : c.eval.prompts) {
+                model::GenerateOptions go;
+                go.max_new_tokens = c.eval.max_new_tokens;
+                go.stop_ids = {s.tok->eos_id()};
+                std::vector<int64_t> ids = s.tok->encode(
+                    data::render_prompt(prompt, data::parse_template(c.data.template_name)), /*add_bos=*/true);
+                model::GenerateResult g = model::generate(s.model, ids, go);
+                std::vector<int64_t> fresh(g.tokens.begin() + g.prompt_tokens, g.tokens.end());
+                nlohmann::ordered_json sample;
+                sample["step"] = s.state.step;
+                sample["prompt"] = prompt;
+                sample["sample"] = s.tok->decode(fresh);
+                s.metrics << sample.dump() << '\n' << std::flush;
+                std::printf("sample step=%lld prompt=%s\n  -> %s\n", static_cast<long long>(s.state.step),
+                            nlohmann::json(prompt).dump().c_str(), s.tok->decode(fresh).c_str());
             }
             s.model->train();
             const double eval_loss = count > 0 ? sum / static_cast<double>(count) : 0.0;

@@ -171,6 +171,54 @@ TEST(TrainCli, FreshRunRefusesAnOutputDirWithCheckpoints) {
     EXPECT_NE(again.output.find("already holds checkpoints; pass --resume auto"), std::string::npos) << again.output;
 }
 
+// Ctrl-C: a checkpoint is saved, the exit is clean (0), and --resume auto finishes the run.
+TEST(TrainCli, SigintSavesAndExitsCleanly) {
+    const std::string dir = qlora::test::scratch_dir("train_sigint");
+    const std::string config = write_config(dir, 30, 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const std::string log = dir + "/log";
+        freopen(log.c_str(), "w", stdout);
+        freopen(log.c_str(), "a", stderr);
+        const std::string bin = qlora::test::tool("qlora-train");
+        execl(bin.c_str(), bin.c_str(), config.c_str(), nullptr);
+        _exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline && losses(dir + "/run").size() < 2) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    std::ifstream log_in(dir + "/log");
+    std::string log((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
+    ASSERT_TRUE(WIFEXITED(status)) << log;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << log;
+    EXPECT_NE(log.find("interrupted at step"), std::string::npos) << log;
+    const int64_t saved = static_cast<int64_t>(losses(dir + "/run").size());
+    EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-" + std::to_string(saved) + "/trainer_state.json")) << log;
+    EXPECT_LT(saved, 30);
+    auto resumed = qlora::test::run_command(train_cmd(config, "--resume auto"));
+    EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+}
+
+// A diverging run stops with a message and exit code 1; with skip_nonfinite it skips those steps.
+TEST(TrainCli, NonFiniteLossStopsOrSkips) {
+    const std::string dir = qlora::test::scratch_dir("train_nonfinite");
+    const std::string config = write_config(dir, 6, 0);
+    auto stop = qlora::test::run_command(train_cmd(config, "optim.lr=1e30 optim.max_grad_norm=0"));
+    EXPECT_EQ(stop.exit_code, 1) << stop.output;
+    EXPECT_NE(stop.output.find("non-finite"), std::string::npos) << stop.output;
+    EXPECT_FALSE(fs::exists(dir + "/run/adapter"));
+    qlora::test::scratch_dir("train_nonfinite");
+    auto skip = qlora::test::run_command(
+        train_cmd(write_config(dir, 6, 0), "optim.lr=1e30 optim.max_grad_norm=0 train.skip_nonfinite=true"));
+    EXPECT_EQ(skip.exit_code, 0) << skip.output;
+    EXPECT_NE(skip.output.find("update skipped"), std::string::npos) << skip.output;
+}
+
 TEST(TrainCli, BadConfigIsOneClearErrorAndExitCode2) {
     const std::string dir = qlora::test::scratch_dir("train_bad_config");
     std::ofstream(dir + "/bad.yaml") << "lora:\n  rnak: 8\n";
