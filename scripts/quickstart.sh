@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job on a fresh machine: set up, build (Release), fine-tune the shipped tiny
-# real model (stories260K, NF4 base + LoRA, CPU) on 90 Stanford Alpaca records with
+# real model (stories260K, NF4 base + LoRA, CPU) on a 100-record Stanford Alpaca sample with
 # configs/quickstart.yaml, then generate with the trained adapter and compare eval loss.
 # QLORA_BUILD_DIR overrides the build folder. Each run writes a new runs/quickstart/<time>/.
 set -euo pipefail
