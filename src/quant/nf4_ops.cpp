@@ -129,6 +129,19 @@ at::Tensor dequantize_4bit(const at::Tensor& packed_in, const at::Tensor& absmax
                            const at::Tensor& nested, const at::Tensor& map, float offset, int64_t n,
                            int64_t blocksize, nf4::QuantType type, c10::ScalarType out_dtype) {
     check_float_dtype("dequantize_4bit", "output dtype", out_dtype);
+    at::Tensor out = at::empty({n}, packed_in.options().dtype(out_dtype));
+    dequantize_4bit_into(packed_in, absmax_f32, codes, nested, map, offset, n, blocksize, type, out);
+    return out;
+}
+
+void dequantize_4bit_into(const at::Tensor& packed_in, const at::Tensor& absmax_f32, const at::Tensor& codes,
+                          const at::Tensor& nested, const at::Tensor& map, float offset, int64_t n,
+                          int64_t blocksize, nf4::QuantType type, at::Tensor& out) {
+    const c10::ScalarType out_dtype = out.scalar_type();
+    check_float_dtype("dequantize_4bit", "output dtype", out_dtype);
+    TORCH_CHECK(out.is_contiguous() && out.numel() == n && out.device() == packed_in.device(),
+                "dequantize_4bit: out must be contiguous with ", n, " elements on ", packed_in.device(),
+                ", got ", out.sizes(), " on ", out.device());
     TORCH_CHECK(packed_in.scalar_type() == at::kByte, "dequantize_4bit: packed must be uint8, got ",
                 packed_in.scalar_type());
     TORCH_CHECK(packed_in.numel() == nf4::packed_bytes(n), "dequantize_4bit: ", n, " elements need ",
@@ -155,7 +168,6 @@ at::Tensor dequantize_4bit(const at::Tensor& packed_in, const at::Tensor& absmax
     at::Tensor c = dq ? optional_on(codes, device) : at::Tensor();
     at::Tensor ne = dq ? nested.to(device, at::kFloat).contiguous() : at::Tensor();
     at::Tensor m = dq ? map.to(device, at::kFloat).contiguous() : at::Tensor();
-    at::Tensor out = at::empty({n}, packed.options().dtype(out_dtype));
     if (device.is_cuda()) {
 #ifdef QLORA_WITH_CUDA
         c10::cuda::CUDAGuard guard(device);
@@ -173,7 +185,6 @@ at::Tensor dequantize_4bit(const at::Tensor& packed_in, const at::Tensor& absmax
     } else {
         nf4_dequantize_cpu(packed, a, c, ne, m, offset, n, blocksize, codebook(type), out);
     }
-    return out;
 }
 
 }  // namespace qlora::quant

@@ -124,6 +124,17 @@ at::Tensor NF4Tensor::dequantize(c10::optional<c10::ScalarType> dtype) const {
     return flat.view(shape_);
 }
 
+void NF4Tensor::dequantize_into(at::Tensor& out) const {
+    TORCH_CHECK(defined(), "NF4Tensor::dequantize_into on an empty NF4Tensor");
+    if (double_quant()) {
+        dequantize_4bit_into(packed_, at::Tensor(), absmax_, nested_absmax_, nested_code_, nested_offset_, numel(),
+                             blocksize_, type_, out);
+    } else {
+        dequantize_4bit_into(packed_, absmax_, at::Tensor(), at::Tensor(), at::Tensor(), 0.0f, numel(), blocksize_,
+                             type_, out);
+    }
+}
+
 at::Tensor NF4Tensor::block_absmax() const {
     if (!double_quant()) return absmax_;
     return dequantize_absmax(absmax_, nested_absmax_, nested_code_, nested_offset_);

@@ -41,6 +41,8 @@ public:
 
     // The weight in `dtype` (default: the original dtype), on this tensor's device, in its shape.
     at::Tensor dequantize(c10::optional<c10::ScalarType> dtype = c10::nullopt) const;
+    // Into a preallocated contiguous tensor of numel() elements (float32/16/bf16) on device().
+    void dequantize_into(at::Tensor& out) const;
     // Only the per-block absmax in float32 [n_blocks] (double quant undone).
     at::Tensor block_absmax() const;
 
