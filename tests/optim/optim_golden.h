@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
+#include "optim/optimizer.h"
+
 namespace qlora::optim::golden {
 
 inline constexpr int kSteps = 10;
@@ -37,6 +40,27 @@ inline at::Tensor grad_at(int64_t numel, int64_t tensor, int64_t step) {
 // The lr sequence of the script: warmup over 3 steps, then a 5%-per-step decay.
 inline double lr_at(int64_t step) {
     return 1e-3 * std::min(1.0, static_cast<double>(step + 1) / 3.0) * (1.0 - 0.05 * static_cast<double>(step));
+}
+
+// The hyperparameters a golden file was made with ("hyper": beta1, beta2, eps, weight_decay).
+inline OptimOptions options_from(const io::SafetensorsReader& golden) {
+    at::Tensor hyper = golden.load("hyper");
+    OptimOptions o;
+    o.beta1 = hyper[0].item<double>();
+    o.beta2 = hyper[1].item<double>();
+    o.eps = hyper[2].item<double>();
+    o.weight_decay = hyper[3].item<double>();
+    return o;
+}
+
+// The golden's parameters at their initial values, ready for an optimizer.
+inline std::vector<at::Tensor> initial_params(const io::SafetensorsReader& golden) {
+    at::Tensor numels = golden.load("shapes");
+    std::vector<at::Tensor> params;
+    for (int64_t t = 0; t < numels.numel(); ++t) {
+        params.push_back(initial_param(numels[t].item<int64_t>(), t).requires_grad_(true));
+    }
+    return params;
 }
 
 }  // namespace qlora::optim::golden

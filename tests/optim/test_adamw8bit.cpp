@@ -39,17 +39,9 @@ struct Run8bit {
 };
 
 Run8bit run_golden_case(const io::SafetensorsReader& golden) {
-    at::Tensor numels = golden.load("shapes");
-    at::Tensor hyper = golden.load("hyper");
-    OptimOptions o;
-    o.beta1 = hyper[0].item<double>();
-    o.beta2 = hyper[1].item<double>();
-    o.eps = hyper[2].item<double>();
-    o.weight_decay = hyper[3].item<double>();
+    const OptimOptions o = golden::options_from(golden);
     Run8bit r;
-    for (int64_t t = 0; t < numels.numel(); ++t) {
-        r.params.push_back(golden::initial_param(numels[t].item<int64_t>(), t).requires_grad_(true));
-    }
+    r.params = golden::initial_params(golden);
     auto opt = make_optimizer("adamw_8bit", r.params, o);
     for (int s = 0; s < golden::kSteps; ++s) {
         for (size_t t = 0; t < r.params.size(); ++t) {

@@ -26,17 +26,9 @@ struct TorchRun {
 };
 
 TorchRun run(const std::string& name, const io::SafetensorsReader& golden) {
-    at::Tensor numels = golden.load("shapes");
-    at::Tensor hyper = golden.load("hyper");
-    OptimOptions o;
-    o.beta1 = hyper[0].item<double>();
-    o.beta2 = hyper[1].item<double>();
-    o.eps = hyper[2].item<double>();
-    o.weight_decay = hyper[3].item<double>();
+    const OptimOptions o = golden::options_from(golden);
     TorchRun r;
-    for (int64_t t = 0; t < numels.numel(); ++t) {
-        r.params.push_back(golden::initial_param(numels[t].item<int64_t>(), t).requires_grad_(true));
-    }
+    r.params = golden::initial_params(golden);
     r.opt = make_optimizer(name, r.params, o);
     for (int s = 0; s < golden::kSteps; ++s) {
         for (size_t t = 0; t < r.params.size(); ++t) {
