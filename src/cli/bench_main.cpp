@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "bench/bench_dequant.h"
+#include "bench/bench_step.h"
 #include "cli/run_tool.h"
 #include "core/device.h"
 
@@ -24,6 +25,21 @@ int main(int argc, char** argv) {
     dequant->add_flag("--double-quant,!--no-double-quant", dq.double_quant)->capture_default_str();
     dequant->add_option("--iters", dq.iters, "timed iterations (median reported)")->capture_default_str();
 
+    qlora::bench::StepBenchOptions st;
+    auto* step = app.add_subcommand(
+        "step", "one QLoRA training step (NF4 base + LoRA) vs the same with a 16-bit base: time, tokens/s, peak memory");
+    step->add_option("--shape", st.shape, "tiny, 1b, 7b, 13b or 65b (random weights)")->capture_default_str();
+    step->add_option("--layers", st.layers, "keep only this many decoder layers (0: all)")->capture_default_str();
+    step->add_option("--seq", st.seq, "tokens per sequence")->capture_default_str();
+    step->add_option("--micro-batch", st.micro_batch)->capture_default_str();
+    step->add_option("--lora-r", st.lora_r)->capture_default_str();
+    step->add_option("--optimizer", st.optimizer)->capture_default_str();
+    step->add_flag("--checkpointing,!--no-checkpointing", st.checkpointing)->capture_default_str();
+    step->add_option("--base", st.bases, "bases to run; the first is compared with the last")
+        ->capture_default_str();
+    step->add_option("--iters", st.iters, "timed steps (median reported)")->capture_default_str();
+    step->add_option("--warmup", st.warmup)->capture_default_str();
+
     return qlora::cli::run_tool("qlora-bench", app, argc, argv, [&] {
         std::vector<c10::Device> devices;
         if (device == "all") {
@@ -35,6 +51,9 @@ int main(int argc, char** argv) {
         for (const auto& d : devices) {
             if (dequant->parsed()) {
                 for (const auto& line : qlora::bench::bench_dequant(dq, d)) std::cout << line << std::endl;
+            }
+            if (step->parsed()) {
+                for (const auto& line : qlora::bench::bench_step(st, d)) std::cout << line << std::endl;
             }
         }
     });

@@ -1,0 +1,228 @@
+// Step benchmark. Each base runs in turn in this process: build the model on the device (each
+// linear quantized as soon as it is made, so a 4-bit run never holds the dense model), attach
+// LoRA to every linear, warm up, reset the peak-memory counter, then time `iters` steps.
+#include "bench/bench_step.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <sys/resource.h>
+
+#include <array>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include "bench/timer.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "lora/apply_lora.h"
+#include "lora/checkpoint.h"
+#include "model/llama.h"
+#include "optim/optimizer_factory.h"
+
+#ifdef QLORA_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace qlora::bench {
+namespace {
+
+// CUDA: the caching allocator's peak (paged optimizer states live in managed memory outside it
+// and are reported separately). CPU: VmHWM, which writing 5 to clear_refs resets (Linux).
+struct PeakMemory {
+    c10::Device device;
+
+    void reset() const {
+#ifdef QLORA_WITH_CUDA
+        if (device.is_cuda()) {
+            c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+            return;
+        }
+#endif
+        std::ofstream("/proc/self/clear_refs") << "5";
+    }
+
+    int64_t peak_bytes() const {
+#ifdef QLORA_WITH_CUDA
+        if (device.is_cuda()) {
+            auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+            return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+        }
+#endif
+        std::ifstream in("/proc/self/status");
+        for (std::string line; std::getline(in, line);) {
+            if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+        }
+        return -1;
+    }
+
+    void release_cache() const {
+#ifdef QLORA_WITH_CUDA
+        if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+    }
+};
+
+struct BaseKind {
+    c10::ScalarType compute_dtype;
+    std::optional<quant::QuantType> quant;  // none: a dense base in compute_dtype
+};
+
+BaseKind parse_base(const std::string& base, const c10::Device& device) {
+    if (base == "nf4" || base == "fp4") {
+        // QLoRA computes in bf16 on the GPU; the CPU has no fast bf16 GEMM, so fp32 there.
+        return {device.is_cuda() ? at::kBFloat16 : at::kFloat,
+                base == "nf4" ? quant::QuantType::kNF4 : quant::QuantType::kFP4};
+    }
+    if (base == "bf16") return {at::kBFloat16, std::nullopt};
+    if (base == "fp16") return {at::kHalf, std::nullopt};
+    if (base == "fp32") return {at::kFloat, std::nullopt};
+    QLORA_FAIL("qlora-bench step: --base expects nf4, fp4, bf16, fp16 or fp32, found '", base, "'");
+}
+
+// Random weights made on the device in the compute dtype, std 0.02 (embeddings 1.0).
+void init_on_device(model::LlamaImpl& m, const BaseKind& kind, const c10::Device& device) {
+    const auto opts = at::TensorOptions().device(device).dtype(kind.compute_dtype);
+    const auto& c = m.config();
+    m.set_embedding(at::randn({c.vocab_size, c.hidden_size}, opts));
+    for (auto& l : m.linears()) {
+        l->set_weight(at::randn({l->out_features(), l->in_features()}, opts).mul_(0.02));
+        if (kind.quant && l.get() != m.lm_head.get()) l->quantize({*kind.quant, 64, true});
+    }
+    for (auto& layer : m.layers) {
+        layer->input_layernorm->weight.set_data(at::ones({c.hidden_size}, opts));
+        layer->post_attention_layernorm->weight.set_data(at::ones({c.hidden_size}, opts));
+    }
+    m.norm->weight.set_data(at::ones({c.hidden_size}, opts));
+    m.inv_freq.set_data(m.inv_freq.to(device));
+}
+
+// Forward + backward FLOPs of the linears and attention per step: the frozen base needs no weight
+// gradient, so backward costs one matmul per linear (the input gradient), and checkpointing
+// repeats the forward: (2 + 2 + 2*ckpt) * params * tokens, plus attention's QK^T and PV (causal:
+// half of 4*T^2*hidden per layer forward) at the same multiplier.
+double step_flops(const model::LlamaConfig& c, int64_t linear_params, int64_t tokens, int64_t seq,
+                  bool checkpointing) {
+    const double mult = checkpointing ? 6.0 : 4.0;
+    const double attn = 2.0 * static_cast<double>(seq) * static_cast<double>(c.hidden_size) *
+                        static_cast<double>(c.num_hidden_layers);  // per token, causal half
+    return mult / 2.0 * (2.0 * static_cast<double>(linear_params) + attn) * static_cast<double>(tokens);
+}
+
+nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& base, const c10::Device& device) {
+    const BaseKind kind = parse_base(base, device);
+    const PeakMemory peak{device};
+    const auto config = step_bench_config(o.shape, o.layers);
+    nlohmann::ordered_json j;
+    {
+        at::manual_seed(0);
+        model::Llama m(config);
+        init_on_device(*m, kind, device);
+        int64_t linear_params = 0;
+        for (auto& l : m->linears()) linear_params += l->out_features() * l->in_features();
+        lora::LoraOptions lopt;
+        lopt.r = o.lora_r;
+        lopt.alpha = o.lora_alpha;
+        lora::apply_lora(*m, lopt);
+        lora::set_gradient_checkpointing(*m, o.checkpointing);
+        std::vector<at::Tensor> params;
+        int64_t lora_numel = 0;
+        for (auto& [name, t] : lora::adapter_parameters(*m)) {
+            params.push_back(t);
+            lora_numel += t.numel();
+        }
+        auto opt = optim::make_optimizer(o.optimizer, params);
+        const int64_t seq = o.seq;
+        at::Tensor tokens = at::randint(0, config.vocab_size, {o.micro_batch, seq + 1},
+                                        at::TensorOptions().device(device).dtype(at::kLong));
+        at::Tensor inputs = tokens.narrow(1, 0, seq);
+        at::Tensor targets = tokens.narrow(1, 1, seq).reshape({-1});
+        double last_loss = 0.0;
+        auto step = [&] {
+            opt->zero_grad();
+            at::Tensor logits = m->forward(inputs);
+            at::Tensor loss = at::cross_entropy_loss(logits.view({-1, config.vocab_size}).to(at::kFloat), targets);
+            logits = at::Tensor();
+            loss.backward();
+            opt->step(1e-5);
+            last_loss = loss.item<double>();
+        };
+        for (int i = 0; i < o.warmup; ++i) step();
+        peak.reset();
+        const double secs = time_call(step, device, 0, o.iters);
+        const int64_t tokens_per_step = o.micro_batch * seq;
+        j["bench"] = "step";
+        j["device"] = device.str();
+        j["shape"] = o.shape;
+        j["layers"] = config.num_hidden_layers;
+        j["base"] = base;
+        j["compute_dtype"] = dtype_name(kind.compute_dtype);
+        j["seq"] = seq;
+        j["micro_batch"] = o.micro_batch;
+        j["lora_r"] = o.lora_r;
+        j["lora_params"] = lora_numel;
+        j["optimizer"] = o.optimizer;
+        j["checkpointing"] = o.checkpointing;
+        j["base_weight_bytes"] = m->weight_nbytes();
+        j["optimizer_state_bytes"] = opt->state_bytes();
+        j["step_ms"] = secs * 1e3;
+        j["tokens_per_s"] = static_cast<double>(tokens_per_step) / secs;
+        j["approx_tflops"] = step_flops(config, linear_params, tokens_per_step, seq, o.checkpointing) / secs / 1e12;
+        j["peak_step_bytes"] = peak.peak_bytes();
+        j["loss"] = last_loss;
+    }
+    peak.release_cache();
+    return j;
+}
+
+}  // namespace
+
+model::LlamaConfig step_bench_config(const std::string& shape, int64_t layers) {
+    // hidden, intermediate, layers, heads, kv heads (published Llama / TinyLlama shapes)
+    static const std::map<std::string, std::array<int64_t, 5>> shapes = {
+        {"tiny", {256, 688, 4, 8, 8}},          {"1b", {2048, 5632, 22, 32, 4}},
+        {"7b", {4096, 11008, 32, 32, 32}},      {"13b", {5120, 13824, 40, 40, 40}},
+        {"65b", {8192, 22016, 80, 64, 64}},
+    };
+    auto it = shapes.find(shape);
+    QLORA_CHECK(it != shapes.end(), "qlora-bench step: --shape expects tiny, 1b, 7b, 13b or 65b, found '", shape, "'");
+    const auto& s = it->second;
+    QLORA_CHECK(layers >= 0 && layers <= s[2], "qlora-bench step: --layers expects 0..", s[2], " for ", shape,
+                ", found ", layers);
+    return model::LlamaConfig::from_json({{"hidden_size", s[0]},
+                                          {"intermediate_size", s[1]},
+                                          {"num_hidden_layers", layers > 0 ? layers : s[2]},
+                                          {"num_attention_heads", s[3]},
+                                          {"num_key_value_heads", s[4]},
+                                          {"vocab_size", 32000},
+                                          {"max_position_embeddings", 4096}});
+}
+
+std::vector<std::string> bench_step(const StepBenchOptions& o, const c10::Device& device) {
+    QLORA_CHECK(o.seq > 0 && o.micro_batch > 0 && o.iters > 0 && o.warmup >= 0,
+                "qlora-bench step: --seq, --micro-batch and --iters must be positive");
+    std::vector<std::string> lines;
+    std::vector<nlohmann::ordered_json> cases;
+    for (const auto& base : o.bases) {
+        cases.push_back(run_case(o, base, device));
+        lines.push_back(cases.back().dump());
+    }
+    if (cases.size() >= 2) {
+        const auto& a = cases.front();
+        const auto& b = cases.back();
+        nlohmann::ordered_json s;
+        s["bench"] = "step_summary";
+        s["device"] = device.str();
+        s["shape"] = o.shape;
+        s["compare"] = a["base"].get<std::string>() + " vs " + b["base"].get<std::string>();
+        s["speed_ratio"] = a["tokens_per_s"].get<double>() / b["tokens_per_s"].get<double>();
+        s["peak_memory_ratio"] =
+            static_cast<double>(a["peak_step_bytes"].get<int64_t>()) / static_cast<double>(b["peak_step_bytes"].get<int64_t>());
+        s["weight_bytes_ratio"] = static_cast<double>(a["base_weight_bytes"].get<int64_t>()) /
+                                  static_cast<double>(b["base_weight_bytes"].get<int64_t>());
+        lines.push_back(s.dump());
+    }
+    return lines;
+}
+
+}  // namespace qlora::bench
