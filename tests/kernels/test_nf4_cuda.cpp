@@ -75,13 +75,15 @@ TEST_F(Nf4Cuda, DequantizeEqualsCpuForEveryOutputDtype) {
 TEST_F(Nf4Cuda, MisalignedPackedViewStillCorrect) {
     at::Tensor w = at::randn({64 * 9}) * 0.1;
     NF4Tensor t = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, false});
-    // A view starting one byte into a buffer: the kernel's 4-byte loads need an aligned copy.
-    at::Tensor buffer = at::zeros({t.packed().numel() + 1}, at::kByte);
-    buffer.slice(0, 1).copy_(t.packed());
-    at::Tensor view = buffer.cuda().slice(0, 1);
-    at::Tensor out = dequantize_4bit(view, t.absmax().cuda(), {}, {}, {}, 0.0f, w.numel(), 64,
-                                     nf4::QuantType::kNF4, at::kFloat);
-    EXPECT_TRUE(tensors_identical(t.dequantize(), out.cpu()));
+    // Views starting 1 and 4 bytes into a buffer: the kernel's 16-byte loads need an aligned copy.
+    for (int64_t shift : {1, 4}) {
+        at::Tensor buffer = at::zeros({t.packed().numel() + shift}, at::kByte);
+        buffer.slice(0, shift).copy_(t.packed());
+        at::Tensor view = buffer.cuda().slice(0, shift);
+        at::Tensor out = dequantize_4bit(view, t.absmax().cuda(), {}, {}, {}, 0.0f, w.numel(), 64,
+                                         nf4::QuantType::kNF4, at::kFloat);
+        EXPECT_TRUE(tensors_identical(t.dequantize(), out.cpu())) << "shift " << shift;
+    }
 }
 
 TEST_F(Nf4Cuda, QuantizeOnGpuRoundTripsLikeCpu) {
