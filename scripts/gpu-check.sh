@@ -108,8 +108,9 @@ fi
 stage 240 "cuda tests" "$bin/test_kernels" --gtest_output="xml:$results/test_kernels.xml"
 stage 120 "device tests" "$bin/test_core" --gtest_filter='*Device*:*Dtype*' --gtest_output="xml:$results/test_core.xml"
 
-stage 120 "bench dequant (8192x8192 NF4+DQ vs copy)" \
-    bash -o pipefail -c "'$bin/qlora-bench' --device cuda dequant --rows 8192 --cols 8192 --iters 20 | tee '$results/bench-dequant.jsonl'"
+stage 120 "bench dequant (NF4+DQ vs copy: 8192x8192, 65B's 22016x8192 MLP weight)" \
+    bash -o pipefail -c "'$bin/qlora-bench' --device cuda dequant --rows 8192 --cols 8192 --iters 50 | tee '$results/bench-dequant.jsonl' &&
+                         '$bin/qlora-bench' --device cuda dequant --rows 22016 --cols 8192 --iters 50 | tee -a '$results/bench-dequant.jsonl'"
 stage 180 "bench step 7B (seq 2048): NF4 base vs bf16 base" \
     bash -o pipefail -c "'$bin/qlora-bench' --device cuda step --shape 7b --seq 2048 --iters 5 --base nf4 --base bf16 | tee '$results/bench-step.jsonl'"
 stage 180 "bench step 65B NF4 (seq 512, paged AdamW): does a step fit 48 GB?" \
@@ -122,7 +123,7 @@ stage 180 "qlora-train configs/quickstart.yaml on cuda (bf16, paged AdamW)" \
 cp "$run/metrics.jsonl" "$results/train-metrics.jsonl" 2>/dev/null
 model="$root/../shared/data/stories260K/hf"
 stage 60 "qlora-generate on cuda with the adapter" "$bin/qlora-generate" --device cuda --model "$model" --quant nf4 \
-    --adapter "$run/adapter" --prompt "Once upon a time" --max-new-tokens 32 --temperature 0 --stats
+    --adapter "$run/adapter" --prompt "Once upon a time" --max-new-tokens 256 --temperature 0 --stats
 stage 60 "qlora-eval on cuda, base then base + adapter" bash -c \
     "'$bin/qlora-eval' --device cuda --model '$model' --quant nf4 --data '$root/../shared/data/text/tinystories_sample_cs336.txt' &&
      '$bin/qlora-eval' --device cuda --model '$model' --quant nf4 --adapter '$run/adapter' --data '$root/../shared/data/text/tinystories_sample_cs336.txt'"
