@@ -36,7 +36,8 @@ if [[ "${1:-}" == "--prepare" || "${1:-}" == "--fetch-debs" ]]; then
     for t in "${tests[@]}"; do cp "$build/tests/$t" "$bin/"; done
     # Test binaries have the source and shared folders compiled in (tests/test_paths.h.in).
     grep -E '^CMAKE_HOME_DIRECTORY:|^QLORA_SHARED_DIR:' "$build/CMakeCache.txt" | sed 's/:[A-Z]*=/=/' > "$bin/paths.env"
-    git -C "$root" rev-parse HEAD > "$bin/commit"
+    source_dir="$(sed -n 's/^CMAKE_HOME_DIRECTORY=//p' "$bin/paths.env")"
+    git -C "$source_dir" describe --always --dirty > "$bin/commit"
     rm -rf "$root/.gpu-shared" && mkdir -p "$root/.gpu-shared"
     cp -r "$root/../shared/data" "$root/.gpu-shared/"
     du -sh "$debs" "$bin" "$root/.gpu-shared"
