@@ -14,7 +14,7 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kWarpsPerCta = 8;
 constexpr int kDequantThreads = 256;
-constexpr int kElemsPerThread = 32;  // 16 packed bytes; never straddles a block (blocksize >= 32)
+constexpr int kElemsPerThread = 8;  // 4 packed bytes; never straddles a block (blocksize >= 32)
 
 // ---- element conversions ---------------------------------------------------------------------
 template <typename T>
@@ -102,31 +102,7 @@ __global__ void absmax_quantize_kernel(const float* __restrict__ v, const float*
     }
 }
 
-// ---- dequantize: 32 elements (16 packed bytes, one 16-byte load) per thread -------------------
-// The scale of a 4-bit block is a chain of dependent loads (code -> map, nested); issuing the packed
-// load first and giving each chain 32 outputs (64-128 bytes of stores) keeps enough bytes in flight
-// per thread to run at copy bandwidth (8 elements per thread reached ~75% of a copy on an H200).
-template <typename Out>
-__device__ __forceinline__ void store_group(Out* dst, const float* s_values, uint4 words, float scale) {
-    const uint32_t w[4] = {words.x, words.y, words.z, words.w};
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {  // 8 outputs from each 32-bit word
-        Out vals[8];
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const uint8_t byte = static_cast<uint8_t>(w[q] >> (8 * k));
-            vals[2 * k] = from_float<Out>(__fmul_rn(s_values[byte >> 4], scale));
-            vals[2 * k + 1] = from_float<Out>(__fmul_rn(s_values[byte & 0x0F], scale));
-        }
-        if constexpr (sizeof(Out) == 4) {
-            reinterpret_cast<float4*>(dst + 8 * q)[0] = *reinterpret_cast<float4*>(&vals[0]);
-            reinterpret_cast<float4*>(dst + 8 * q)[1] = *reinterpret_cast<float4*>(&vals[4]);
-        } else {
-            *reinterpret_cast<uint4*>(dst + 8 * q) = *reinterpret_cast<uint4*>(&vals[0]);
-        }
-    }
-}
-
+// ---- dequantize: 8 elements (4 packed bytes) per thread --------------------------------------
 template <typename Out>
 __global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed, const float* __restrict__ absmax_f32,
                                       const uint8_t* __restrict__ codes, const float* __restrict__ nested,
@@ -139,15 +115,30 @@ __global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed, const 
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
         const int64_t e0 = g * kElemsPerThread;
-        const int64_t count = min(static_cast<int64_t>(kElemsPerThread), n - e0);
-        uint4 words{};
-        if (count == kElemsPerThread) words = *reinterpret_cast<const uint4*>(packed + e0 / 2);
         const int64_t b = e0 >> blocksize_log2;
-        const float scale = absmax_f32 != nullptr
-                                ? absmax_f32[b]
-                                : __fadd_rn(__fmul_rn(map[codes[b]], nested[b / nf4::kNestedBlocksize]), offset);
+        float scale;
+        if (absmax_f32 != nullptr) {
+            scale = absmax_f32[b];
+        } else {
+            scale = __fadd_rn(__fmul_rn(map[codes[b]], nested[b / nf4::kNestedBlocksize]), offset);
+        }
+        const int64_t count = min(static_cast<int64_t>(kElemsPerThread), n - e0);
         if (count == kElemsPerThread) {
-            store_group(out + e0, s_values, words, scale);
+            const uint32_t word = *reinterpret_cast<const uint32_t*>(packed + e0 / 2);
+            Out vals[kElemsPerThread];
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                const uint8_t byte = static_cast<uint8_t>(word >> (8 * k));
+                vals[2 * k] = from_float<Out>(__fmul_rn(s_values[byte >> 4], scale));
+                vals[2 * k + 1] = from_float<Out>(__fmul_rn(s_values[byte & 0x0F], scale));
+            }
+            if constexpr (sizeof(Out) == 4) {
+                float4* dst = reinterpret_cast<float4*>(out + e0);
+                dst[0] = *reinterpret_cast<float4*>(&vals[0]);
+                dst[1] = *reinterpret_cast<float4*>(&vals[4]);
+            } else {
+                *reinterpret_cast<uint4*>(out + e0) = *reinterpret_cast<uint4*>(&vals[0]);
+            }
         } else {
             for (int64_t k = 0; k < count; ++k) {
                 const uint8_t byte = packed[(e0 + k) / 2];

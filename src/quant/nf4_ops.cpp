@@ -36,10 +36,10 @@ void check_cuda(cudaError_t err, const char* op) {
     TORCH_CHECK(err == cudaSuccess, op, ": CUDA error: ", cudaGetErrorString(err));
 }
 
-// The dequant kernel reads packed bytes 16 at a time: give it a 16-byte aligned start.
+// The dequant kernel reads packed bytes 4 at a time: give it a 4-byte aligned start.
 at::Tensor aligned_for_words(const at::Tensor& t) {
     auto addr = reinterpret_cast<uintptr_t>(t.data_ptr());
-    return addr % 16 == 0 ? t : t.clone();
+    return addr % 4 == 0 ? t : t.clone();
 }
 #endif
 

@@ -75,7 +75,7 @@ TEST_F(Nf4Cuda, DequantizeEqualsCpuForEveryOutputDtype) {
 TEST_F(Nf4Cuda, MisalignedPackedViewStillCorrect) {
     at::Tensor w = at::randn({64 * 9}) * 0.1;
     NF4Tensor t = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, false});
-    // Views starting 1 and 4 bytes into a buffer: the kernel's 16-byte loads need an aligned copy.
+    // Views starting 1 and 4 bytes into a buffer: the kernel reads whole aligned words.
     for (int64_t shift : {1, 4}) {
         at::Tensor buffer = at::zeros({t.packed().numel() + shift}, at::kByte);
         buffer.slice(0, shift).copy_(t.packed());
