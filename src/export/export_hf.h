@@ -1,0 +1,58 @@
+// qlora-export's Hugging Face formats (DESIGN.md section 11): the PEFT adapter re-saved after
+// validation, merged 16-bit folders (hf-bf16, hf-fp16) and the merged weights requantized in the
+// bitsandbytes-4bit layout (hf-nf4). Folders appear only when complete (io::AtomicDir).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "export/merge.h"
+
+namespace qlora::exporting {
+
+enum class ExportFormat { kPeft, kHfBf16, kHfFp16, kHfNf4, kGgufF16, kGgufQ8_0, kGgufQ4_0 };
+// "peft", "hf-bf16", "hf-fp16", "hf-nf4", "gguf-f16", "gguf-q8_0", "gguf-q4_0".
+ExportFormat parse_export_format(const std::string& name);
+std::string export_format_name(ExportFormat format);
+bool is_gguf(ExportFormat format);
+
+// "5GB" (10^9), "500MB", "2GiB" (2^30), "100KB", or a plain byte count; throws qlora::Error.
+uint64_t parse_shard_size(const std::string& text);
+
+struct HfExportOptions {
+    std::string out_dir;
+    ExportFormat format = ExportFormat::kHfBf16;
+    bool overwrite = false;
+    uint64_t max_shard_bytes = 5'000'000'000ULL;
+};
+
+// hf-nf4: how far one requantized merged weight is from the merged weight, ||Q(W)-W|| / ||W||.
+struct LayerQuantError {
+    std::string name;
+    double rel_error = 0.0;
+};
+
+struct HfExportSummary {
+    std::vector<std::string> files;  // full paths inside the final folder
+    int64_t tensors = 0;             // tensors of the model (a 4-bit weight counts once)
+    int64_t merged = 0;              // of which the adapter changed
+    uint64_t bytes = 0;              // tensor data written
+    std::vector<LayerQuantError> nf4_errors;  // hf-nf4 only, in checkpoint order
+};
+
+// Refuses an existing output (unless overwrite) and an output whose parent cannot hold it, before
+// any work; qlora::Error naming the path.
+void check_output_path(const std::string& out, bool overwrite);
+
+// peft: the adapter (already checked against the base by MergedCheckpoint) written anew.
+HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOptions& options);
+// hf-bf16 / hf-fp16 / hf-nf4: streams merged.tensor() one at a time into shards + index, then
+// config.json (quantization_config removed, or the bnb one for hf-nf4; torch_dtype set) and the
+// tokenizer files.
+HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions& options);
+
+// The per-layer table and a summary line (mean, median, max).
+std::string format_nf4_errors(const std::vector<LayerQuantError>& errors);
+
+}  // namespace qlora::exporting
