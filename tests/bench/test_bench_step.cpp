@@ -1,0 +1,63 @@
+// qlora-bench step on the CPU with the smallest shape: every case reports a finite step, a loss near
+// ln(vocab) for random weights, 4-bit base bytes below the dense ones, and a summary comparing them.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "bench/bench_step.h"
+#include "core/error.h"
+
+namespace qlora::bench {
+namespace {
+
+TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
+    StepBenchOptions o;
+    o.shape = "tiny";
+    o.layers = 1;
+    o.seq = 16;
+    o.lora_r = 4;
+    o.optimizer = "adamw_32bit";
+    o.bases = {"nf4", "fp32"};
+    o.warmup = 1;
+    o.iters = 1;
+    const auto lines = bench_step(o, c10::Device(c10::kCPU));
+    ASSERT_EQ(lines.size(), 3u);
+    const auto nf4 = nlohmann::json::parse(lines[0]);
+    const auto fp32 = nlohmann::json::parse(lines[1]);
+    const auto summary = nlohmann::json::parse(lines[2]);
+    for (const auto& j : {nf4, fp32}) {
+        EXPECT_EQ(j["bench"], "step");
+        EXPECT_EQ(j["layers"], 1);
+        EXPECT_GT(j["step_ms"].get<double>(), 0.0);
+        EXPECT_GT(j["tokens_per_s"].get<double>(), 0.0);
+        EXPECT_GT(j["peak_step_bytes"].get<int64_t>(), 0);
+        // 7 linears of rank 4 in one layer: q, k, v, o (256 x 256), gate, up (688 x 256), down.
+        EXPECT_EQ(j["lora_params"].get<int64_t>(), 4 * (4 * (256 + 256) + 3 * (256 + 688)));
+        EXPECT_NEAR(j["loss"].get<double>(), std::log(32000.0), 0.5);  // random weights: near uniform
+    }
+    // Same embeddings and lm_head; the 4-bit linears shrink the rest.
+    EXPECT_LT(nf4["base_weight_bytes"].get<int64_t>(), fp32["base_weight_bytes"].get<int64_t>());
+    EXPECT_EQ(summary["compare"], "nf4 vs fp32");
+    EXPECT_NEAR(summary["speed_ratio"].get<double>(),
+                nf4["tokens_per_s"].get<double>() / fp32["tokens_per_s"].get<double>(), 1e-12);
+}
+
+TEST(BenchStep, UnknownShapeOrBaseIsAClearError) {
+    EXPECT_THROW(step_bench_config("70b", 0), Error);
+    EXPECT_THROW(step_bench_config("7b", 33), Error);
+    EXPECT_EQ(step_bench_config("7b", 2).num_hidden_layers, 2);
+    StepBenchOptions o;
+    o.layers = 1;
+    o.seq = 8;
+    o.bases = {"int3"};
+    try {
+        bench_step(o, c10::Device(c10::kCPU));
+        FAIL() << "int3 accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("'int3'"), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+}  // namespace qlora::bench
