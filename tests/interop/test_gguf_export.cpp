@@ -104,5 +104,19 @@ TEST(GgufExportStoriesF16, QAndKPermuteBackToTheSource) {
     }
 }
 
+// llama.cpp's own stories260K.gguf (its CI model, converted from the llama2.c checkpoint) is an
+// independent reference for tensor names, Q/K row order and the vocab: our f16 export of the
+// Hugging Face folder of the same weights must equal it up to the f16 rounding of the matrices.
+TEST(GgufExportStoriesF16, EqualsLlamaCppsOwnConversion) {
+    const std::string base = qlora::test::shared_data("stories260K/hf");
+    const std::string dir = qlora::test::scratch_dir("gguf_stories_reference");
+    io::SafetensorsFolder model(base);
+    export_gguf(stories_inputs(model, GgufType::kF16, dir + "/m.gguf"));
+    auto r = qlora::test::run_command(python() + " " + QLORA_SOURCE_DIR + "/scripts/check_gguf_reference.py " +
+                                      dir + "/m.gguf " + qlora::test::shared_data("stories260K/stories260K.gguf"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("48 reference tensors matched"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace qlora::exporting
