@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "cli/run_tool.h"
@@ -13,13 +12,9 @@
 #include "core/error.h"
 #include "export/export_eval.h"
 #include "export/export_hf.h"
-#include "export/merge.h"
-#if __has_include("export/gguf_export.h")
 #include "export/gguf_export.h"
-#define QLORA_HAVE_GGUF_EXPORT 1
-#endif
+#include "export/merge.h"
 
-namespace fs = std::filesystem;
 using namespace qlora;
 using namespace qlora::exporting;
 
@@ -47,10 +42,9 @@ void print_summary(const std::string& out, ExportFormat format, const HfExportSu
 }
 
 void export_gguf_file(const MergedCheckpoint& merged, ExportFormat format, const std::string& out, bool overwrite) {
-#ifdef QLORA_HAVE_GGUF_EXPORT
     GgufExportInputs in;
     in.config = merged.config();
-    in.tokenizer_model = (fs::path(merged.base_dir()) / "tokenizer.model").string();
+    in.tokenizer_model = merged.base_dir();  // tokenizer.model, and tokenizer_config.json when present
     in.tensor_names = merged.names();
     in.load_tensor = [&merged](const std::string& name) { return merged.tensor(name); };
     in.type = parse_gguf_type(export_format_name(format).substr(5));
@@ -58,14 +52,12 @@ void export_gguf_file(const MergedCheckpoint& merged, ExportFormat format, const
     in.overwrite = overwrite;
     const GgufExportSummary s = export_gguf(in);
     std::string types;
-    for (const auto& [type, n] : s.tensors_by_type) types += std::string(types.empty() ? "" : ", ") + type + " " + std::to_string(n);
+    for (const auto& [type, n] : s.tensors_by_type) {
+        types += std::string(types.empty() ? "" : ", ") + type + " " + std::to_string(n);
+    }
     std::printf("wrote %s (%s): %lld tensors (%s), %.2f MiB\n", out.c_str(), export_format_name(format).c_str(),
                 static_cast<long long>(s.tensors), types.c_str(), static_cast<double>(s.bytes) / (1024.0 * 1024.0));
     for (const std::string& f : s.fallbacks) std::printf("  kept F16: %s\n", f.c_str());
-#else
-    (void)merged, (void)out, (void)overwrite;
-    QLORA_RUNTIME_CHECK(false, export_format_name(format), ": this build has no GGUF writer (src/export/gguf_export.h)");
-#endif
 }
 
 }  // namespace
