@@ -92,8 +92,22 @@ MergedCheckpoint::MergedCheckpoint(std::string base_dir, std::string adapter_dir
       files_(base_dir_),
       adapter_(load_peft_adapter(adapter_dir_)) {
     base_is_4bit_ = config_.quantization_config.has_value();
-    const std::string config_path = (fs::path(base_dir_) / "config.json").string();
+    resolve_quant(options);
+    add_layer_names();
+    check_adapter();
+    untied_lm_head_ = config_.tie_word_embeddings && deltas_.count("lm_head.weight") != 0;
+    if (!config_.tie_word_embeddings || untied_lm_head_) {
+        names_.push_back("lm_head.weight");
+        shapes_["lm_head.weight"] = {config_.vocab_size, config_.hidden_size};
+    }
+    if (untied_lm_head_) config_.tie_word_embeddings = false;
+    check_base_tensors();
+    log_info(describe());
+}
+
+void MergedCheckpoint::resolve_quant(const MergeOptions& options) {
     if (base_is_4bit_) {
+        const std::string config_path = (fs::path(base_dir_) / "config.json").string();
         quant_.options = quant::parse_bnb_quantization_config(*config_.quantization_config, config_path);
         quant_.source = "the base's quantization_config";
         for (const std::string& name : files_.names()) {  // the blocksize lives in each quant_state
@@ -112,8 +126,9 @@ MergedCheckpoint::MergedCheckpoint(std::string base_dir, std::string adapter_dir
     }
     QLORA_CHECK(!(base_is_4bit_ && merge_base_ == MergeBase::kFp), "--merge-base fp needs the original 16-bit ",
                 "weights, but ", base_dir_, " is a bitsandbytes 4-bit checkpoint (give the folder it was quantized from)");
+}
 
-    // Names and shapes from config.json, in model order.
+void MergedCheckpoint::add_layer_names() {
     model::Llama skeleton(config_);
     auto add = [&](const std::string& name, std::vector<int64_t> shape) {
         names_.push_back(name);
@@ -135,14 +150,12 @@ MergedCheckpoint::MergedCheckpoint(std::string base_dir, std::string adapter_dir
         }
     }
     add("model.norm.weight", {hidden});
-    check_adapter();
-    untied_lm_head_ = config_.tie_word_embeddings && deltas_.count("lm_head.weight") != 0;
-    if (!config_.tie_word_embeddings || untied_lm_head_) add("lm_head.weight", {config_.vocab_size, hidden});
-    if (untied_lm_head_) config_.tie_word_embeddings = false;
+}
 
-    // The base must hold exactly these (plus the 4-bit state keys and buffers transformers ignores).
+void MergedCheckpoint::check_base_tensors() const {
+    // The base must hold exactly names_ (plus the 4-bit state keys and buffers transformers ignores).
     std::set<std::string> expected(names_.begin(), names_.end());
-    if (untied_lm_head_) expected.erase("lm_head.weight");
+    if (untied_lm_head_) expected.erase("lm_head.weight");  // comes from the embeddings
     for (const std::string& name : files_.names()) {
         if (expected.erase(name) != 0) {
             if (base_is_4bit_ && quant::is_bnb_4bit_weight(files_, name)) continue;
@@ -152,14 +165,13 @@ MergedCheckpoint::MergedCheckpoint(std::string base_dir, std::string adapter_dir
             continue;
         }
         const bool ignorable = name.find("rotary_emb.inv_freq") != std::string::npos ||
-                               (name == "lm_head.weight" && config_.tie_word_embeddings) ||
+                               (name == "lm_head.weight" && (config_.tie_word_embeddings || untied_lm_head_)) ||
                                (base_is_4bit_ && quant::is_bnb_state_key(name));
         QLORA_CHECK(ignorable, base_dir_, ": unexpected tensor '", name, "' for a ", config_.model_type, " model with ",
                     config_.num_hidden_layers, " layers");
     }
     QLORA_CHECK(expected.empty(), base_dir_, ": missing tensor '", *expected.begin(), "' (", config_.model_type,
                 " with ", config_.num_hidden_layers, " layers needs it)");
-    log_info(describe());
 }
 
 void MergedCheckpoint::check_adapter() {

@@ -74,7 +74,10 @@ private:
     struct Delta {
         std::string a_name, b_name;  // PEFT names in adapter_.tensors
     };
+    void resolve_quant(const MergeOptions& options);
+    void add_layer_names();  // embeddings, layers, final norm with their shapes from config.json
     void check_adapter();
+    void check_base_tensors() const;
     at::Tensor base_weight(const std::string& name) const;
 
     std::string base_dir_;

@@ -220,6 +220,30 @@ TEST(Merge, BadAdaptersAreClearErrors) {
               dir + "/none/adapter_config.json: cannot open (expected a PEFT LoRA adapter folder)");
 }
 
+TEST(Merge, BadBasesAreClearErrors) {
+    Folders f = make("merge_bad_base", fx::tiny_adapter());
+    io::SafetensorsFolder base(f.base);
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const std::string& name : base.names()) {
+        if (name != "model.norm.weight") tensors.emplace_back(name, base.load(name));
+    }
+    io::save_safetensors(f.base + "/model.safetensors", tensors);
+    EXPECT_EQ(error_of([&] { MergedCheckpoint(f.base, f.adapter); }),
+              f.base + ": missing tensor 'model.norm.weight' (llama with 2 layers needs it)");
+    tensors.emplace_back("model.norm.weight", at::ones({16}));
+    tensors.emplace_back("model.extra.weight", at::ones({16}));
+    io::save_safetensors(f.base + "/model.safetensors", tensors);
+    EXPECT_EQ(error_of([&] { MergedCheckpoint(f.base, f.adapter); }),
+              f.base + ": unexpected tensor 'model.extra.weight' for a llama model with 2 layers");
+    nlohmann::json config = fx::tiny_config();
+    config["num_key_value_heads"] = 2;  // k/v would be [16, 16]
+    std::ofstream(f.base + "/config.json") << config.dump();
+    // The adapter no longer fits: k_proj's B has 8 rows, the config now says 16.
+    EXPECT_NE(error_of([&] { MergedCheckpoint(f.base, f.adapter); })
+                  .find("self_attn.k_proj.lora_B.weight' has shape [8, 4], expected [16, 4]"),
+              std::string::npos);
+}
+
 TEST(Merge, MergedModelMatchesTheAdapterForward) {
     Folders f = make("merge_forward", fx::tiny_adapter());
     MergedCheckpoint merged(f.base, f.adapter);
