@@ -9,15 +9,14 @@ namespace qlora::lora {
 
 namespace {
 
-// A projection slot: the module that registered it, its key there, and the holder to repoint.
-struct Slot {
-    torch::nn::Module* parent;
-    std::string key;  // "q_proj", ..., "lm_head"
-    model::Linear* holder;
-};
+std::shared_ptr<LoraLinearImpl> as_lora(const model::Linear& l) {
+    return std::dynamic_pointer_cast<LoraLinearImpl>(l.ptr());
+}
 
-std::vector<Slot> projection_slots(model::LlamaImpl& m) {
-    std::vector<Slot> slots;
+}  // namespace
+
+std::vector<ProjectionSlot> projection_slots(model::LlamaImpl& m) {
+    std::vector<ProjectionSlot> slots;
     for (auto& layer : m.layers) {
         auto& a = *layer->self_attn;
         auto& p = *layer->mlp;
@@ -33,11 +32,10 @@ std::vector<Slot> projection_slots(model::LlamaImpl& m) {
     return slots;
 }
 
-std::shared_ptr<LoraLinearImpl> as_lora(const model::Linear& l) {
-    return std::dynamic_pointer_cast<LoraLinearImpl>(l.ptr());
+void replace_projection(const ProjectionSlot& slot, const std::shared_ptr<LoraLinearImpl>& lora) {
+    slot.parent->replace_module(slot.key, lora);
+    *slot.holder = model::Linear(std::static_pointer_cast<model::LinearImpl>(lora));
 }
-
-}  // namespace
 
 void apply_lora(model::LlamaImpl& model, const LoraOptions& options) {
     validate(options);
@@ -45,15 +43,13 @@ void apply_lora(model::LlamaImpl& model, const LoraOptions& options) {
     auto is_target = [&](const std::string& key) {
         return std::find(targets.begin(), targets.end(), key) != targets.end();
     };
-    for (const Slot& s : projection_slots(model)) {
+    for (const ProjectionSlot& s : projection_slots(model)) {
         const auto& base = **s.holder;
         QLORA_CHECK(as_lora(*s.holder) == nullptr, base.name(),
                     " already carries a LoRA adapter: apply_lora may run once per model");
         const bool target = is_target(s.key);
         if (!target && !base.quantized()) continue;  // a dense frozen projection stays as it is
-        auto lora = std::make_shared<LoraLinearImpl>(base, options, target);
-        s.parent->replace_module(s.key, lora);
-        *s.holder = model::Linear(std::static_pointer_cast<model::LinearImpl>(lora));
+        replace_projection(s, std::make_shared<LoraLinearImpl>(base, options, target));
     }
     // Tied lm_head: the embedding is the same tensor and stays registered (and frozen) there.
     for (auto& p : model.named_parameters(/*recurse=*/true)) {
@@ -65,7 +61,7 @@ void apply_lora(model::LlamaImpl& model, const LoraOptions& options) {
 
 std::vector<std::shared_ptr<LoraLinearImpl>> lora_modules(model::LlamaImpl& model) {
     std::vector<std::shared_ptr<LoraLinearImpl>> out;
-    for (const Slot& s : projection_slots(model)) {
+    for (const ProjectionSlot& s : projection_slots(model)) {
         auto l = as_lora(*s.holder);
         if (l != nullptr && l->has_adapter()) out.push_back(std::move(l));
     }
@@ -84,6 +80,25 @@ std::vector<std::pair<std::string, at::Tensor>> adapter_parameters(model::LlamaI
 
 void set_adapter_enabled(model::LlamaImpl& model, bool enabled) {
     for (const auto& l : lora_modules(model)) l->set_enabled(enabled);
+}
+
+void apply_qat(model::LlamaImpl& model, const QatOptions& options) {
+    LoraOptions frozen;  // only read for adapters, and a frozen wrapper has none
+    for (const ProjectionSlot& s : projection_slots(model)) {
+        if (s.key == "lm_head") continue;
+        auto lora = as_lora(*s.holder);
+        if (lora == nullptr) {
+            lora = std::make_shared<LoraLinearImpl>(**s.holder, frozen, /*with_adapter=*/false);
+            replace_projection(s, lora);
+        }
+        lora->set_qat(options);
+    }
+}
+
+void set_qat_active(model::LlamaImpl& model, bool active) {
+    for (const ProjectionSlot& s : projection_slots(model)) {
+        if (auto lora = as_lora(*s.holder)) lora->set_qat_active(active);
+    }
 }
 
 }  // namespace qlora::lora

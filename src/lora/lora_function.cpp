@@ -5,8 +5,6 @@ namespace qlora::lora {
 
 namespace {
 
-// Holds the frozen base in ctx->saved_data: a capsule keeps it alive without making its tensors
-// saved variables (they never need gradients or version checks: they are frozen).
 struct BaseCapsule : torch::CustomClassHolder {
     explicit BaseCapsule(std::shared_ptr<const FrozenBase> b) : base(std::move(b)) {}
     std::shared_ptr<const FrozenBase> base;
@@ -25,10 +23,23 @@ at::Tensor placeholder(const at::Tensor& t) { return t.defined() ? t : at::empty
 
 }  // namespace
 
-at::Tensor FrozenBase::weight(c10::ScalarType dtype) const {
+c10::IValue base_capsule(std::shared_ptr<const FrozenBase> base) {
+    return c10::IValue::make_capsule(c10::make_intrusive<BaseCapsule>(std::move(base)));
+}
+
+const FrozenBase& base_of_capsule(const c10::IValue& capsule) {
+    return *static_cast<BaseCapsule*>(capsule.toCapsule().get())->base;
+}
+
+at::Tensor FrozenBase::dequantized(c10::ScalarType dtype) const {
     if (nf4.defined()) return nf4.dequantize(dtype);
     TORCH_CHECK(dense.defined(), "lora_linear: the base weight was never loaded");
     return dense.scalar_type() == dtype ? dense : dense.to(dtype);
+}
+
+at::Tensor FrozenBase::weight(c10::ScalarType dtype) const {
+    if (!fake_quant) return dequantized(dtype);
+    return quant::fake_quantize_weight(dequantized(at::kFloat), *fake_quant).to(dtype);
 }
 
 at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
@@ -68,7 +79,7 @@ at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, co
         y.view({-1, out}).addmm_(u, bmat.t(), /*beta=*/1, /*alpha=*/scale);
     }
     ctx->save_for_backward({x, lora_a, lora_b, mask});
-    ctx->saved_data["base"] = c10::IValue::make_capsule(c10::make_intrusive<BaseCapsule>(base));
+    ctx->saved_data["base"] = base_capsule(base);
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["keep"] = keep;
     return y;
@@ -81,8 +92,7 @@ torch::autograd::variable_list LoraLinearFunction::backward(torch::autograd::Aut
     const at::Tensor& lora_a = saved[1];
     const at::Tensor& lora_b = saved[2];
     const at::Tensor& mask = saved[3];
-    auto capsule = ctx->saved_data["base"].toCapsule();
-    const FrozenBase& base = *static_cast<BaseCapsule*>(capsule.get())->base;
+    const FrozenBase& base = base_of_capsule(ctx->saved_data["base"]);
     const double scale = ctx->saved_data["scale"].toDouble();
     const double keep = ctx->saved_data["keep"].toDouble();
 

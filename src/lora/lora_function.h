@@ -18,6 +18,9 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
+#include "quant/fake_quant.h"
 #include "quant/nf4_tensor.h"
 
 namespace qlora::lora {
@@ -29,10 +32,21 @@ struct FrozenBase {
     at::Tensor bias;       // [out] or undefined
     int64_t in_features = 0;
     int64_t out_features = 0;
+    // QAT: the forward (and backward) use Q(W) instead of W (fake_quant.h), recomputed at each use
+    // like the dequantization, so no dense copy is kept. Unset outside QAT.
+    std::optional<quant::QatScheme> fake_quant;
 
-    // W in `dtype` [out, in]: a fresh dequantized copy (NF4) or a cast/alias of the dense weight.
+    // W in `dtype` [out, in]: a fresh dequantized copy (NF4) or a cast/alias of the dense weight;
+    // Q(W) computed in float32 and cast to `dtype` when fake_quant is set.
     at::Tensor weight(c10::ScalarType dtype) const;
+    // W itself, never fake-quantized (what merge-aware QAT adds the adapter to).
+    at::Tensor dequantized(c10::ScalarType dtype) const;
 };
+
+// The frozen base travels in ctx->saved_data as a capsule: it stays alive without its tensors
+// becoming saved variables (they never need gradients or version checks: they are frozen).
+c10::IValue base_capsule(std::shared_ptr<const FrozenBase> base);
+const FrozenBase& base_of_capsule(const c10::IValue& capsule);
 
 class LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction> {
 public:

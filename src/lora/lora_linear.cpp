@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "lora/merge_aware_function.h"
 
 namespace qlora::lora {
 
@@ -51,19 +52,39 @@ std::shared_ptr<const FrozenBase> LoraLinearImpl::frozen_base() const {
     return b;
 }
 
+void LoraLinearImpl::set_qat(const QatOptions& options) {
+    quant::validate(options.scheme);
+    QLORA_CHECK(options.mode != QatMode::kMergeAware || dropout_ == 0.0, name_,
+                ": merge-aware QAT trains through the merged weight, where LoRA dropout has no input path; "
+                "expected lora dropout 0, found ", dropout_);
+    qat_ = options;
+    qat_active_ = false;
+}
+
 at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
     QLORA_CHECK(has_weight(), name_, ".weight was never loaded");
-    if (!has_adapter() || !enabled_) {
-        return lora_linear(x, frozen_base(), at::Tensor(), at::Tensor(), 0.0);
-    }
+    const bool with_adapter = has_adapter() && enabled_;
     at::Tensor mask;
     double keep = 1.0;
-    if (is_training() && dropout_ > 0.0) {
+    if (with_adapter && is_training() && dropout_ > 0.0) {
         keep = 1.0 - dropout_;
         // drawn from the default generator of x's device: checkpointing replays its state
         mask = at::empty(x.sizes(), x.options().dtype(at::kBool)).bernoulli_(keep);
     }
+    if (qat_active_) return forward_qat(x, mask, keep);
+    if (!with_adapter) return lora_linear(x, frozen_base(), at::Tensor(), at::Tensor(), 0.0);
     return lora_linear(x, frozen_base(), lora_A, lora_B, scale_, mask, keep);
+}
+
+at::Tensor LoraLinearImpl::forward_qat(const at::Tensor& x, const at::Tensor& mask, double keep) {
+    const QatOptions& q = *qat_;
+    const at::Tensor xq = q.activations_int8 ? quant::fake_quant_activation_ste(x) : x;
+    auto base = std::make_shared<FrozenBase>(*frozen_base());  // shares the tensors
+    base->fake_quant = q.scheme;
+    const bool with_adapter = has_adapter() && enabled_;
+    if (!with_adapter) return lora_linear(xq, base, at::Tensor(), at::Tensor(), 0.0);
+    if (q.mode == QatMode::kMergeAware) return merge_aware_linear(xq, base, lora_A, lora_B, scale_);
+    return lora_linear(xq, base, lora_A, lora_B, scale_, mask, keep);
 }
 
 }  // namespace qlora::lora

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 
 #include "lora/lora_function.h"
 #include "lora/lora_options.h"
@@ -32,13 +33,27 @@ public:
     // The frozen base as LoraLinearFunction takes it (shares this module's tensors).
     std::shared_ptr<const FrozenBase> frozen_base() const;
 
+    // Quantization-aware training: the forward while active (QatOptions in lora_options.h) is
+    //   merge_aware, with an enabled adapter:  x' = Qa(x);  y = x'·Q(W0 + s·B·A)ᵀ + b
+    //   otherwise (lora mode, no adapter):     x' = Qa(x);  y = x'·Q(W0)ᵀ + b + s·(drop(x')·Aᵀ)·Bᵀ
+    // with Qa the per-token int8 fake quantizer when activations_int8 (else x' = x), both STE.
+    // Configured but inactive (before qat.start_step), the forward is the plain LoRA one.
+    void set_qat(const QatOptions& options);
+    void set_qat_active(bool active) { qat_active_ = active && qat_.has_value(); }
+    bool qat_active() const { return qat_active_; }
+    const std::optional<QatOptions>& qat() const { return qat_; }
+
     at::Tensor lora_A;  // [r, in], Kaiming-uniform (a = sqrt(5)); registered as "lora_A"
     at::Tensor lora_B;  // [out, r], zeros, so step 0 equals the base; registered as "lora_B"
 
 private:
+    at::Tensor forward_qat(const at::Tensor& x, const at::Tensor& mask, double keep);
+
     double scale_ = 0.0;
     double dropout_ = 0.0;
     bool enabled_ = true;
+    std::optional<QatOptions> qat_;
+    bool qat_active_ = false;
 };
 TORCH_MODULE(LoraLinear);
 

@@ -57,4 +57,10 @@ double lora_scale(const LoraOptions& o) {
     return o.use_rslora ? o.alpha / std::sqrt(r) : o.alpha / r;
 }
 
+QatMode parse_qat_mode(const std::string& name) {
+    if (name == "lora") return QatMode::kLora;
+    if (name == "merge_aware") return QatMode::kMergeAware;
+    QLORA_FAIL("qat.mode must be lora or merge_aware, got '", name, "'");
+}
+
 }  // namespace qlora::lora

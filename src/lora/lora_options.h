@@ -1,5 +1,6 @@
 // LoraOptions: what an adapter looks like (rank, alpha, dropout, rsLoRA, target modules) and the
-// target-name rules shared by apply_lora, the memory plan and the PEFT exporter.
+// target-name rules shared by apply_lora, the memory plan and the PEFT exporter; QatOptions, how
+// quantization-aware training changes the forward of the projections.
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -8,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "quant/fake_quant.h"
 
 namespace qlora::lora {
 
@@ -32,5 +35,20 @@ std::vector<std::string> resolve_targets(const std::vector<std::string>& targets
 double lora_scale(const LoraOptions& options);
 // Throws qlora::Error naming the bad field (r > 0, dropout in [0, 1), alpha finite).
 void validate(const LoraOptions& options);
+
+// QAT modes (the config's qat.mode):
+//   kLora        y = x·Q(W0)ᵀ + b + s·(x·Aᵀ)·Bᵀ: the base fake-quantized, the adapter not (torchtune's
+//                QAT+LoRA); exporting merged-and-quantized still rounds W0 + s·B·A afresh.
+//   kMergeAware  y = x·Q(W0 + s·B·A)ᵀ + b with an STE (lora/merge_aware_function.h): the merged,
+//                quantized weight is the one trained, so its export is exactly the trained model.
+enum class QatMode { kLora, kMergeAware };
+// "lora" | "merge_aware"; throws qlora::Error for anything else.
+QatMode parse_qat_mode(const std::string& name);
+
+struct QatOptions {
+    quant::QatScheme scheme;        // Q: int4 per group, int8 per channel or nf4 (fake_quant.h)
+    bool activations_int8 = false;  // also fake-quantize each projection's input per token
+    QatMode mode = QatMode::kMergeAware;
+};
 
 }  // namespace qlora::lora

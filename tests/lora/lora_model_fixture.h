@@ -7,7 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "lora/apply_lora.h"
 #include "model/llama_loader.h"
+#include "optim/optimizer_factory.h"
 #include "support/test_support.h"
 
 namespace qlora::lora::test {
@@ -35,6 +37,24 @@ inline at::Tensor lm_loss(model::Llama& model, const at::Tensor& batch) {
     at::Tensor logits = model->forward(batch.narrow(1, 0, t));  // [B, T, V]
     return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat),
                                   batch.narrow(1, 1, t).reshape({-1}));
+}
+
+// `steps` optimizer steps on the adapters of `model` over `batch`; the loss before each step.
+inline std::vector<double> train_adapters(model::Llama& model, const at::Tensor& batch, int steps, double lr,
+                                          const std::string& optimizer_name = "adamw_32bit",
+                                          const optim::OptimOptions& options = {}) {
+    std::vector<at::Tensor> params;
+    for (auto& [name, t] : adapter_parameters(*model)) params.push_back(t);
+    auto optimizer = optim::make_optimizer(optimizer_name, params, options);
+    std::vector<double> losses;
+    for (int step = 0; step < steps; ++step) {
+        optimizer->zero_grad();
+        at::Tensor loss = lm_loss(model, batch);
+        loss.backward();
+        optimizer->step(lr);
+        losses.push_back(loss.item<double>());
+    }
+    return losses;
 }
 
 }  // namespace qlora::lora::test

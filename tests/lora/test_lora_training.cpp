@@ -26,20 +26,9 @@ TEST(LoraTraining, AdamwStepsOnNf4BaseLowerTheLoss) {
         set_gradient_checkpointing(*m, true);
         torch::manual_seed(0);
         const at::Tensor packed_before = m->layers[0]->self_attn->q_proj->nf4_weight().packed().clone();
-        std::vector<at::Tensor> params;
-        for (auto& [name, t] : adapter_parameters(*m)) params.push_back(t);
         optim::OptimOptions oo;
         oo.min_8bit_numel = 256;  // stories260K's adapters are tiny: make the 8-bit states real
-        auto optimizer = optim::make_optimizer(opt, params, oo);
-        at::Tensor batch = test::story_batch(2, 48);
-        std::vector<double> losses;
-        for (int step = 0; step < kSteps; ++step) {
-            optimizer->zero_grad();
-            at::Tensor loss = test::lm_loss(m, batch);
-            loss.backward();
-            optimizer->step(kLr);
-            losses.push_back(loss.item<double>());
-        }
+        const std::vector<double> losses = test::train_adapters(m, test::story_batch(2, 48), kSteps, kLr, opt, oo);
         std::string curve;
         for (double l : losses) curve += std::to_string(l) + " ";
         std::printf("%s loss curve: %s\n", opt, curve.c_str());
