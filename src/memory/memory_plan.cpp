@@ -35,7 +35,7 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 // Bytes one decoder layer saves for backward at N = B·T tokens, e = compute dtype size, following
 // our modules: RMSNorm keeps fp32 h and its cast (x2 norms); q/k/v outputs and their roped copies;
 // the attention output and fp32 logsumexp (flash/efficient SDPA, no T×T matrix); gate, up,
-// silu(gate) and their product; two residual sums; plus one bool dropout mask per adapter input.
+// silu(gate) and their product; two residual sums; plus `mask_bytes` (dropout masks, QAT inputs).
 int64_t layer_activation_bytes(const model::LlamaConfig& c, int64_t n, int64_t e, int64_t mask_bytes) {
     const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), i = c.intermediate_size;
     int64_t per_token = 2 * h * (4 + e)          // two RMSNorms: fp32 normalised h and the cast
@@ -71,11 +71,15 @@ MemoryPlan plan_memory(const PlanInputs& in) {
 
     MemoryPlan p;
     std::vector<int64_t> lora_numels;
-    int64_t mask_bytes = 0;  // per layer: one bool per adapter input element, when dropout is on
-    int64_t max_weight = 0;
+    // per layer: one bool per adapter input element when dropout is on; with int8 activation QAT,
+    // each projection's fake-quantized input and its STE mask
+    int64_t mask_bytes = 0;
+    int64_t max_weight = 0, max_in_out = 0;
     for (const Projection& pr : layer_projections(c)) {
         const int64_t w = pr.in * pr.out;
         max_weight = std::max(max_weight, w);
+        max_in_out = std::max(max_in_out, pr.in + pr.out);
+        if (in.qat && in.qat_activations_int8) mask_bytes += n_tok * pr.in * (e + 1);
         const int64_t per_layer = in.quantize ? nf4_nbytes(w, in.quant) : w * e;
         (in.quantize ? p.quantized_weights : p.dense_weights) += per_layer * c.num_hidden_layers;
         if (contains(targets, pr.key)) {
@@ -117,6 +121,10 @@ MemoryPlan plan_memory(const PlanInputs& in) {
     p.workspace = n_tok * c.vocab_size * (e + 4 + 4 + 4);
     // One dequantized weight exists at a time (forward or backward of a 4-bit projection).
     if (in.quantize) p.workspace += max_weight * e;
+    if (in.qat) {
+        p.qat_transient = max_weight * (3 * 4 + e);
+        if (in.qat_merge_aware) p.qat_transient += max_weight * (1 + 4) + n_tok * max_in_out * 4;
+    }
     return p;
 }
 
@@ -136,6 +144,7 @@ std::string MemoryPlan::describe() const {
     s += row("optimizer (paged)", optimizer_paged);
     s += row("activations", activations);
     s += row("workspace", workspace);
+    if (qat_transient > 0) s += row("QAT transient", qat_transient);
     s += row("total", total());
     s += row("total without paged", total_without_paged());
     return s;

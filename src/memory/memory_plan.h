@@ -27,6 +27,11 @@ struct PlanInputs {
     int64_t micro_batch = 1;
     int64_t seq_len = 512;
     bool checkpointing = true;
+    // QAT (lora/lora_options.h): every decoder projection fake-quantizes its weight in the forward
+    // (and again in backward): Q(W0), or Q(W0 + s·B·A) when merge-aware, one layer at a time.
+    bool qat = false;
+    bool qat_merge_aware = false;
+    bool qat_activations_int8 = false;  // each projection also saves its fake-quantized input + mask
 };
 
 // Every figure in bytes.
@@ -39,11 +44,15 @@ struct MemoryPlan {
     int64_t optimizer_paged = 0;  // managed memory on CUDA: the driver may evict it to host RAM
     int64_t activations = 0;      // saved for backward at the peak (estimate)
     int64_t workspace = 0;        // transients: one dequantized weight, logits and their gradient
+    // QAT transient of the largest projection: float32 W (or the merged W0 + s·B·A), Q(W), one
+    // float32 intermediate and the cast to the compute dtype; merge-aware adds the STE mask, dL/dM
+    // and float32 copies of the layer's input and output gradient. Never more than one layer's.
+    int64_t qat_transient = 0;
     int64_t lora_numel = 0;       // trainable parameter count
 
     int64_t total() const {
         return quantized_weights + dense_weights + lora_params + lora_grads + optimizer_resident +
-               optimizer_paged + activations + workspace;
+               optimizer_paged + activations + workspace + qat_transient;
     }
     // What must stay on the device when paged states are evicted.
     int64_t total_without_paged() const { return total() - optimizer_paged; }

@@ -88,14 +88,17 @@ struct OutputConfig {
     bool operator==(const OutputConfig&) const = default;
 };
 
-// Quantization-aware training (DESIGN.md section 11); validated now, used by a later trainer.
+// Quantization-aware training (DESIGN.md section 11): fake quantization with a straight-through
+// estimator in the forward of every decoder projection (quant/fake_quant.h, lora/lora_options.h).
+// weight nf4 takes its blocksize and double quant from the quant section (the hf-nf4 format);
+// int4/int8 fake-quantize a 16-bit base, so they need quant.enabled: false.
 struct QatConfig {
     bool enabled = false;
-    std::string weight = "int4";          // int4 | nf4
-    int64_t group_size = 32;              // int4 groups: power of two in [32, 256]
-    std::string activations = "none";     // none | int8
-    std::string mode = "adapter";         // adapter: Q(W0) + s*B*A | merged: Q(W0 + s*B*A)
-    int64_t start_step = 0;
+    std::string weight = "nf4";           // int4 (per group, Q4_0 arithmetic) | nf4 | int8 (per channel)
+    int64_t group_size = 32;              // int4 only: power of two in [32, 256]
+    std::string activations = "none";     // none | int8 (per token, dynamic asymmetric)
+    std::string mode = "merge_aware";     // lora: Q(W0) + s*B*A | merge_aware: Q(W0 + s*B*A)
+    int64_t start_step = 0;               // optimizer steps run without fake quant first
     bool operator==(const QatConfig&) const = default;
 };
 

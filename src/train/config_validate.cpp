@@ -165,6 +165,41 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
     }
 }
 
+// Values always; combinations only when QAT is on (a disabled section may hold anything valid).
+void validate_qat(const TrainConfig& c, ConfigSources& s) {
+    const QatConfig& q = c.qat;
+    check_name(s, "qat.weight", q.weight, {"int4", "nf4", "int8"});
+    if (!power_of_two(q.group_size) || q.group_size < 32 || q.group_size > 256) {
+        s.add("qat.group_size", "expected a power of two in [32, 256], found " + std::to_string(q.group_size));
+    }
+    check_name(s, "qat.activations", q.activations, {"none", "int8"});
+    check_name(s, "qat.mode", q.mode, {"lora", "merge_aware"});
+    check_non_negative(s, "qat.start_step", q.start_step);
+    if (!q.enabled) return;
+
+    const bool four_bit_base = c.quant.enabled;
+    if ((q.weight == "int4" || q.weight == "int8") && four_bit_base) {
+        s.add("qat.weight", q.weight + " fake-quantizes a 16-bit base; expected quant.enabled: false, found "
+                            "quant.enabled: true (an NF4 base takes qat.weight: nf4)");
+    }
+    if (q.weight == "nf4" && four_bit_base && c.quant.type != "nf4") {
+        s.add("qat.weight", "nf4 over a 4-bit base needs quant.type: nf4, found quant.type: " + c.quant.type +
+                            " (or set quant.enabled: false to fake-quantize a 16-bit base)");
+    }
+    if (q.weight == "nf4" && four_bit_base && q.mode == "lora") {
+        s.add("qat.mode", "lora over an NF4 base is plain QLoRA (the base is already NF4); expected merge_aware, "
+                          "or quant.enabled: false to fake-quantize a 16-bit base, found lora");
+    }
+    if (q.mode == "merge_aware" && c.lora.dropout > 0) {
+        s.add("lora.dropout", "qat.mode merge_aware trains through the merged weight, where LoRA dropout has no "
+                              "input path; expected 0, found " + num(c.lora.dropout));
+    }
+    if (c.train.max_steps && q.start_step >= *c.train.max_steps) {
+        s.add("qat.start_step", "expected < train.max_steps (" + std::to_string(*c.train.max_steps) +
+                                ") so that fake quantization switches on, found " + std::to_string(q.start_step));
+    }
+}
+
 void validate_rest(const TrainConfig& c, ConfigSources& s) {
     check_non_negative(s, "eval.every", c.eval.every);
     check_non_negative(s, "eval.max_batches", c.eval.max_batches);
@@ -172,14 +207,7 @@ void validate_rest(const TrainConfig& c, ConfigSources& s) {
     check_non_negative(s, "output.save_every", c.output.save_every);
     check_non_negative(s, "output.keep", c.output.keep);
 
-    check_name(s, "qat.weight", c.qat.weight, {"int4", "nf4"});
-    if (!power_of_two(c.qat.group_size) || c.qat.group_size < 32 || c.qat.group_size > 256) {
-        s.add("qat.group_size", "expected a power of two in [32, 256], found " +
-                                    std::to_string(c.qat.group_size));
-    }
-    check_name(s, "qat.activations", c.qat.activations, {"none", "int8"});
-    check_name(s, "qat.mode", c.qat.mode, {"adapter", "merged"});
-    check_non_negative(s, "qat.start_step", c.qat.start_step);
+    validate_qat(c, s);
 
     if (!valid_device(c.hardware.device)) {
         s.add("hardware.device", "expected auto, cpu, cuda or cuda:N, found '" + c.hardware.device + "'");

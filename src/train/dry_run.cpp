@@ -11,6 +11,7 @@
 #include "model/llama_config.h"
 #include "optim/optimizer_factory.h"
 #include "quant/nf4_tensor.h"
+#include "train/qat_options.h"
 
 namespace fs = std::filesystem;
 
@@ -48,6 +49,9 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
     in.micro_batch = c.train.micro_batch;
     in.seq_len = c.data.max_seq_len;
     in.checkpointing = c.train.gradient_checkpointing;
+    in.qat = c.qat.enabled;
+    in.qat_merge_aware = c.qat.mode == "merge_aware";
+    in.qat_activations_int8 = c.qat.activations == "int8";
     const memory::MemoryPlan plan = memory::plan_memory(in);
 
     std::string out;
@@ -61,6 +65,11 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
                   static_cast<long long>(c.lora.r), c.quant.enabled ? c.quant.type.c_str() : "dense base",
                   c.optim.name.c_str());
     out += line;
+    if (c.qat.enabled) {
+        out += "QAT: ";
+        out += describe_qat(c);
+        out += '\n';
+    }
     out += plan.describe();
 
     struct Variant {
@@ -72,6 +81,11 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
         Variant v{"16-bit base instead of 4-bit (plain LoRA)", in};
         v.inputs.quantize = false;
         v.inputs.weight_dtype = at::kBFloat16;
+        variants.push_back(v);
+    }
+    if (in.qat) {
+        Variant v{"without QAT (plain LoRA forward)", in};
+        v.inputs.qat = false;
         variants.push_back(v);
     }
     if (in.checkpointing) {

@@ -31,6 +31,7 @@
 #include "optim/lr_schedule.h"
 #include "optim/optimizer_factory.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
+#include "train/qat_options.h"
 #include "train/train_state.h"
 
 #ifdef QLORA_WITH_CUDA
@@ -95,6 +96,7 @@ struct Trainer::State {
     TrainState state;
     std::ofstream metrics;
     std::string output_dir;
+    bool qat_on = false;  // fake quantization switched on (from qat.start_step)
 };
 
 Trainer::Trainer(TrainConfig config, std::string resume) : s_(std::make_unique<State>()) {
@@ -156,6 +158,10 @@ void Trainer::setup() {
     lopt.init_seed = c.train.seed;
     lora::apply_lora(*s.model, lopt);
     lora::set_gradient_checkpointing(*s.model, c.train.gradient_checkpointing);
+    if (c.qat.enabled) {
+        lora::apply_qat(*s.model, qat_options(c));
+        log_info("QAT: ", describe_qat(c));
+    }
     for (auto& [name, t] : lora::adapter_parameters(*s.model)) s.params.push_back(t);
 
     optim::OptimOptions oo;
@@ -253,6 +259,7 @@ TrainResult Trainer::train() {
     Progress progress("train", s.total_steps, "step");
     auto t_start = std::chrono::steady_clock::now();
     while (s.state.step < s.total_steps) {
+        s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, s.metrics);
         auto t0 = std::chrono::steady_clock::now();
         // The window's micro-batches first: the loss divides by all their label tokens.
         std::vector<data::Batch> window;
@@ -302,6 +309,7 @@ TrainResult Trainer::train() {
         m["tokens_per_s"] = static_cast<double>(window_tokens) / dt;
         m["peak_memory_mb"] = peak_memory_mb(s.device);
         m["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        if (c.qat.enabled) m["qat"] = s.qat_on;
         s.metrics << m.dump() << '\n' << std::flush;
         char extra[160];
         std::snprintf(extra, sizeof(extra), "loss=%.4f lr=%.2e grad_norm=%.3f tok/s=%.0f mem=%.0fMiB", loss, lr,
