@@ -21,8 +21,12 @@
 #include "core/progress.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "core/log.h"
 #include "quant/bnb_format.h"
+#include "quant/fake_quant.h"
+#include "quant/int4_format.h"
 #include "quant/quantize_model.h"
+#include "train/config.h"
 
 namespace fs = std::filesystem;
 
@@ -36,6 +40,7 @@ const char* kSideFiles[] = {"tokenizer.model", "tokenizer.json", "tokenizer_conf
 const std::pair<const char*, ExportFormat> kFormats[] = {
     {"peft", ExportFormat::kPeft},         {"hf-bf16", ExportFormat::kHfBf16},
     {"hf-fp16", ExportFormat::kHfFp16},    {"hf-nf4", ExportFormat::kHfNf4},
+    {"hf-int4", ExportFormat::kHfInt4},
     {"gguf-f16", ExportFormat::kGgufF16},  {"gguf-q8_0", ExportFormat::kGgufQ8_0},
     {"gguf-q4_0", ExportFormat::kGgufQ4_0}};
 
@@ -50,7 +55,7 @@ nlohmann::ordered_json read_json(const fs::path& path) {
 }
 
 // config.json of the export: the base's, with the quantization and dtype of what was written.
-nlohmann::ordered_json export_config(const MergedCheckpoint& merged, ExportFormat format) {
+nlohmann::ordered_json export_config(const MergedCheckpoint& merged, ExportFormat format, int64_t int4_group) {
     nlohmann::ordered_json config = read_json(fs::path(merged.base_dir()) / "config.json");
     c10::ScalarType compute = at::kBFloat16;
     if (config.contains("quantization_config")) {
@@ -60,6 +65,9 @@ nlohmann::ordered_json export_config(const MergedCheckpoint& merged, ExportForma
     }
     if (format == ExportFormat::kHfNf4) {
         config["quantization_config"] = quant::bnb_quantization_config(merged.quant().options, compute);
+    } else if (format == ExportFormat::kHfInt4) {
+        // torch_dtype stays the base's: the dtype of the tensors stored unquantized.
+        config["quantization_config"] = quant::int4_quantization_config(int4_group);
     } else {
         const std::string dtype = format == ExportFormat::kHfFp16 ? "float16" : "bfloat16";
         config["torch_dtype"] = dtype;
@@ -88,8 +96,8 @@ ExportFormat parse_export_format(const std::string& name) {
     for (const auto& [text, format] : kFormats) {
         if (name == text) return format;
     }
-    QLORA_FAIL("--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, gguf-f16, gguf-q8_0, gguf-q4_0; got '", name,
-               "'");
+    QLORA_FAIL("--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, hf-int4, gguf-f16, gguf-q8_0, gguf-q4_0; got '",
+               name, "'");
 }
 
 std::string export_format_name(ExportFormat format) {
@@ -144,6 +152,24 @@ void check_output_path(const std::string& out, bool overwrite) {
     QLORA_CHECK(created, out, ": cannot create it in ", path.parent_path().string(), " (", why, ")");
 }
 
+std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source) {
+    const fs::path dir = fs::absolute(adapter_dir).lexically_normal();
+    for (const fs::path& candidate : {dir, dir.parent_path(), dir.parent_path().parent_path()}) {
+        const fs::path path = candidate / "config.resolved.yaml";
+        if (!fs::exists(path)) continue;
+        try {
+            const train::TrainConfig run = train::load_config(path.string());
+            if (source) *source = path.string();
+            if (run.qat.enabled && run.qat.weight == "int4") return run.qat.group_size;
+            return std::nullopt;
+        } catch (const Error& e) {
+            log_warn(path.string(), ": cannot read the run's qat settings (", e.what(), ")");
+            return std::nullopt;
+        }
+    }
+    return std::nullopt;
+}
+
 HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOptions& options) {
     check_output_path(options.out_dir, options.overwrite);
     io::AtomicDir out(options.out_dir, options.overwrite);
@@ -162,8 +188,15 @@ HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOption
 
 HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions& options) {
     const ExportFormat format = options.format;
-    QLORA_CHECK(format == ExportFormat::kHfBf16 || format == ExportFormat::kHfFp16 || format == ExportFormat::kHfNf4,
+    QLORA_CHECK(format == ExportFormat::kHfBf16 || format == ExportFormat::kHfFp16 || format == ExportFormat::kHfNf4 ||
+                    format == ExportFormat::kHfInt4,
                 "export_hf: format ", export_format_name(format), " is not a Hugging Face folder format");
+    if (format == ExportFormat::kHfInt4) {
+        quant::QatScheme scheme;
+        scheme.weight = quant::FakeQuantWeight::kInt4;
+        scheme.group_size = options.int4_group_size;
+        quant::validate(scheme);
+    }
     check_output_path(options.out_dir, options.overwrite);
     io::AtomicDir out(options.out_dir, options.overwrite);
     const c10::ScalarType dtype16 = format == ExportFormat::kHfFp16 ? at::kHalf : at::kBFloat16;
@@ -177,7 +210,22 @@ HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions&
             at::Tensor w = merged.tensor(name);  // float32
             summary.tensors += 1;
             summary.merged += merged.has_adapter(name) ? 1 : 0;
-            if (format != ExportFormat::kHfNf4) {
+            if (format == ExportFormat::kHfInt4) {
+                if (quant::is_decoder_linear_weight(name)) {
+                    quant::Int4Packed q = quant::pack_int4(w, options.int4_group_size, name);
+                    at::Tensor deq = quant::unpack_int4(q.qweight, q.scales, w.size(1), options.int4_group_size, name);
+                    summary.nf4_errors.push_back({name, rel_error(deq, w)});
+                    for (auto& [key, value] : quant::int4_tensors(q, name)) {
+                        summary.bytes += value.nbytes();
+                        writer.add(key, value);
+                    }
+                } else {
+                    // Exact: the base's own values, or the merged float32 ones.
+                    at::Tensor t = merged.has_adapter(name) ? w : w.to(merged.base_dtype(name));
+                    summary.bytes += t.nbytes();
+                    writer.add(name, t);
+                }
+            } else if (format != ExportFormat::kHfNf4) {
                 at::Tensor t = w.to(dtype16);
                 summary.bytes += t.nbytes();
                 writer.add(name, t);
@@ -201,7 +249,7 @@ HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions&
         written = writer.finish();
     }
     io::write_file_atomic((fs::path(out.path()) / "config.json").string(),
-                          export_config(merged, format).dump(2) + "\n");
+                          export_config(merged, format, options.int4_group_size).dump(2) + "\n");
     copy_side_files(merged.base_dir(), out.path());
     out.commit();
     for (const std::string& file : written) {

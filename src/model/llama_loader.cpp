@@ -1,5 +1,6 @@
 // The HF name table (torchtune's _FROM_HF idea: one entry per tensor, layer index filled in) and
 // the streaming load: read one tensor, convert or quantize it on the target device, drop the copy.
+// An hf-int4 folder's linears (quant/int4_format.h) are dequantized to dense weights as they load.
 #include "model/llama_loader.h"
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "io/safetensors.h"
 
 #include "quant/bnb_format.h"
+#include "quant/int4_format.h"
 
 namespace qlora::model {
 namespace {
@@ -69,6 +71,9 @@ std::vector<std::string> llama_tensor_names(const LlamaConfig& config) {
 Llama load_llama(const std::string& folder, const LoadOptions& options) {
     LlamaConfig config = LlamaConfig::load(folder);
     const bool prequantized = config.quantization_config.has_value();
+    // hf-int4 (qlora-export): each linear dequantized to a dense compute-dtype weight while loading.
+    const bool int4 = prequantized && quant::is_int4_config(*config.quantization_config);
+    const int64_t int4_group = int4 ? quant::int4_group_size(*config.quantization_config, folder + "/config.json") : 0;
     const bool quantize = options.quant != "none";
     QLORA_CHECK(!(prequantized && quantize), folder,
                 " is already quantized (config.json has quantization_config); load it with --quant none");
@@ -85,6 +90,27 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     std::set<std::string> loaded;
     int64_t n_quantized = 0;
     for (const std::string& name : files.names()) {
+        if (int4 && name.ends_with(".scales") && files.contains(name.substr(0, name.size() - 7) + ".qweight")) {
+            continue;  // read with its qweight
+        }
+        if (int4 && name.ends_with(".qweight")) {
+            const std::string module = name.substr(0, name.size() - 8);
+            auto w = slots.find(module + ".weight");
+            QLORA_CHECK(w != slots.end() && w->second.linear && !w->second.is_bias, folder,
+                        ": unexpected int4 tensor '", name, "': no linear '", module, "' in a ", config.model_type,
+                        " model with ", config.num_hidden_layers, " layers");
+            QLORA_CHECK(files.contains(module + ".scales"), folder, ": int4 tensor '", name, "' has no '", module,
+                        ".scales' beside it");
+            Slot& slot = w->second;
+            QLORA_CHECK(files.info(name).shape.size() == 2 && files.info(name).shape[0] == slot.shape[0], folder,
+                        ": int4 tensor '", name, "' has shape ", c10::IntArrayRef(files.info(name).shape),
+                        ", expected [", slot.shape[0], ", ", (slot.shape[1] + 1) / 2, "] from config.json");
+            at::Tensor t = quant::unpack_int4(files.load(name), files.load(module + ".scales"), slot.shape[1],
+                                              int4_group, folder + ": " + module);
+            slot.linear->set_weight(t.to(options.device, options.dtype));
+            loaded.insert(module + ".weight");
+            continue;
+        }
         auto it = slots.find(name);
         if (it == slots.end()) {
             // Tensors transformers itself ignores: old RoPE buffers, and a duplicate lm_head when
@@ -94,12 +120,12 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                 log_debug(folder, ": ignoring lm_head.weight (tie_word_embeddings is true)");
                 continue;
             }
-            if (prequantized && quant::is_bnb_state_key(name)) continue;  // read with its weight
+            if (prequantized && !int4 && quant::is_bnb_state_key(name)) continue;  // read with its weight
             QLORA_FAIL(folder, ": unexpected tensor '", name, "' for a ", config.model_type, " model with ",
                        config.num_hidden_layers, " layers (expected names: ", kNamePatterns, ")");
         }
         Slot& slot = it->second;
-        if (prequantized && slot.linear && !slot.is_bias && quant::is_bnb_4bit_weight(files, name)) {
+        if (prequantized && !int4 && slot.linear && !slot.is_bias && quant::is_bnb_4bit_weight(files, name)) {
             slot.linear->set_quantized(quant::read_bnb_4bit(files, name).to(options.device));
             loaded.insert(name);
             ++n_quantized;

@@ -174,7 +174,8 @@ TEST(ExportHf, FormatAndShardSizeParsing) {
     EXPECT_TRUE(is_gguf(ExportFormat::kGgufF16));
     EXPECT_FALSE(is_gguf(ExportFormat::kPeft));
     EXPECT_EQ(error_of([] { parse_export_format("gguf"); }),
-              "--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, gguf-f16, gguf-q8_0, gguf-q4_0; got 'gguf'");
+              "--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, hf-int4, gguf-f16, gguf-q8_0, gguf-q4_0; "
+              "got 'gguf'");
     EXPECT_EQ(parse_shard_size("5GB"), 5'000'000'000ULL);
     EXPECT_EQ(parse_shard_size("500MB"), 500'000'000ULL);
     EXPECT_EQ(parse_shard_size("2GiB"), 2ULL << 30);
