@@ -48,6 +48,8 @@ struct QatScheme {
     FakeQuantWeight weight = FakeQuantWeight::kNF4;
     int64_t group_size = 32;  // int4 only: power of two in [32, 256]
     Nf4Options nf4;           // nf4 only: blocksize and double quant of the 4-bit format
+
+    static QatScheme int4(int64_t group_size) { return {FakeQuantWeight::kInt4, group_size, {}}; }
 };
 // Throws qlora::Error naming the bad field (int4 group size, nf4 type/blocksize).
 void validate(const QatScheme& scheme);

@@ -31,13 +31,6 @@ const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_p
                           "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                           "mlp.down_proj"};
 
-quant::QatScheme int4(int64_t group) {
-    quant::QatScheme s;
-    s.weight = quant::FakeQuantWeight::kInt4;
-    s.group_size = group;
-    return s;
-}
-
 // stories260K: hidden 64, intermediate 172 (172 % 32 != 0: short last groups), 8 heads of 8, 4 KV.
 std::vector<int64_t> stories_shape(const std::string& linear) {
     if (linear == "self_attn.q_proj" || linear == "self_attn.o_proj") return {64, 64};
@@ -86,7 +79,7 @@ void expect_loaded_equals_fake_quant(const MergedCheckpoint& merged, const std::
     for (model::Linear& lin : m->linears()) {
         const std::string name = lin->name() + ".weight";
         if (!quant::is_decoder_linear_weight(name)) continue;
-        at::Tensor expect = quant::fake_quantize_weight(merged.tensor(name), int4(group));
+        at::Tensor expect = quant::fake_quantize_weight(merged.tensor(name), quant::QatScheme::int4(group));
         EXPECT_TRUE(tensors_identical(expect, lin->weight())) << name << ", group " << group;
         ++checked;
     }

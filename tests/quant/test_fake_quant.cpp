@@ -16,13 +16,6 @@ namespace {
 using qlora::test::tensors_close;
 using qlora::test::tensors_identical;
 
-QatScheme int4(int64_t group) {
-    QatScheme s;
-    s.weight = FakeQuantWeight::kInt4;
-    s.group_size = group;
-    return s;
-}
-
 QatScheme scheme_of(FakeQuantWeight w) {
     QatScheme s;
     s.weight = w;
@@ -44,7 +37,7 @@ at::Tensor row(std::vector<float> head, int64_t n) {
 // rounds up, and values that would need code 16 (w >= 7.5) clip to 7 with no gradient.
 TEST(FakeQuantInt4, HandComputedGroupWithUnitScale) {
     at::Tensor w = row({-8.0f, 7.0f, 3.4f, -2.6f, 0.5f, -0.5f, 1.5f, 2.5f, 7.4f, 7.6f}, 32);
-    FakeQuantized q = fake_quantize_weight_masked(w, int4(32));
+    FakeQuantized q = fake_quantize_weight_masked(w, QatScheme::int4(32));
     at::Tensor expect = row({-8.0f, 7.0f, 3.0f, -3.0f, 1.0f, 0.0f, 2.0f, 3.0f, 7.0f, 7.0f}, 32);
     EXPECT_TRUE(values_equal(expect, q.value));
     at::Tensor in_range = at::ones({1, 32}, at::kBool);
@@ -54,7 +47,7 @@ TEST(FakeQuantInt4, HandComputedGroupWithUnitScale) {
 
 // A positive largest magnitude flips the scale (d = -1): +8 is exact, -7.6 clips to -7.
 TEST(FakeQuantInt4, PositiveMaximumFlipsTheClippedSide) {
-    FakeQuantized q = fake_quantize_weight_masked(row({8.0f, -7.6f, -7.4f, 0.5f}, 32), int4(32));
+    FakeQuantized q = fake_quantize_weight_masked(row({8.0f, -7.6f, -7.4f, 0.5f}, 32), QatScheme::int4(32));
     EXPECT_TRUE(values_equal(row({8.0f, -7.0f, -7.0f, 0.0f}, 32), q.value));
     // 0.5: 0.5·(1/d) + 8.5 = 8 -> code 8 -> 0 (the half goes toward -d's side)
     EXPECT_FALSE(q.mask[0][1].item<bool>());
@@ -63,7 +56,7 @@ TEST(FakeQuantInt4, PositiveMaximumFlipsTheClippedSide) {
 
 // The scale is stored in fp16 as Q4_0 does: d = -0.1/8 = -0.0125 -> fp16 -0.012496948242 (1638/1024·2^-7).
 TEST(FakeQuantInt4, ScaleIsRoundedToHalf) {
-    FakeQuantized q = fake_quantize_weight_masked(row({0.1f}, 32), int4(32));
+    FakeQuantized q = fake_quantize_weight_masked(row({0.1f}, 32), QatScheme::int4(32));
     const float d16 = 1638.0f / 1024.0f / 128.0f;
     EXPECT_EQ(q.value[0][0].item<float>(), 8.0f * d16);
     EXPECT_NE(q.value[0][0].item<float>(), 0.1f);
@@ -79,7 +72,7 @@ TEST(FakeQuantInt4, GroupBoundariesTailAndZeroGroups) {
     w[0][32] = 0.5f;   // first of the tail: d = -0.0625 -> 0.5
     w[0][39] = 0.3f;   // 0.3·(-16) + 8.5 = 3.7 -> code 3 -> (3 - 8)·(-0.0625) = 0.3125
     w[1][35] = -0.25f;
-    FakeQuantized q = fake_quantize_weight_masked(w, int4(32));
+    FakeQuantized q = fake_quantize_weight_masked(w, QatScheme::int4(32));
     at::Tensor expect = at::zeros({2, 40});
     expect[0][0] = 8.0f;
     expect[0][31] = -3.0f;
@@ -89,7 +82,7 @@ TEST(FakeQuantInt4, GroupBoundariesTailAndZeroGroups) {
     EXPECT_TRUE(values_equal(expect, q.value));
     EXPECT_TRUE(q.mask.all().item<bool>());
     // in one group of 64 the 40 values share d = -1: the small tail values round to 0
-    FakeQuantized wide = fake_quantize_weight_masked(w, int4(64));
+    FakeQuantized wide = fake_quantize_weight_masked(w, QatScheme::int4(64));
     expect[0][32] = 0.0f;
     expect[0][39] = 0.0f;
     EXPECT_TRUE(values_equal(expect, wide.value));
@@ -143,7 +136,7 @@ TEST(FakeQuantReference, TensorOpsMatchTheScalarTruth) {
     auto as_mask = [&](const std::vector<uint8_t>& v) { return at::tensor(std::vector<int64_t>(v.begin(), v.end())).view(w.sizes()).to(at::kBool); };
     for (int64_t g : {32, 64, 128, 256}) {
         fake_quant_int4_ref(w.data_ptr<float>(), 5, 172, g, out.data(), ok.data());
-        FakeQuantized q = fake_quantize_weight_masked(w, int4(g));
+        FakeQuantized q = fake_quantize_weight_masked(w, QatScheme::int4(g));
         EXPECT_TRUE(tensors_identical(as_tensor(out), q.value)) << "int4 group " << g;
         EXPECT_TRUE(tensors_identical(as_mask(ok), q.mask)) << "int4 group " << g;
     }
@@ -192,8 +185,8 @@ TEST(FakeQuantNf4, GridValuesAreFixedPoints) {
 TEST(FakeQuantSte, GradientPassesInsideAndStopsOutside) {
     at::Tensor w = row({-8.0f, 7.6f, 3.4f}, 32).requires_grad_(true);
     at::Tensor g = at::arange(32, at::kFloat).view({1, 32}) + 1.0;
-    at::Tensor y = fake_quant_weight_ste(w, int4(32));
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w.detach(), int4(32)), y.detach()));
+    at::Tensor y = fake_quant_weight_ste(w, QatScheme::int4(32));
+    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w.detach(), QatScheme::int4(32)), y.detach()));
     at::Tensor dw = torch::autograd::grad({y}, {w}, {g})[0];
     at::Tensor expect = g.clone();
     expect[0][1] = 0.0f;  // 7.6 was clipped
@@ -215,9 +208,9 @@ TEST(FakeQuantSte, GradientPassesInsideAndStopsOutside) {
 // bf16 weights are quantized in float32 and the STE output comes back in bf16.
 TEST(FakeQuantSte, KeepsTheInputDtype) {
     at::Tensor w = (at::randn({8, 64}) * 0.1).to(at::kBFloat16).requires_grad_(true);
-    at::Tensor y = fake_quant_weight_ste(w, int4(32));
+    at::Tensor y = fake_quant_weight_ste(w, QatScheme::int4(32));
     EXPECT_EQ(y.scalar_type(), at::kBFloat16);
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w.detach(), int4(32)).to(at::kBFloat16), y.detach()));
+    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w.detach(), QatScheme::int4(32)).to(at::kBFloat16), y.detach()));
     EXPECT_EQ(fake_quant_activation_ste(w).scalar_type(), at::kBFloat16);
 }
 
@@ -226,7 +219,7 @@ TEST(FakeQuantScheme, ParsesAndValidates) {
     EXPECT_EQ(parse_fake_quant_weight("nf4"), FakeQuantWeight::kNF4);
     EXPECT_EQ(qlora::test::error_of([] { parse_fake_quant_weight("int3"); }),
               "fake-quant weight scheme must be int4, int8 or nf4, got 'int3'");
-    EXPECT_EQ(qlora::test::error_of([] { validate(int4(48)); }),
+    EXPECT_EQ(qlora::test::error_of([] { validate(QatScheme::int4(48)); }),
               "qat: int4 group_size must be a power of two in [32, 256], got 48");
 }
 

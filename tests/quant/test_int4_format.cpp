@@ -18,13 +18,6 @@ namespace {
 using qlora::test::error_of;
 using qlora::test::tensors_identical;
 
-QatScheme int4(int64_t group) {
-    QatScheme s;
-    s.weight = FakeQuantWeight::kInt4;
-    s.group_size = group;
-    return s;
-}
-
 at::Tensor round_trip(const at::Tensor& w, int64_t group) {
     Int4Packed q = pack_int4(w, group);
     return unpack_int4(q.qweight, q.scales, w.size(1), group);
@@ -81,7 +74,7 @@ TEST(Int4Format, OddWidthLeavesTheLastHighNibbleZero) {
         at::tensor({uint8_t(6 | 12 << 4), uint8_t(0)}, at::kByte).view({1, 2}), q.qweight));
     EXPECT_TRUE(
         tensors_identical(at::tensor({-0.5f}, at::kFloat).to(at::kHalf).view({1, 1}), q.scales));
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w, int4(32)),
+    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w, QatScheme::int4(32)),
                                   unpack_int4(q.qweight, q.scales, 3, 32)));
 }
 
@@ -91,7 +84,7 @@ TEST(Int4Format, RoundTripEqualsFakeQuantBitForBit) {
         for (int64_t cols :
              std::vector<int64_t>{group, 3 * group, group + 1, 2 * group + 37, 301, 77, 33}) {
             at::Tensor w = awkward_weight(5, cols, group, seed++);
-            at::Tensor expect = fake_quantize_weight(w, int4(group));
+            at::Tensor expect = fake_quantize_weight(w, QatScheme::int4(group));
             EXPECT_TRUE(tensors_identical(expect, round_trip(w, group)))
                 << "group " << group << ", in " << cols;
             Int4Packed q = pack_int4(w, group);
@@ -105,10 +98,10 @@ TEST(Int4Format, HalfAndBfloat16InputsAndAllZeroWeights) {
     at::Tensor w = awkward_weight(4, 200, 64, 99);
     for (auto dtype : {at::kHalf, at::kBFloat16}) {
         at::Tensor wd = w.to(dtype);
-        EXPECT_TRUE(tensors_identical(fake_quantize_weight(wd, int4(64)), round_trip(wd, 64)));
+        EXPECT_TRUE(tensors_identical(fake_quantize_weight(wd, QatScheme::int4(64)), round_trip(wd, 64)));
     }
     at::Tensor zeros = at::zeros({3, 70});
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(zeros, int4(32)), round_trip(zeros, 32)));
+    EXPECT_TRUE(tensors_identical(fake_quantize_weight(zeros, QatScheme::int4(32)), round_trip(zeros, 32)));
     // d = 0·(-1/8) = -0: zero scales (of either sign) and the zero code 8 everywhere.
     Int4Packed q = pack_int4(zeros, 32);
     EXPECT_TRUE((q.scales == 0).all().item<bool>());
