@@ -153,19 +153,14 @@ void check_output_path(const std::string& out, bool overwrite) {
 }
 
 std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source) {
-    const fs::path dir = fs::absolute(adapter_dir).lexically_normal();
-    for (const fs::path& candidate : {dir, dir.parent_path(), dir.parent_path().parent_path()}) {
-        const fs::path path = candidate / "config.resolved.yaml";
-        if (!fs::exists(path)) continue;
-        try {
-            const train::TrainConfig run = train::load_config(path.string());
-            if (source) *source = path.string();
-            if (run.qat.enabled && run.qat.weight == "int4") return run.qat.group_size;
-            return std::nullopt;
-        } catch (const Error& e) {
-            log_warn(path.string(), ": cannot read the run's qat settings (", e.what(), ")");
-            return std::nullopt;
-        }
+    const std::optional<std::string> path = find_run_config(adapter_dir);
+    if (!path) return std::nullopt;
+    try {
+        const train::TrainConfig run = train::load_config(*path);
+        if (source) *source = *path;
+        if (run.qat.enabled && run.qat.weight == "int4") return run.qat.group_size;
+    } catch (const Error& e) {
+        log_warn(*path, ": cannot read the run's qat settings (", e.what(), ")");
     }
     return std::nullopt;
 }

@@ -54,34 +54,39 @@ MergeBase parse_merge_base(const std::string& name) {
 
 std::string merge_base_name(MergeBase base) { return base == MergeBase::kNf4 ? "nf4" : "fp"; }
 
-TrainedQuant find_trained_quant(const std::string& adapter_dir) {
+std::optional<std::string> find_run_config(const std::string& adapter_dir) {
     const fs::path dir = fs::absolute(adapter_dir).lexically_normal();
     for (const fs::path& candidate : {dir, dir.parent_path(), dir.parent_path().parent_path()}) {
         const fs::path path = candidate / "config.resolved.yaml";
-        if (!fs::exists(path)) continue;
-        try {
-            const train::TrainConfig run = train::load_config(path.string());
-            TrainedQuant q;
-            q.enabled = run.quant.enabled;
-            q.options.type = quant::parse_quant_type(run.quant.type);
-            q.options.blocksize = run.quant.blocksize;
-            q.options.double_quant = run.quant.double_quant;
-            if (run.model.dtype == "bfloat16" || run.model.dtype == "float16") {
-                q.dtype = parse_dtype(run.model.dtype);
-            } else if (run.model.dtype == "auto" && run.hardware.device.starts_with("cuda")) {
-                q.dtype = at::kBFloat16;  // auto on CUDA trains in bf16
-            }
-            q.source = path.string();
-            return q;
-        } catch (const Error& e) {
-            log_warn(path.string(), ": cannot read the run's quant settings (", e.what(), "); using defaults");
-            TrainedQuant q;
-            q.source = std::string("defaults; ") + path.string() + " is unreadable";
-            return q;
-        }
+        if (fs::exists(path)) return path.string();
     }
+    return std::nullopt;
+}
+
+TrainedQuant find_trained_quant(const std::string& adapter_dir) {
     TrainedQuant q;
-    q.source = "defaults; no config.resolved.yaml beside the adapter";
+    const std::optional<std::string> path = find_run_config(adapter_dir);
+    if (!path) {
+        q.source = "defaults; no config.resolved.yaml beside the adapter";
+        return q;
+    }
+    try {
+        const train::TrainConfig run = train::load_config(*path);
+        q.enabled = run.quant.enabled;
+        q.options.type = quant::parse_quant_type(run.quant.type);
+        q.options.blocksize = run.quant.blocksize;
+        q.options.double_quant = run.quant.double_quant;
+        if (run.model.dtype == "bfloat16" || run.model.dtype == "float16") {
+            q.dtype = parse_dtype(run.model.dtype);
+        } else if (run.model.dtype == "auto" && run.hardware.device.starts_with("cuda")) {
+            q.dtype = at::kBFloat16;  // auto on CUDA trains in bf16
+        }
+        q.source = *path;
+    } catch (const Error& e) {
+        log_warn(*path, ": cannot read the run's quant settings (", e.what(), "); using defaults");
+        q = TrainedQuant{};
+        q.source = std::string("defaults; ") + *path + " is unreadable";
+    }
     return q;
 }
 

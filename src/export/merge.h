@@ -37,6 +37,10 @@ struct TrainedQuant {
 // with a warning when that file exists but cannot be read.
 TrainedQuant find_trained_quant(const std::string& adapter_dir);
 
+// The run's config.resolved.yaml for an adapter folder: in it (checkpoints/step-N), its parent
+// (runs/x/adapter) or its grandparent; nullopt when there is none.
+std::optional<std::string> find_run_config(const std::string& adapter_dir);
+
 struct MergeOptions {
     std::optional<MergeBase> base;            // unset: nf4, or fp when the run trained unquantized
     std::optional<quant::Nf4Options> quant;   // unset: find_trained_quant / the 4-bit base's own
