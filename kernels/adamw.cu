@@ -12,10 +12,10 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarp = 32;
-static_assert(optim::kStateBlocksize == kThreads, "one thread per element of a state block");
+static_assert(adamw::kStateBlocksize == kThreads, "one thread per element of a state block");
 
 // Same operations, same order as optim::adamw_element.
-__device__ __forceinline__ void adamw_element_rn(const optim::AdamwScalars& s, float g, float& p, float& m,
+__device__ __forceinline__ void adamw_element_rn(const adamw::AdamwScalars& s, float g, float& p, float& m,
                                               float& v) {
     p = __fmul_rn(p, s.decay);
     m = __fadd_rn(__fmul_rn(s.beta1, m), __fmul_rn(s.one_minus_beta1, g));
@@ -25,7 +25,7 @@ __device__ __forceinline__ void adamw_element_rn(const optim::AdamwScalars& s, f
 }
 
 __global__ void adamw_step_kernel(const float* __restrict__ g, float* __restrict__ p, float* __restrict__ m,
-                                  float* __restrict__ v, int64_t n, optim::AdamwScalars s) {
+                                  float* __restrict__ v, int64_t n, adamw::AdamwScalars s) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
         float pi = p[i], mi = m[i], vi = v[i];
@@ -55,7 +55,7 @@ __device__ __forceinline__ uint8_t requantize(float x, float absmax, bool partia
 __global__ void adamw8bit_step_kernel(const float* __restrict__ g, float* __restrict__ p,
                                       uint8_t* __restrict__ m_codes, uint8_t* __restrict__ v_codes,
                                       float* __restrict__ m_absmax, float* __restrict__ v_absmax,
-                                      optim::Blockwise8bitMaps maps, int64_t n, optim::AdamwScalars s) {
+                                      adamw::Blockwise8bitMaps maps, int64_t n, adamw::AdamwScalars s) {
     __shared__ float smap[256], umap[256], smid[255], umid[255];
     __shared__ float scratch_m[kThreads / kWarp], scratch_v[kThreads / kWarp];
     const int t = threadIdx.x;
@@ -97,7 +97,7 @@ __global__ void adamw8bit_step_kernel(const float* __restrict__ g, float* __rest
 }  // namespace
 
 cudaError_t adamw_step_cuda(const float* g, float* p, float* m, float* v, int64_t n,
-                            const optim::AdamwScalars& s, cudaStream_t stream) {
+                            const adamw::AdamwScalars& s, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, 65535);
     adamw_step_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g, p, m, v, n, s);
@@ -105,10 +105,10 @@ cudaError_t adamw_step_cuda(const float* g, float* p, float* m, float* v, int64_
 }
 
 cudaError_t adamw8bit_step_cuda(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes,
-                                float* m_absmax, float* v_absmax, const optim::Blockwise8bitMaps& maps,
-                                int64_t n, const optim::AdamwScalars& s, cudaStream_t stream) {
+                                float* m_absmax, float* v_absmax, const adamw::Blockwise8bitMaps& maps,
+                                int64_t n, const adamw::AdamwScalars& s, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    const int64_t blocks = optim::state_blocks(n);
+    const int64_t blocks = adamw::state_blocks(n);
     if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
     adamw8bit_step_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g, p, m_codes, v_codes,
                                                                                   m_absmax, v_absmax, maps, n, s);

@@ -12,7 +12,8 @@ model="$root/../shared/data/stories260K/hf"
 run="$root/runs/quickstart/$(date +%Y%m%d-%H%M%S)"
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQLORA_PYTHON="$python" >/dev/null
-cmake --build "$build" --parallel "$(nproc)"
+# Only the three tools it runs: the test binaries are scripts/test.sh's business.
+cmake --build "$build" --parallel "$(nproc)" --target qlora-train qlora-generate qlora-eval
 
 echo "== qlora-train configs/quickstart.yaml -> $run"
 "$build/qlora-train" "$root/configs/quickstart.yaml" "output.dir=$run"
@@ -22,8 +23,10 @@ echo "== qlora-generate with the adapter (greedy)"
 "$build/qlora-generate" --model "$model" --quant nf4 --adapter "$run/adapter" --prompt "$prompt" \
     --max-new-tokens 48 --temperature 0
 echo
-echo "== eval loss on TinyStories text: NF4 base, then NF4 base + adapter (an instruction tune moves it)"
+echo "== document-stream loss on TinyStories text: NF4 base, then + adapter (an instruction tune moves it)"
 "$build/qlora-eval" --model "$model" --quant nf4 --data "$root/../shared/data/text/tinystories_sample_cs336.txt"
 "$build/qlora-eval" --model "$model" --quant nf4 --adapter "$run/adapter" \
     --data "$root/../shared/data/text/tinystories_sample_cs336.txt"
+echo "== qlora-eval --run: the run's own eval (same samples and masks), the loss of its last eval line"
+"$build/qlora-eval" --run "$run"
 echo "== outputs: $run (metrics.jsonl, config.resolved.yaml, checkpoints/, adapter/)"

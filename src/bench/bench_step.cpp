@@ -15,8 +15,9 @@
 #include "bench/timer.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/peak_memory.h"
 #include "lora/apply_lora.h"
-#include "lora/checkpoint.h"
+#include "lora/activation_checkpointing.h"
 #include "model/llama.h"
 #include "optim/optimizer_factory.h"
 
@@ -26,42 +27,6 @@
 
 namespace qlora::bench {
 namespace {
-
-// CUDA: the caching allocator's peak (paged optimizer states live in managed memory outside it
-// and are reported separately). CPU: VmHWM, which writing 5 to clear_refs resets (Linux).
-struct PeakMemory {
-    c10::Device device;
-
-    void reset() const {
-#ifdef QLORA_WITH_CUDA
-        if (device.is_cuda()) {
-            c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
-            return;
-        }
-#endif
-        std::ofstream("/proc/self/clear_refs") << "5";
-    }
-
-    int64_t peak_bytes() const {
-#ifdef QLORA_WITH_CUDA
-        if (device.is_cuda()) {
-            auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-            return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
-        }
-#endif
-        std::ifstream in("/proc/self/status");
-        for (std::string line; std::getline(in, line);) {
-            if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-        }
-        return -1;
-    }
-
-    void release_cache() const {
-#ifdef QLORA_WITH_CUDA
-        if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
-#endif
-    }
-};
 
 struct BaseKind {
     c10::ScalarType compute_dtype;
@@ -111,7 +76,7 @@ double step_flops(const model::LlamaConfig& c, int64_t linear_params, int64_t to
 
 nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& base, const c10::Device& device) {
     const BaseKind kind = parse_base(base, device);
-    const PeakMemory peak{device};
+    const PeakMemory peak(device);
     const auto config = step_bench_config(o.shape, o.layers);
     nlohmann::ordered_json j;
     {

@@ -35,9 +35,9 @@ const char* kDescription =
     "  gguf-f16, gguf-q8_0, gguf-q4_0\n"
     "             one GGUF v3 file for llama.cpp; --out is the FILE (must end in .gguf)\n"
     "The merge is W = deq(NF4(W0)) + s*B*A, the weights the adapter was trained against; the\n"
-    "quant settings come from the run's config.resolved.yaml beside the adapter (runs/x/adapter,\n"
-    "runs/x/checkpoints/step-N), else nf4/blocksize 64/double quant. --merge-base fp adds s*B*A\n"
-    "to the original weights instead.";
+    "quant settings come from the qlora_adapter.json qlora-train writes beside every adapter and\n"
+    "checkpoint, else nf4/blocksize 64/double quant. --merge-base fp adds s*B*A to the original\n"
+    "weights instead.";
 
 void print_summary(const std::string& out, ExportFormat format, const HfExportSummary& s) {
     std::printf("wrote %s (%s): %lld tensors, %lld merged with the adapter, %.2f MiB in %zu file(s)\n",
@@ -48,7 +48,7 @@ void print_summary(const std::string& out, ExportFormat format, const HfExportSu
     }
 }
 
-void export_gguf_file(const MergedCheckpoint& merged, ExportFormat format, const std::string& out, bool overwrite) {
+void export_gguf_file(const MergedView& merged, ExportFormat format, const std::string& out, bool overwrite) {
     GgufExportInputs in;
     in.config = merged.config();
     in.tokenizer_model = merged.base_dir();  // tokenizer.model, and tokenizer_config.json when present
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
             const std::optional<int64_t> trained = find_qat_int4_group_size(adapter, &run_config);
             options.int4_group_size = group_size > 0 ? group_size : trained.value_or(32);
             if (group_size > 0 && trained && *trained != group_size) {
-                std::printf("warning: --group-size %lld differs from qat.group_size %lld of %s: the export is not "
+                std::printf("warning: --group-size %lld differs from the QAT group size %lld of %s: the export is not "
                             "the quantization the run trained through\n",
                             static_cast<long long>(group_size), static_cast<long long>(*trained), run_config.c_str());
             }
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
             if (group_size > 0) {
                 from = "--group-size";
             } else if (trained) {
-                from = std::string("qat.group_size of ") + run_config;
+                from = std::string("the QAT group size of ") + run_config;
             }
             std::printf("hf-int4 group size %lld (%s)\n", static_cast<long long>(options.int4_group_size),
                         from.c_str());
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
         QLORA_CHECK(!is_gguf(format) || out.ends_with(".gguf"), "--out for ", format_name,
                     " is the output file and must end in .gguf, got '", out, "'");
         check_output_path(out, overwrite);  // before any work
-        MergedCheckpoint merged(base, adapter, merge);
+        MergedView merged(base, adapter, merge);
         if (format == ExportFormat::kPeft) {
             print_summary(out, format, export_peft(merged, options));
         } else if (is_gguf(format)) {

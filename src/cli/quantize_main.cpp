@@ -6,12 +6,12 @@
 
 #include "cli/run_tool.h"
 #include "core/device.h"
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"qlora-quantize: write a Hugging Face bitsandbytes-4bit (NF4/FP4) checkpoint"};
     app.set_version_flag("--version", QLORA_VERSION);
-    qlora::quant::QuantizeModelOptions options;
+    qlora::exporting::QuantizeModelOptions options;
     std::string quant = "nf4";
     std::string compute_dtype = "bfloat16";
     app.add_option("--model", options.model_dir, "Hugging Face model folder (config.json + safetensors)")
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     return qlora::cli::run_tool("qlora-quantize", app, argc, argv, [&] {
         options.quant.type = qlora::quant::parse_quant_type(quant);
         options.compute_dtype = qlora::parse_dtype(compute_dtype);
-        auto s = qlora::quant::quantize_model(options);
+        auto s = qlora::exporting::quantize_model(options);
         const double mib = 1024.0 * 1024.0;
         std::printf("wrote %s: %lld of %lld tensors quantized to %s (blocksize %lld%s)\n", options.out_dir.c_str(),
                     static_cast<long long>(s.quantized_tensors), static_cast<long long>(s.tensors), quant.c_str(),

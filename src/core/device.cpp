@@ -38,6 +38,10 @@ c10::ScalarType default_compute_dtype(const c10::Device& device) {
     return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
 }
 
+c10::ScalarType resolve_dtype(std::string_view name, const c10::Device& device) {
+    return name == "auto" || name.empty() ? default_compute_dtype(device) : parse_dtype(name);
+}
+
 c10::ScalarType parse_dtype(std::string_view name) {
     if (name == "float32" || name == "fp32" || name == "float") return c10::kFloat;
     if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;

@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "data/rng.h"
-#include "train/config.h"
 
 namespace qlora::data {
 
@@ -59,24 +58,14 @@ std::vector<Sample> split_eval(std::vector<Sample>& samples, double fraction, ui
     return eval;
 }
 
-DatasetOptions dataset_options(const train::DataConfig& config) {
-    DatasetOptions o;
-    o.format = parse_format(config.format);
-    o.tmpl = parse_template(config.template_name);
-    o.tokenize.train_on_inputs = config.train_on_inputs;
-    o.tokenize.max_seq_len = config.max_seq_len;
-    o.skip_bad = config.on_bad_record == "skip";
-    return o;
-}
-
-DataSplits load_splits(const train::DataConfig& config, uint64_t seed, const tokenizer::Tokenizer& tok) {
-    const DatasetOptions options = dataset_options(config);
+DataSplits load_splits(const SplitSources& sources, const DatasetOptions& options, uint64_t seed,
+                       const tokenizer::Tokenizer& tok) {
     DataSplits splits;
-    splits.train = load_dataset(config.train, tok, options);
-    if (config.eval) {
-        splits.eval = load_dataset(*config.eval, tok, options).samples;
-    } else if (config.eval_split) {
-        splits.eval = split_eval(splits.train.samples, *config.eval_split, seed);
+    splits.train = load_dataset(sources.train, tok, options);
+    if (sources.eval) {
+        splits.eval = load_dataset(*sources.eval, tok, options).samples;
+    } else if (sources.eval_split) {
+        splits.eval = split_eval(splits.train.samples, *sources.eval_split, seed);
     }
     return splits;
 }

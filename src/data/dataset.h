@@ -2,16 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/records.h"
 #include "data/sample.h"
 #include "data/templates.h"
-
-namespace qlora::train {
-struct DataConfig;
-}
 
 namespace qlora::data {
 
@@ -42,8 +39,14 @@ struct DataSplits {
     std::vector<Sample> eval;  // empty when the config names neither data.eval nor data.eval_split
 };
 
-DatasetOptions dataset_options(const train::DataConfig& config);
-// data.train, and data.eval or data.eval_split, as the config says.
-DataSplits load_splits(const train::DataConfig& config, uint64_t seed, const tokenizer::Tokenizer& tok);
+// Where the samples come from: a training file, and an eval file or a fraction of the training file.
+struct SplitSources {
+    std::string train;
+    std::optional<std::string> eval;
+    std::optional<double> eval_split;
+};
+// The training file, and the eval file or a deterministic eval_split of the training samples.
+DataSplits load_splits(const SplitSources& sources, const DatasetOptions& options, uint64_t seed,
+                       const tokenizer::Tokenizer& tok);
 
 }  // namespace qlora::data

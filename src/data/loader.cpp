@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "data/rng.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
-#include "train/config.h"
 
 namespace qlora::data {
 namespace {
@@ -96,18 +95,6 @@ void DataLoader::restore(const LoaderState& state) {
                 "}: the data differs from the checkpoint's (", batches_in_epoch(state.epoch),
                 " batches in that epoch)");
     cursor_ = state;
-}
-
-LoaderOptions loader_options(const train::TrainConfig& config, const tokenizer::Tokenizer& tok) {
-    LoaderOptions o;
-    o.micro_batch = config.train.micro_batch;
-    o.max_seq_len = config.data.max_seq_len;
-    o.packing = config.data.packing;
-    o.group_by_length = config.data.group_by_length;
-    o.shuffle = config.data.shuffle;
-    o.seed = config.train.seed;
-    o.pad_id = tok.pad_id() >= 0 ? tok.pad_id() : tok.eos_id();
-    return o;
 }
 
 }  // namespace qlora::data

@@ -8,13 +8,6 @@
 #include "data/batch.h"
 #include "data/sample.h"
 
-namespace qlora::tokenizer {
-class Tokenizer;
-}
-namespace qlora::train {
-struct TrainConfig;
-}
-
 namespace qlora::data {
 
 struct LoaderOptions {
@@ -66,9 +59,5 @@ private:
     int64_t planned_epoch_ = -1;
     std::vector<std::vector<std::vector<int64_t>>> plan_;  // [batch][row][sample index]
 };
-
-// micro_batch, max_seq_len, packing, group_by_length, shuffle and seed from the config; pad id =
-// the tokenizer's pad, or EOS when it has none (labels mask padding anyway).
-LoaderOptions loader_options(const train::TrainConfig& config, const tokenizer::Tokenizer& tok);
 
 }  // namespace qlora::data

@@ -192,6 +192,23 @@ Format parse_format(const std::string& name) {
     QLORA_FAIL("data.format must be text, alpaca or chat, got '", name, "'");
 }
 
+std::string format_name(Format format) {
+    switch (format) {
+        case Format::kText: return "text";
+        case Format::kAlpaca: return "alpaca";
+        case Format::kChat: return "chat";
+    }
+    return "?";
+}
+
+OnBadRecord parse_on_bad_record(const std::string& name) {
+    if (name == "fatal") return OnBadRecord::kFatal;
+    if (name == "skip") return OnBadRecord::kSkip;
+    QLORA_FAIL("data.on_bad_record must be fatal or skip, got '", name, "'");
+}
+
+std::string on_bad_record_name(OnBadRecord value) { return value == OnBadRecord::kSkip ? "skip" : "fatal"; }
+
 ReadResult read_records(const std::string& path, Format format, bool skip_bad) {
     QLORA_CHECK(std::filesystem::is_regular_file(path), "data file not found: ", path);
     const std::string ext = std::filesystem::path(path).extension().string();

@@ -10,6 +10,13 @@ namespace qlora::data {
 enum class Format { kText, kAlpaca, kChat };
 // "text" | "alpaca" | "chat"; throws qlora::Error otherwise.
 Format parse_format(const std::string& name);
+std::string format_name(Format format);
+
+// What a malformed record does (the config's data.on_bad_record).
+enum class OnBadRecord { kFatal, kSkip };
+// "fatal" | "skip"; throws qlora::Error otherwise.
+OnBadRecord parse_on_bad_record(const std::string& name);
+std::string on_bad_record_name(OnBadRecord value);
 
 struct Message {
     std::string role;  // system | user | assistant

@@ -114,6 +114,16 @@ Template parse_template(const std::string& name) {
     QLORA_FAIL("data.template must be alpaca, llama2-chat, chatml or plain, got '", name, "'");
 }
 
+std::string template_name(Template tmpl) {
+    switch (tmpl) {
+        case Template::kAlpaca: return "alpaca";
+        case Template::kLlama2Chat: return "llama2-chat";
+        case Template::kChatml: return "chatml";
+        case Template::kPlain: return "plain";
+    }
+    return "?";
+}
+
 std::vector<Segment> render(const Record& record, Format format, Template tmpl) {
     if (format == Format::kText) return {{record.text, true, false}};
     if (format == Format::kAlpaca && tmpl == Template::kAlpaca) {

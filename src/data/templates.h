@@ -13,6 +13,7 @@ namespace qlora::data {
 enum class Template { kAlpaca, kLlama2Chat, kChatml, kPlain };
 // "alpaca" | "llama2-chat" | "chatml" | "plain"; throws qlora::Error otherwise.
 Template parse_template(const std::string& name);
+std::string template_name(Template tmpl);
 
 struct Segment {
     std::string text;

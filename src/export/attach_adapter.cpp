@@ -4,13 +4,13 @@
 #include <set>
 
 #include "core/error.h"
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "lora/apply_lora.h"
 
 namespace qlora::exporting {
 
 void attach_peft_adapter(model::LlamaImpl& model, const std::string& adapter_dir) {
-    PeftAdapter adapter = load_peft_adapter(adapter_dir);
+    lora::PeftAdapter adapter = lora::load_peft_adapter(adapter_dir);
     lora::LoraOptions options;
     options.r = adapter.config.r;
     options.alpha = adapter.config.lora_alpha;
@@ -21,7 +21,7 @@ void attach_peft_adapter(model::LlamaImpl& model, const std::string& adapter_dir
     for (const auto& [name, t] : adapter.tensors) {
         std::string module;
         char which = 0;
-        split_lora_name(name, &module, &which);
+        lora::split_lora_name(name, &module, &which);
         kinds.insert(module.substr(module.rfind('.') + 1));
     }
     options.targets.assign(kinds.begin(), kinds.end());

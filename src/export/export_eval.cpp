@@ -8,9 +8,11 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "data/documents.h"
 #include "export/attach_adapter.h"
 #include "model/llama_loader.h"
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
+#include "model/llama_layout.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 
 namespace qlora::exporting {
@@ -25,7 +27,7 @@ int64_t layer_of(const std::string& name) {
 
 }  // namespace
 
-model::Llama build_merged_model(const MergedCheckpoint& merged, c10::ScalarType dtype16, bool quantize,
+model::Llama build_merged_model(const MergedView& merged, c10::ScalarType dtype16, bool quantize,
                                 const c10::Device& device, c10::ScalarType compute_dtype) {
     model::Llama m(merged.config());
     std::map<std::string, model::Linear> linears;
@@ -35,7 +37,7 @@ model::Llama build_merged_model(const MergedCheckpoint& merged, c10::ScalarType 
         const std::string module = name.substr(0, name.rfind('.'));
         const int64_t layer = layer_of(name);
         auto lin = linears.find(module);
-        if (quantize && quant::is_decoder_linear_weight(name)) {
+        if (quantize && model::is_quantized_weight_name(name)) {
             at::Tensor exact = w.to(merged.base_dtype(name));
             lin->second->set_quantized(quant::NF4Tensor::quantize(exact, merged.quant().options, name).to(device));
             continue;
@@ -63,11 +65,11 @@ model::Llama build_merged_model(const MergedCheckpoint& merged, c10::ScalarType 
     return m;
 }
 
-ExportEval evaluate_export(const MergedCheckpoint& merged, const ExportEvalOptions& options) {
+ExportEval evaluate_export(const MergedView& merged, const ExportEvalOptions& options) {
     const std::string format =
         !options.format.empty() ? options.format : (options.data.ends_with(".jsonl") ? "jsonl" : "text");
     tokenizer::Tokenizer tok(merged.base_dir());
-    const std::vector<int64_t> stream = model::tokenize_documents(tok, model::read_documents(options.data, format));
+    const std::vector<int64_t> stream = data::tokenize_documents(tok, data::read_documents(options.data, format));
     const int64_t max_seq_len =
         options.max_seq_len > 0 ? options.max_seq_len : merged.config().max_position_embeddings;
     const c10::ScalarType compute = default_compute_dtype(options.device);

@@ -34,11 +34,11 @@ struct ExportEval {
 };
 
 // Builds each model in turn (one in memory at a time) and scores it.
-ExportEval evaluate_export(const MergedCheckpoint& merged, const ExportEvalOptions& options);
+ExportEval evaluate_export(const MergedView& merged, const ExportEvalOptions& options);
 
 // The merged checkpoint as a model: every tensor from merged.tensor(), rounded to `dtype16`;
 // with quantize, the decoder linears requantized with merged.quant() (what hf-nf4 writes).
-model::Llama build_merged_model(const MergedCheckpoint& merged, c10::ScalarType dtype16, bool quantize,
+model::Llama build_merged_model(const MergedView& merged, c10::ScalarType dtype16, bool quantize,
                                 const c10::Device& device, c10::ScalarType compute_dtype);
 
 // A fixed-width table, one row per model, then the retained fraction.

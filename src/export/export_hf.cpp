@@ -25,8 +25,9 @@
 #include "quant/bnb_format.h"
 #include "quant/fake_quant.h"
 #include "quant/int4_format.h"
-#include "quant/quantize_model.h"
-#include "train/config.h"
+#include "export/quantize_model.h"
+#include "model/llama_layout.h"
+#include "lora/adapter_metadata.h"
 
 namespace fs = std::filesystem;
 
@@ -55,7 +56,7 @@ nlohmann::ordered_json read_json(const fs::path& path) {
 }
 
 // config.json of the export: the base's, with the quantization and dtype of what was written.
-nlohmann::ordered_json export_config(const MergedCheckpoint& merged, ExportFormat format, int64_t int4_group) {
+nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat format, int64_t int4_group) {
     nlohmann::ordered_json config = read_json(fs::path(merged.base_dir()) / "config.json");
     c10::ScalarType compute = at::kBFloat16;
     if (config.contains("quantization_config")) {
@@ -153,24 +154,18 @@ void check_output_path(const std::string& out, bool overwrite) {
 }
 
 std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source) {
-    const std::optional<std::string> path = find_run_config(adapter_dir);
-    if (!path) return std::nullopt;
-    try {
-        const train::TrainConfig run = train::load_config(*path);
-        if (source) *source = *path;
-        if (run.qat.enabled && run.qat.weight == "int4") return run.qat.group_size;
-    } catch (const Error& e) {
-        log_warn(*path, ": cannot read the run's qat settings (", e.what(), ")");
-    }
-    return std::nullopt;
+    const std::optional<lora::AdapterMetadata> m = lora::load_adapter_metadata(adapter_dir);
+    if (!m || !m->qat || m->qat->scheme.weight != quant::FakeQuantWeight::kInt4) return std::nullopt;
+    if (source) *source = (fs::path(adapter_dir) / lora::kAdapterMetadataFile).string();
+    return m->qat->scheme.group_size;
 }
 
-HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOptions& options) {
+HfExportSummary export_peft(const MergedView& merged, const HfExportOptions& options) {
     check_output_path(options.out_dir, options.overwrite);
     io::AtomicDir out(options.out_dir, options.overwrite);
-    PeftAdapter adapter = merged.adapter();
+    lora::PeftAdapter adapter = merged.adapter();
     if (adapter.config.base_model_name_or_path.empty()) adapter.config.base_model_name_or_path = merged.base_dir();
-    save_peft_adapter(out.path(), adapter);
+    lora::save_peft_adapter(out.path(), adapter);
     out.commit();
     HfExportSummary summary;
     for (const auto& [name, t] : adapter.tensors) {
@@ -181,7 +176,7 @@ HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOption
     return summary;
 }
 
-HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions& options) {
+HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& options) {
     const ExportFormat format = options.format;
     QLORA_CHECK(format == ExportFormat::kHfBf16 || format == ExportFormat::kHfFp16 || format == ExportFormat::kHfNf4 ||
                     format == ExportFormat::kHfInt4,
@@ -206,7 +201,7 @@ HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions&
             summary.tensors += 1;
             summary.merged += merged.has_adapter(name) ? 1 : 0;
             if (format == ExportFormat::kHfInt4) {
-                if (quant::is_decoder_linear_weight(name)) {
+                if (model::is_quantized_weight_name(name)) {
                     quant::Int4Packed q = quant::pack_int4(w, options.int4_group_size, name);
                     at::Tensor deq = quant::unpack_int4(q.qweight, q.scales, w.size(1), options.int4_group_size, name);
                     summary.nf4_errors.push_back({name, rel_error(deq, w)});
@@ -224,7 +219,7 @@ HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions&
                 at::Tensor t = w.to(dtype16);
                 summary.bytes += t.nbytes();
                 writer.add(name, t);
-            } else if (quant::is_decoder_linear_weight(name)) {
+            } else if (model::is_quantized_weight_name(name)) {
                 // As qlora-quantize: quantize the weight in the dtype the base keeps it in.
                 at::Tensor exact = w.to(merged.base_dtype(name));
                 quant::NF4Tensor q = quant::NF4Tensor::quantize(exact, merged.quant().options, name);

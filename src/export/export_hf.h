@@ -31,7 +31,7 @@ struct HfExportOptions {
 };
 
 // The int4 group size of the run that trained the adapter: qat.group_size of its
-// config.resolved.yaml (found as find_trained_quant finds it) when qat is enabled with weight int4;
+// qlora_adapter.json when it trained with int4 QAT;
 // unset otherwise. `source` receives the file read.
 std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source = nullptr);
 
@@ -53,8 +53,8 @@ struct HfExportSummary {
 // any work; qlora::Error naming the path.
 void check_output_path(const std::string& out, bool overwrite);
 
-// peft: the adapter (already checked against the base by MergedCheckpoint) written anew.
-HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOptions& options);
+// peft: the adapter (already checked against the base by MergedView) written anew.
+HfExportSummary export_peft(const MergedView& merged, const HfExportOptions& options);
 // hf-bf16 / hf-fp16 / hf-nf4 / hf-int4: streams merged.tensor() one at a time into shards + index,
 // then config.json (quantization_config removed, or the bnb one for hf-nf4, or the qlora_int4 one
 // for hf-int4; torch_dtype set for the 16-bit formats) and the tokenizer files.
@@ -62,7 +62,7 @@ HfExportSummary export_peft(const MergedCheckpoint& merged, const HfExportOption
 // float32 weight, so it dequantizes to fake_quantize_weight(W, int4 group G) bit for bit) and every
 // other tensor in the base's dtype, or float32 when the adapter changed it (an lm_head adapter):
 // exact, so the loaded export evaluates like the QAT model in float32.
-HfExportSummary export_hf(const MergedCheckpoint& merged, const HfExportOptions& options);
+HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& options);
 
 // The per-layer table and a summary line (mean, median, max).
 std::string format_nf4_errors(const std::vector<LayerQuantError>& errors);

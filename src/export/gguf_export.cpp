@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "export/gguf_writer.h"
+#include "model/llama_layout.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 
 namespace qlora::exporting {
@@ -300,39 +301,24 @@ at::Tensor llama3_rope_freqs(const model::LlamaConfig& c) {
 }
 
 std::vector<GgufTensorPlan> plan_gguf_tensors(const model::LlamaConfig& c, GgufType type) {
-    const int64_t h = c.hidden_size;
     std::vector<GgufTensorPlan> plan;
-    auto matrix = [&](std::string gguf, std::string hf, int64_t out, int64_t in, bool output,
-                      int64_t heads) {
-        plan.push_back(
-            {std::move(gguf), std::move(hf), {out, in}, matrix_type(type, output, in), heads});
-    };
-    auto vector = [&](std::string gguf, std::string hf, int64_t n) {
-        plan.push_back({std::move(gguf), std::move(hf), {n}, GgmlType::kF32, 0});
-    };
-    if (c.rope_scaling.type == "llama3") vector("rope_freqs.weight", "", c.head_dim / 2);
-    // A tied embedding is also the output matrix, so it gets the output's type (llama-quantize).
-    matrix("token_embd.weight", "model.embed_tokens.weight", c.vocab_size, h, c.tie_word_embeddings,
-           0);
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-        const std::string blk = "blk." + std::to_string(i) + ".";
-        const std::string hf = "model.layers." + std::to_string(i) + ".";
-        vector(blk + "attn_norm.weight", hf + "input_layernorm.weight", h);
-        matrix(blk + "attn_q.weight", hf + "self_attn.q_proj.weight", c.q_dim(), h, false,
-               c.num_attention_heads);
-        matrix(blk + "attn_k.weight", hf + "self_attn.k_proj.weight", c.kv_dim(), h, false,
-               c.num_key_value_heads);
-        matrix(blk + "attn_v.weight", hf + "self_attn.v_proj.weight", c.kv_dim(), h, false, 0);
-        matrix(blk + "attn_output.weight", hf + "self_attn.o_proj.weight", h, c.q_dim(), false, 0);
-        vector(blk + "ffn_norm.weight", hf + "post_attention_layernorm.weight", h);
-        matrix(blk + "ffn_gate.weight", hf + "mlp.gate_proj.weight", c.intermediate_size, h, false,
-               0);
-        matrix(blk + "ffn_up.weight", hf + "mlp.up_proj.weight", c.intermediate_size, h, false, 0);
-        matrix(blk + "ffn_down.weight", hf + "mlp.down_proj.weight", h, c.intermediate_size, false,
-               0);
+    if (c.rope_scaling.type == "llama3") {
+        plan.push_back({"rope_freqs.weight", "", {c.head_dim / 2}, GgmlType::kF32, 0});
     }
-    vector("output_norm.weight", "model.norm.weight", h);
-    if (!c.tie_word_embeddings) matrix("output.weight", "lm_head.weight", c.vocab_size, h, true, 0);
+    for (const model::LlamaTensor& t : model::llama_tensors(c)) {
+        const model::TensorRole& r = *t.role;
+        if (r.kind == model::TensorKind::kNorm || r.kind == model::TensorKind::kBias) {
+            plan.push_back({t.gguf_name, t.hf_name, t.shape, GgmlType::kF32, 0});
+            continue;
+        }
+        // A tied embedding is also the output matrix, so it gets the output's type (llama-quantize).
+        const bool output = r.role == model::Role::kLmHead ||
+                            (r.role == model::Role::kEmbedTokens && c.tie_word_embeddings);
+        const int64_t heads = r.rope == model::RopePermute::kQueryHeads ? c.num_attention_heads
+                              : r.rope == model::RopePermute::kKvHeads  ? c.num_key_value_heads
+                                                                         : 0;
+        plan.push_back({t.gguf_name, t.hf_name, t.shape, matrix_type(type, output, t.shape[1]), heads});
+    }
     return plan;
 }
 

@@ -1,4 +1,4 @@
-// MergedCheckpoint: the name table and shapes from config.json, the adapter checked against them,
+// MergedView: the name table and shapes from config.json, the adapter checked against them,
 // then one tensor at a time: load, (de)quantize as trained, add s·B·A.
 #include "export/merge.h"
 
@@ -12,21 +12,15 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "model/llama.h"
+#include "model/llama_layout.h"
 #include "quant/bnb_format.h"
-#include "quant/quantize_model.h"
-#include "train/config.h"
+#include "export/quantize_model.h"
+#include "lora/adapter_metadata.h"
 
 namespace fs = std::filesystem;
 
 namespace qlora::exporting {
 namespace {
-
-// The decoder linears of one layer in checkpoint order, and their PEFT target names.
-const std::vector<std::string> kLayerLinears = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                                                "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
-                                                "mlp.down_proj"};
-const std::vector<std::string> kProjections = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                               "gate_proj", "up_proj", "down_proj"};
 
 std::string shape_str(c10::IntArrayRef shape) {
     std::ostringstream out;
@@ -34,7 +28,7 @@ std::string shape_str(c10::IntArrayRef shape) {
     return out.str();
 }
 
-// Fields of adapter_config.json that PeftLoraConfig does not keep but that change what a merge
+// Fields of adapter_config.json that lora::PeftLoraConfig does not keep but that change what a merge
 // must do: per-module ranks/alphas and a subset of layers.
 nlohmann::json read_adapter_json(const std::string& adapter_dir) {
     std::ifstream in(fs::path(adapter_dir) / "adapter_config.json");
@@ -54,48 +48,27 @@ MergeBase parse_merge_base(const std::string& name) {
 
 std::string merge_base_name(MergeBase base) { return base == MergeBase::kNf4 ? "nf4" : "fp"; }
 
-std::optional<std::string> find_run_config(const std::string& adapter_dir) {
-    const fs::path dir = fs::absolute(adapter_dir).lexically_normal();
-    for (const fs::path& candidate : {dir, dir.parent_path(), dir.parent_path().parent_path()}) {
-        const fs::path path = candidate / "config.resolved.yaml";
-        if (fs::exists(path)) return path.string();
-    }
-    return std::nullopt;
-}
-
 TrainedQuant find_trained_quant(const std::string& adapter_dir) {
     TrainedQuant q;
-    const std::optional<std::string> path = find_run_config(adapter_dir);
-    if (!path) {
-        q.source = "defaults; no config.resolved.yaml beside the adapter";
+    const std::optional<lora::AdapterMetadata> m = lora::load_adapter_metadata(adapter_dir);
+    if (!m) {
+        q.source = std::string("defaults; ") + adapter_dir + " has no " + lora::kAdapterMetadataFile +
+                   " (an adapter not trained by qlora-train)";
         return q;
     }
-    try {
-        const train::TrainConfig run = train::load_config(*path);
-        q.enabled = run.quant.enabled;
-        q.options.type = quant::parse_quant_type(run.quant.type);
-        q.options.blocksize = run.quant.blocksize;
-        q.options.double_quant = run.quant.double_quant;
-        if (run.model.dtype == "bfloat16" || run.model.dtype == "float16") {
-            q.dtype = parse_dtype(run.model.dtype);
-        } else if (run.model.dtype == "auto" && run.hardware.device.starts_with("cuda")) {
-            q.dtype = at::kBFloat16;  // auto on CUDA trains in bf16
-        }
-        q.source = *path;
-    } catch (const Error& e) {
-        log_warn(*path, ": cannot read the run's quant settings (", e.what(), "); using defaults");
-        q = TrainedQuant{};
-        q.source = std::string("defaults; ") + *path + " is unreadable";
-    }
+    q.enabled = m->base_quantized;
+    q.options = m->quant;
+    if (m->compute_dtype == at::kBFloat16 || m->compute_dtype == at::kHalf) q.dtype = m->compute_dtype;
+    q.source = (fs::path(adapter_dir) / lora::kAdapterMetadataFile).string();
     return q;
 }
 
-MergedCheckpoint::MergedCheckpoint(std::string base_dir, std::string adapter_dir, const MergeOptions& options)
+MergedView::MergedView(std::string base_dir, std::string adapter_dir, const MergeOptions& options)
     : base_dir_(std::move(base_dir)),
       adapter_dir_(std::move(adapter_dir)),
       config_(model::LlamaConfig::load(base_dir_)),
       files_(base_dir_),
-      adapter_(load_peft_adapter(adapter_dir_)) {
+      adapter_(lora::load_peft_adapter(adapter_dir_)) {
     base_is_4bit_ = config_.quantization_config.has_value();
     resolve_quant(options);
     add_layer_names();
@@ -110,13 +83,13 @@ MergedCheckpoint::MergedCheckpoint(std::string base_dir, std::string adapter_dir
     log_info(describe());
 }
 
-void MergedCheckpoint::resolve_quant(const MergeOptions& options) {
+void MergedView::resolve_quant(const MergeOptions& options) {
     if (base_is_4bit_) {
         const std::string config_path = (fs::path(base_dir_) / "config.json").string();
         quant_.options = quant::parse_bnb_quantization_config(*config_.quantization_config, config_path);
         quant_.source = "the base's quantization_config";
         for (const std::string& name : files_.names()) {  // the blocksize lives in each quant_state
-            if (quant::is_decoder_linear_weight(name) && quant::is_bnb_4bit_weight(files_, name)) {
+            if (model::is_quantized_weight_name(name) && quant::is_bnb_4bit_weight(files_, name)) {
                 quant_.options.blocksize = quant::read_bnb_4bit(files_, name).blocksize();
                 break;
             }
@@ -133,31 +106,16 @@ void MergedCheckpoint::resolve_quant(const MergeOptions& options) {
                 "weights, but ", base_dir_, " is a bitsandbytes 4-bit checkpoint (give the folder it was quantized from)");
 }
 
-void MergedCheckpoint::add_layer_names() {
-    model::Llama skeleton(config_);
-    auto add = [&](const std::string& name, std::vector<int64_t> shape) {
-        names_.push_back(name);
-        shapes_[name] = std::move(shape);
-    };
-    const int64_t hidden = config_.hidden_size;
-    add("model.embed_tokens.weight", {config_.vocab_size, hidden});
-    std::map<std::string, model::Linear> linears;  // "model.layers.0.self_attn.q_proj" -> module
-    for (model::Linear& lin : skeleton->linears()) linears.emplace(lin->name(), lin);
-    for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-        const std::string prefix = std::string("model.layers.") + std::to_string(l) + ".";
-        add(prefix + "input_layernorm.weight", {hidden});
-        for (const std::string& linear : kLayerLinears) {
-            const std::string module = prefix + linear;
-            const model::Linear& lin = linears.at(module);
-            add(module + ".weight", {lin->out_features(), lin->in_features()});
-            if (lin->has_bias()) add(module + ".bias", {lin->out_features()});
-            if (linear == "self_attn.o_proj") add(prefix + "post_attention_layernorm.weight", {hidden});
-        }
+void MergedView::add_layer_names() {
+    // lm_head is added by the constructor once the adapter says whether it unties a tied head.
+    for (const model::LlamaTensor& t : model::llama_tensors(config_)) {
+        if (t.role->role == model::Role::kLmHead) continue;
+        names_.push_back(t.hf_name);
+        shapes_[t.hf_name] = t.shape;
     }
-    add("model.norm.weight", {hidden});
 }
 
-void MergedCheckpoint::check_base_tensors() const {
+void MergedView::check_base_tensors() const {
     // The base must hold exactly names_ (plus the 4-bit state keys and buffers transformers ignores).
     std::set<std::string> expected(names_.begin(), names_.end());
     if (untied_lm_head_) expected.erase("lm_head.weight");  // comes from the embeddings
@@ -179,7 +137,7 @@ void MergedCheckpoint::check_base_tensors() const {
                 " with ", config_.num_hidden_layers, " layers needs it)");
 }
 
-void MergedCheckpoint::check_adapter() {
+void MergedView::check_adapter() {
     const std::string weights = (fs::path(adapter_dir_) / "adapter_model.safetensors").string();
     const std::string config_path = (fs::path(adapter_dir_) / "adapter_config.json").string();
     const nlohmann::json raw = read_adapter_json(adapter_dir_);
@@ -195,7 +153,7 @@ void MergedCheckpoint::check_adapter() {
     for (const auto& [peft_name, t] : adapter_.tensors) {
         std::string module;
         char which = 0;
-        split_lora_name(peft_name, &module, &which);
+        lora::split_lora_name(peft_name, &module, &which);
         auto it = outs_ins.find(module);
         QLORA_CHECK(it != outs_ins.end(), weights, ": '", peft_name, "' is for module '", module,
                     "', which is not a linear of ", base_dir_, " (", config_.model_type, " with ",
@@ -208,24 +166,25 @@ void MergedCheckpoint::check_adapter() {
                     base_dir_, "/config.json); an adapter for another model?");
         modules.insert(module);
     }
-    for (const std::string& m : modules) deltas_[m + ".weight"] = Delta{lora_name(m, 'A'), lora_name(m, 'B')};
+    for (const std::string& m : modules) deltas_[m + ".weight"] = Delta{lora::lora_name(m, 'A'), lora::lora_name(m, 'B')};
 
     // Every layer the config targets must have its tensors (unless it names a subset of layers).
     if (non_empty(raw, "layers_to_transform")) return;
     std::vector<std::string> kinds = adapter_.config.target_modules;
-    if (kinds.size() == 1 && kinds[0] == "all-linear") kinds = kProjections;
+    const std::vector<std::string>& projections = model::quantized_projection_names();
+    if (kinds.size() == 1 && kinds[0] == "all-linear") kinds = projections;
     for (const std::string& kind : kinds) {
-        if (std::find(kProjections.begin(), kProjections.end(), kind) == kProjections.end()) continue;
+        if (std::find(projections.begin(), projections.end(), kind) == projections.end()) continue;
         for (const auto& [module, shape] : outs_ins) {
             if (!module.ends_with(std::string(".") + kind)) continue;
-            QLORA_CHECK(modules.count(module) != 0, weights, ": missing '", lora_name(module, 'A'),
+            QLORA_CHECK(modules.count(module) != 0, weights, ": missing '", lora::lora_name(module, 'A'),
                         "' (adapter_config.json targets ", kind, " and ", base_dir_, " has ",
                         config_.num_hidden_layers, " layers)");
         }
     }
 }
 
-std::string MergedCheckpoint::describe() const {
+std::string MergedView::describe() const {
     std::ostringstream out;
     out << "merging " << adapter_dir_ << " (r=" << adapter_.config.r << ", lora_alpha=" << adapter_.config.lora_alpha
         << (adapter_.config.use_rslora ? ", rsLoRA" : "") << ", scale " << scale() << ", " << deltas_.size()
@@ -242,29 +201,29 @@ std::string MergedCheckpoint::describe() const {
     return out.str();
 }
 
-bool MergedCheckpoint::has_adapter(const std::string& weight_name) const { return deltas_.count(weight_name) != 0; }
+bool MergedView::has_adapter(const std::string& weight_name) const { return deltas_.count(weight_name) != 0; }
 
-c10::ScalarType MergedCheckpoint::base_dtype(const std::string& name) const {
+c10::ScalarType MergedView::base_dtype(const std::string& name) const {
     const std::string stored = untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
     QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name, "' in the merged checkpoint");
     if (base_is_4bit_ && quant::is_bnb_4bit_weight(files_, stored)) return quant::read_bnb_4bit(files_, stored).dtype();
     return files_.info(stored).dtype;
 }
 
-at::Tensor MergedCheckpoint::base_weight(const std::string& name) const {
+at::Tensor MergedView::base_weight(const std::string& name) const {
     const std::string stored = untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
     if (base_is_4bit_ && quant::is_bnb_4bit_weight(files_, stored)) {
         return quant::read_bnb_4bit(files_, stored).dequantize(at::kFloat);
     }
     at::Tensor w = files_.load(stored);
-    if (merge_base_ == MergeBase::kNf4 && !base_is_4bit_ && quant::is_decoder_linear_weight(name)) {
+    if (merge_base_ == MergeBase::kNf4 && !base_is_4bit_ && model::is_quantized_weight_name(name)) {
         if (quant_.dtype) w = w.to(*quant_.dtype);
         return quant::NF4Tensor::quantize(w, quant_.options, name).dequantize(at::kFloat);
     }
     return w.to(at::kFloat);
 }
 
-at::Tensor MergedCheckpoint::tensor(const std::string& name) const {
+at::Tensor MergedView::tensor(const std::string& name) const {
     QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name, "' in the merged checkpoint");
     at::Tensor w = base_weight(name).contiguous();
     QLORA_CHECK(w.sizes().vec() == shapes_.at(name), base_dir_, ": '", name, "' has shape ", shape_str(w.sizes()),

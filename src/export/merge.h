@@ -1,4 +1,4 @@
-// A merged checkpoint as a stream: a Hugging Face Llama folder (dense safetensors or the
+// MergedView: a lazy merged view of a Hugging Face Llama folder (dense safetensors or the
 // bitsandbytes-4bit layout qlora-quantize writes) plus a PEFT LoRA adapter, read one tensor at a
 // time as W = deq(NF4(W0)) + s·B·A (the weights the adapter was trained against) or W0 + s·B·A.
 #pragma once
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 #include "model/llama_config.h"
 #include "quant/nf4_tensor.h"
@@ -29,28 +29,23 @@ struct TrainedQuant {
     quant::Nf4Options options;
     // The weights were rounded to this dtype before quantizing (a bf16/fp16 run); unset: as stored.
     std::optional<c10::ScalarType> dtype;
-    std::string source;  // ".../config.resolved.yaml", "the base's quantization_config" or "defaults; ..."
+    std::string source;  // ".../qlora_adapter.json", "the base's quantization_config" or "defaults; ..."
 };
 
-// The run's config.resolved.yaml found in the adapter folder, its parent (runs/x/adapter) or
-// grandparent (runs/x/checkpoints/step-N); else the defaults (nf4, blocksize 64, double quant),
-// with a warning when that file exists but cannot be read.
+// What the adapter's qlora_adapter.json (lora/adapter_metadata.h) says the base was; without one
+// (an adapter PEFT saved) the documented defaults: nf4, blocksize 64, double quant, as stored.
 TrainedQuant find_trained_quant(const std::string& adapter_dir);
-
-// The run's config.resolved.yaml for an adapter folder: in it (checkpoints/step-N), its parent
-// (runs/x/adapter) or its grandparent; nullopt when there is none.
-std::optional<std::string> find_run_config(const std::string& adapter_dir);
 
 struct MergeOptions {
     std::optional<MergeBase> base;            // unset: nf4, or fp when the run trained unquantized
     std::optional<quant::Nf4Options> quant;   // unset: find_trained_quant / the 4-bit base's own
 };
 
-class MergedCheckpoint {
+class MergedView {
 public:
     // Reads config.json and the adapter and checks every lora_A/lora_B against the base's shapes;
     // qlora::Error naming the file, the tensor, what was expected and what was found otherwise.
-    MergedCheckpoint(std::string base_dir, std::string adapter_dir, const MergeOptions& options = {});
+    MergedView(std::string base_dir, std::string adapter_dir, const MergeOptions& options = {});
 
     // HF names in model order (embeddings, layer by layer, final norm, lm_head when untied).
     const std::vector<std::string>& names() const { return names_; }
@@ -63,7 +58,7 @@ public:
 
     // The base's config; tie_word_embeddings is false when an lm_head adapter unties lm_head.
     const model::LlamaConfig& config() const { return config_; }
-    const PeftAdapter& adapter() const { return adapter_; }
+    const lora::PeftAdapter& adapter() const { return adapter_; }
     double scale() const { return adapter_.config.scale(); }
     MergeBase merge_base() const { return merge_base_; }
     // The 4-bit settings of deq(NF4(W0)) (and of an hf-nf4 requantization).
@@ -88,7 +83,7 @@ private:
     std::string adapter_dir_;
     model::LlamaConfig config_;
     io::SafetensorsFolder files_;
-    PeftAdapter adapter_;
+    lora::PeftAdapter adapter_;
     MergeBase merge_base_ = MergeBase::kNf4;
     TrainedQuant quant_;
     bool base_is_4bit_ = false;

@@ -7,6 +7,19 @@
 #include "lora/merge_aware_function.h"
 
 namespace qlora::lora {
+namespace {
+
+// FNV-1a, 64-bit (offset basis 14695981039346656037, prime 1099511628211): a fixed, portable hash.
+uint64_t fnv1a64(const std::string& s) {
+    uint64_t h = 14695981039346656037ull;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+}  // namespace
 
 at::Tensor kaiming_uniform_lora_a(int64_t r, int64_t in, const at::TensorOptions& options,
                                   std::optional<at::Generator> gen) {
@@ -34,9 +47,9 @@ LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions&
     const auto opts = at::TensorOptions(options.dtype).device(device);
     std::optional<at::Generator> gen;
     if (options.init_seed) {
-        // One stream per module, so a module's init does not depend on which others exist.
-        const uint64_t h = std::hash<std::string>{}(name_);
-        gen = at::make_generator<at::CPUGeneratorImpl>(*options.init_seed ^ h);
+        // One stream per module, so a module's init does not depend on which others exist; FNV-1a
+        // of the name (std::hash differs between standard libraries, so runs would too).
+        gen = at::make_generator<at::CPUGeneratorImpl>(*options.init_seed ^ fnv1a64(name_));
     }
     lora_A = register_parameter("lora_A", kaiming_uniform_lora_a(options.r, in_features_, opts, gen));
     lora_B = register_parameter("lora_B", at::zeros({out_features_, options.r}, opts));

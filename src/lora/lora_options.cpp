@@ -5,13 +5,12 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/llama_layout.h"
 
 namespace qlora::lora {
 
 const std::vector<std::string>& valid_target_names() {
-    static const std::vector<std::string> names = {"q_proj", "k_proj",  "v_proj",    "o_proj",
-                                                   "gate_proj", "up_proj", "down_proj", "lm_head"};
-    return names;
+    return model::lora_target_names();
 }
 
 std::vector<std::string> resolve_targets(const std::vector<std::string>& targets) {
@@ -51,16 +50,30 @@ void validate(const LoraOptions& o) {
     resolve_targets(o.targets);
 }
 
-double lora_scale(const LoraOptions& o) {
-    QLORA_CHECK(o.r > 0, "lora.r must be > 0, found ", o.r);
-    const double r = static_cast<double>(o.r);
-    return o.use_rslora ? o.alpha / std::sqrt(r) : o.alpha / r;
+double lora_scale(double alpha, int64_t r, bool use_rslora) {
+    QLORA_CHECK(r > 0, "lora.r must be > 0, found ", r);
+    const double rank = static_cast<double>(r);
+    return use_rslora ? alpha / std::sqrt(rank) : alpha / rank;
 }
+
+double lora_scale(const LoraOptions& o) { return lora_scale(o.alpha, o.r, o.use_rslora); }
 
 QatMode parse_qat_mode(const std::string& name) {
     if (name == "lora") return QatMode::kLora;
     if (name == "merge_aware") return QatMode::kMergeAware;
     QLORA_FAIL("qat.mode must be lora or merge_aware, got '", name, "'");
+}
+
+std::string qat_mode_name(QatMode mode) { return mode == QatMode::kLora ? "lora" : "merge_aware"; }
+
+QatActivations parse_qat_activations(const std::string& name) {
+    if (name == "none") return QatActivations::kNone;
+    if (name == "int8") return QatActivations::kInt8;
+    QLORA_FAIL("qat.activations must be none or int8, got '", name, "'");
+}
+
+std::string qat_activations_name(QatActivations value) {
+    return value == QatActivations::kInt8 ? "int8" : "none";
 }
 
 }  // namespace qlora::lora

@@ -31,7 +31,8 @@ const std::vector<std::string>& valid_target_names();
 // Expands "all-linear" and validates names; throws qlora::Error listing the valid names for an
 // unknown one or an empty list. Result in model order, without duplicates.
 std::vector<std::string> resolve_targets(const std::vector<std::string>& targets);
-// alpha / r, or alpha / sqrt(r) with rsLoRA; throws qlora::Error for r <= 0.
+// alpha / r, or alpha / sqrt(r) with rsLoRA (PEFT's scaling); throws qlora::Error for r <= 0.
+double lora_scale(double alpha, int64_t r, bool use_rslora);
 double lora_scale(const LoraOptions& options);
 // Throws qlora::Error naming the bad field (r > 0, dropout in [0, 1), alpha finite).
 void validate(const LoraOptions& options);
@@ -44,6 +45,13 @@ void validate(const LoraOptions& options);
 enum class QatMode { kLora, kMergeAware };
 // "lora" | "merge_aware"; throws qlora::Error for anything else.
 QatMode parse_qat_mode(const std::string& name);
+std::string qat_mode_name(QatMode mode);
+
+// Whether QAT also fake-quantizes each projection's input (the config's qat.activations).
+enum class QatActivations { kNone, kInt8 };
+// "none" | "int8"; throws qlora::Error for anything else.
+QatActivations parse_qat_activations(const std::string& name);
+std::string qat_activations_name(QatActivations value);
 
 struct QatOptions {
     quant::QatScheme scheme;        // Q: int4 per group, int8 per channel or nf4 (fake_quant.h)

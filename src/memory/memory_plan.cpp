@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "model/llama_layout.h"
 
 namespace qlora::memory {
 
@@ -17,15 +18,15 @@ struct Projection {
     int64_t in, out;
 };
 
-// The seven projections of one decoder layer, in model order.
+// The projections of one decoder layer, in model order (the layout table's per-layer linears).
 std::vector<Projection> layer_projections(const model::LlamaConfig& c) {
-    return {{"q_proj", c.hidden_size, c.q_dim()},
-            {"k_proj", c.hidden_size, c.kv_dim()},
-            {"v_proj", c.hidden_size, c.kv_dim()},
-            {"o_proj", c.q_dim(), c.hidden_size},
-            {"gate_proj", c.hidden_size, c.intermediate_size},
-            {"up_proj", c.hidden_size, c.intermediate_size},
-            {"down_proj", c.intermediate_size, c.hidden_size}};
+    std::vector<Projection> out;
+    for (const model::TensorRole& r : model::llama_roles()) {
+        if (r.kind != model::TensorKind::kLinear || !r.per_layer) continue;
+        const std::vector<int64_t> shape = model::role_shape(r, c);  // [out, in]
+        out.push_back({std::string(r.lora_target), shape[1], shape[0]});
+    }
+    return out;
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {

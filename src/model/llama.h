@@ -127,7 +127,7 @@ public:
     at::Tensor inv_freq;      // [head_dim / 2] float32 (a buffer, not a checkpoint tensor)
 
     // When set, runs each decoder layer of a cache-free forward in place of layer(h, ...): the hook
-    // through which activation checkpointing (lora/checkpoint.h) recomputes layers in backward.
+    // through which activation checkpointing (lora/activation_checkpointing.h) recomputes layers in backward.
     // h [B, T, hidden]; cos/sin [N, T, D]; mask as in ForwardOptions (may be undefined).
     using LayerRunner = std::function<at::Tensor(DecoderLayer& layer, const at::Tensor& h, const at::Tensor& cos,
                                                  const at::Tensor& sin, const at::Tensor& mask)>;

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
+#include "model/llama_layout.h"
 
 #include "quant/bnb_format.h"
 #include "quant/int4_format.h"
@@ -29,13 +30,6 @@ struct Slot {
     bool is_bias = false;
     std::function<void(const at::Tensor&)> assign;  // for embeddings and norms
 };
-
-bool is_quantizable(const std::string& name) {
-    for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
-        if (name.find(p) != std::string::npos) return true;
-    }
-    return false;
-}
 
 std::map<std::string, Slot> make_slots(LlamaImpl& m) {
     const LlamaConfig& c = m.config();
@@ -138,7 +132,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
         at::Tensor t = files.load(name).to(options.device, options.dtype);
         if (slot.linear && slot.is_bias) {
             slot.linear->set_bias(t);
-        } else if (slot.linear && quantize && is_quantizable(name)) {
+        } else if (slot.linear && quantize && is_quantized_weight_name(name)) {
             slot.linear->set_quantized(quant::NF4Tensor::quantize(t, nf4, name));
             ++n_quantized;
         } else if (slot.linear) {

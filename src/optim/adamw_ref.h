@@ -5,7 +5,14 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/adamw_format.h"
+
 namespace qlora::optim {
+
+using adamw::AdamwScalars;
+using adamw::Blockwise8bitMaps;
+using adamw::kStateBlocksize;
+using adamw::state_blocks;
 
 // AdamW (Loshchilov & Hutter), as torch.optim.AdamW computes it, at step t >= 1 with gradient g:
 //   p <- p * (1 - lr * wd)                            decoupled weight decay, applied first
@@ -16,19 +23,6 @@ namespace qlora::optim {
 // scalars. bitsandbytes' CPU backend uses the same order; its CUDA kernels decay after the update
 // (a difference of order lr^2 * wd).
 //
-// The per-step scalars are computed once on the host in double and rounded to float, so the CPU
-// reference and the CUDA kernel see the same bits.
-struct AdamwScalars {
-    float beta1 = 0.9f;
-    float one_minus_beta1 = 0.1f;
-    float beta2 = 0.999f;
-    float one_minus_beta2 = 0.001f;
-    float eps = 1e-8f;
-    float decay = 1.0f;         // 1 - lr * wd
-    float step_size = 0.0f;     // lr / (1 - b1^t)
-    float bc2_sqrt = 1.0f;      // sqrt(1 - b2^t)
-};
-
 AdamwScalars adamw_scalars(double lr, double beta1, double beta2, double eps, double weight_decay,
                            int64_t step);
 
@@ -39,27 +33,12 @@ inline void adamw_element(const AdamwScalars& s, float g, float& p, float& m, fl
 // fp32 states: p, m, v [n] updated in place from g [n].
 void adamw_step_ref(const float* g, float* p, float* m, float* v, int64_t n, const AdamwScalars& s);
 
-// 8-bit blockwise states (bitsandbytes' "blockwise dynamic" optimizer, blocksize 256): element i
-// of m is signed_map[m_codes[i]] * m_absmax[i / 256], of v unsigned_map[v_codes[i]] * v_absmax[..].
-// Per block: dequantize, update every element as adamw_element, take the new absmax of |m| and |v|,
-// then requantize each to the nearest map entry of m / absmax (x * (1 / absmax) for a full block,
-// x / absmax for the tail, as bitsandbytes' quantize_blockwise does). An absmax of 0 stays 0.
-// Maps are [256] ascending; midpoints [255] are the nearest-code thresholds.
-struct Blockwise8bitMaps {
-    const float* signed_map;         // [256] for m
-    const float* signed_midpoints;   // [255]
-    const float* unsigned_map;       // [256] for v
-    const float* unsigned_midpoints; // [255]
-};
-
-inline constexpr int64_t kStateBlocksize = 256;
-
+// 8-bit blockwise states: see kernels/adamw_format.h for the layout and the requantization rule.
 // Updates blocks [block_begin, block_end) of tensors with n elements.
 void adamw8bit_step_ref(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes, float* m_absmax,
                         float* v_absmax, const Blockwise8bitMaps& maps, int64_t n, int64_t block_begin,
                         int64_t block_end, const AdamwScalars& s);
 
-inline int64_t state_blocks(int64_t n) { return (n + kStateBlocksize - 1) / kStateBlocksize; }
 
 // ---------------------------------------------------------------------------------------------
 inline void adamw_element(const AdamwScalars& s, float g, float& p, float& m, float& v) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "lora/lora_options.h"
 #include "train/config_fields.h"
 #include "train/config_validate.h"
 
@@ -182,10 +183,7 @@ void check_paths(const TrainConfig& config) {
 }
 
 std::vector<std::string> resolved_lora_targets(const LoraConfig& lora) {
-    if (lora.targets.size() == 1 && lora.targets[0] == "all-linear") {
-        return {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-    }
-    return lora.targets;
+    return lora::resolve_targets(lora.targets);
 }
 
 }  // namespace qlora::train

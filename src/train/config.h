@@ -7,6 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "data/records.h"
+#include "data/templates.h"
+#include "lora/lora_options.h"
+#include "optim/lr_schedule.h"
+#include "optim/optimizer_factory.h"
+#include "quant/fake_quant.h"
+#include "quant/nf4_tensor.h"
+
 namespace qlora::train {
 
 struct ModelConfig {
@@ -17,7 +25,7 @@ struct ModelConfig {
 
 struct QuantConfig {
     bool enabled = true;          // false: LoRA over a dense frozen base (plain LoRA)
-    std::string type = "nf4";     // nf4 | fp4
+    quant::QuantType type = quant::QuantType::kNF4;  // nf4 | fp4
     int64_t blocksize = 64;       // power of two in [32, 4096]
     bool double_quant = true;     // 8-bit absmax in nested blocks of 256
     bool operator==(const QuantConfig&) const = default;
@@ -37,13 +45,13 @@ struct DataConfig {
     std::string train;                    // .jsonl, .json (array) or .txt (text format only)
     std::optional<std::string> eval;      // an eval file ...
     std::optional<double> eval_split;     // ... or a deterministic fraction of train, (0, 1)
-    std::string format = "alpaca";        // text | alpaca | chat
-    std::string template_name = "alpaca"; // YAML key "template": alpaca | llama2-chat | chatml | plain
+    data::Format format = data::Format::kAlpaca;    // text | alpaca | chat
+    data::Template template_name = data::Template::kAlpaca;  // YAML key "template"
     int64_t max_seq_len = 512;
     bool packing = false;
     bool group_by_length = false;
     bool train_on_inputs = false;         // false: loss on completions only (prompt labels -100)
-    std::string on_bad_record = "fatal";  // fatal | skip
+    data::OnBadRecord on_bad_record = data::OnBadRecord::kFatal;  // fatal | skip
     bool shuffle = true;
     bool operator==(const DataConfig&) const = default;
 };
@@ -61,13 +69,13 @@ struct LoopConfig {  // YAML section "train"
 };
 
 struct OptimConfig {
-    std::string name = "paged_adamw_32bit";
+    optim::OptimizerKind name = optim::OptimizerKind::kPagedAdamw32bit;
     double lr = 2e-4;
     double weight_decay = 0.0;
     std::vector<double> betas = {0.9, 0.999};
     double eps = 1e-8;
     double max_grad_norm = 0.3;           // 0 disables clipping
-    std::string schedule = "constant";    // constant | linear | cosine
+    optim::ScheduleKind schedule = optim::ScheduleKind::kConstant;  // constant | linear | cosine
     std::optional<double> warmup_ratio = 0.03;  // exclusive with warmup_steps; setting
     std::optional<int64_t> warmup_steps;        // warmup_steps alone drops the default ratio
     bool operator==(const OptimConfig&) const = default;
@@ -94,10 +102,11 @@ struct OutputConfig {
 // int4/int8 fake-quantize a 16-bit base, so they need quant.enabled: false.
 struct QatConfig {
     bool enabled = false;
-    std::string weight = "nf4";           // int4 (per group, Q4_0 arithmetic) | nf4 | int8 (per channel)
+    // int4 (per group, Q4_0 arithmetic) | nf4 | int8 (per channel)
+    quant::FakeQuantWeight weight = quant::FakeQuantWeight::kNF4;
     int64_t group_size = 32;              // int4 only: power of two in [32, 256]
-    std::string activations = "none";     // none | int8 (per token, dynamic asymmetric)
-    std::string mode = "merge_aware";     // lora: Q(W0) + s*B*A | merge_aware: Q(W0 + s*B*A)
+    lora::QatActivations activations = lora::QatActivations::kNone;  // int8: per token, dynamic asymmetric
+    lora::QatMode mode = lora::QatMode::kMergeAware;  // lora: Q(W0) + s*B*A | merge_aware: Q(W0 + s*B*A)
     int64_t start_step = 0;               // optimizer steps run without fake quant first
     bool operator==(const QatConfig&) const = default;
 };

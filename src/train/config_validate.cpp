@@ -7,9 +7,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
-#include "optim/lr_schedule.h"
-#include "optim/optimizer_factory.h"
-#include "quant/nf4_tensor.h"
+#include "model/llama_layout.h"
 
 namespace qlora::train {
 
@@ -28,23 +26,6 @@ std::string num(double v) {
     std::ostringstream out;
     out << v;
     return out.str();
-}
-
-bool one_of(const std::string& v, std::initializer_list<const char*> names) {
-    return std::any_of(names.begin(), names.end(), [&](const char* n) { return v == n; });
-}
-
-std::string names_list(std::initializer_list<const char*> names) {
-    std::string s;
-    for (const char* n : names) s += (s.empty() ? "" : ", ") + std::string(n);
-    return s;
-}
-
-void check_name(ConfigSources& s, const std::string& key, const std::string& value,
-                std::initializer_list<const char*> names) {
-    if (!one_of(value, names)) {
-        s.add(key, "expected one of " + names_list(names) + ", found '" + value + "'");
-    }
 }
 
 // Runs one of the library's parse_* functions only to learn whether it accepts the name.
@@ -74,8 +55,17 @@ bool valid_device(const std::string& d) {
     return std::all_of(d.begin() + 5, d.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-const std::initializer_list<const char*> kLoraModules = {
-    "all-linear", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+// "all-linear" and every LoRA target of the layout table (lm_head included).
+std::string lora_target_list() {
+    std::string s = "all-linear";
+    for (const std::string& n : model::lora_target_names()) s += ", " + n;
+    return s;
+}
+
+bool is_lora_target(const std::string& t) {
+    const auto& names = model::lora_target_names();
+    return t == "all-linear" || std::find(names.begin(), names.end(), t) != names.end();
+}
 
 void validate_model_quant_lora(const TrainConfig& c, ConfigSources& s) {
     if (c.model.path.empty()) s.add("model.path", "missing; expected a Hugging Face model folder");
@@ -83,8 +73,6 @@ void validate_model_quant_lora(const TrainConfig& c, ConfigSources& s) {
         check_parses(s, "model.dtype", c.model.dtype, "auto, float32, bfloat16, float16",
                      [](const std::string& v) { parse_dtype(v); });
     }
-    check_parses(s, "quant.type", c.quant.type, "nf4, fp4",
-                 [](const std::string& v) { quant::parse_quant_type(v); });
     if (!power_of_two(c.quant.blocksize) || c.quant.blocksize < 32 || c.quant.blocksize > 4096) {
         s.add("quant.blocksize", "expected a power of two in [32, 4096], found " +
                                      std::to_string(c.quant.blocksize));
@@ -96,8 +84,8 @@ void validate_model_quant_lora(const TrainConfig& c, ConfigSources& s) {
     }
     if (c.lora.targets.empty()) s.add("lora.targets", "expected all-linear or module names, found an empty list");
     for (const std::string& t : c.lora.targets) {
-        if (!one_of(t, kLoraModules)) {
-            s.add("lora.targets", "expected one of " + names_list(kLoraModules) + ", found '" + t + "'");
+        if (!is_lora_target(t)) {
+            s.add("lora.targets", "expected one of " + lora_target_list() + ", found '" + t + "'");
         }
     }
     const bool has_all = std::find(c.lora.targets.begin(), c.lora.targets.end(), "all-linear") !=
@@ -116,12 +104,9 @@ void validate_data(const TrainConfig& c, ConfigSources& s) {
     if (d.eval_split && !(*d.eval_split > 0 && *d.eval_split < 1)) {
         s.add("data.eval_split", "expected a fraction in (0, 1), found " + num(*d.eval_split));
     }
-    check_name(s, "data.format", d.format, {"text", "alpaca", "chat"});
-    check_name(s, "data.template", d.template_name, {"alpaca", "llama2-chat", "chatml", "plain"});
     if (d.max_seq_len < 2) {
         s.add("data.max_seq_len", "expected an integer >= 2, found " + std::to_string(d.max_seq_len));
     }
-    check_name(s, "data.on_bad_record", d.on_bad_record, {"fatal", "skip"});
 }
 
 void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
@@ -136,9 +121,6 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
     check_positive(s, "train.log_every", t.log_every);
 
     const OptimConfig& o = c.optim;
-    check_parses(s, "optim.name", o.name,
-                 "adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit",
-                 [](const std::string& v) { optim::parse_optimizer_kind(v); });
     if (!(o.lr > 0) || !std::isfinite(o.lr)) s.add("optim.lr", "expected a number > 0, found " + num(o.lr));
     if (!(o.weight_decay >= 0)) {
         s.add("optim.weight_decay", "expected a number >= 0, found " + num(o.weight_decay));
@@ -154,8 +136,6 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
         s.add("optim.max_grad_norm", "expected a number >= 0 (0 disables clipping), found " +
                                          num(o.max_grad_norm));
     }
-    check_parses(s, "optim.schedule", o.schedule, "constant, linear, cosine",
-                 [](const std::string& v) { optim::parse_schedule_kind(v); });
     if (o.warmup_ratio && !(*o.warmup_ratio >= 0 && *o.warmup_ratio <= 1)) {
         s.add("optim.warmup_ratio", "expected a fraction in [0, 1], found " + num(*o.warmup_ratio));
     }
@@ -168,29 +148,29 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
 // Values always; combinations only when QAT is on (a disabled section may hold anything valid).
 void validate_qat(const TrainConfig& c, ConfigSources& s) {
     const QatConfig& q = c.qat;
-    check_name(s, "qat.weight", q.weight, {"int4", "nf4", "int8"});
     if (!power_of_two(q.group_size) || q.group_size < 32 || q.group_size > 256) {
         s.add("qat.group_size", "expected a power of two in [32, 256], found " + std::to_string(q.group_size));
     }
-    check_name(s, "qat.activations", q.activations, {"none", "int8"});
-    check_name(s, "qat.mode", q.mode, {"lora", "merge_aware"});
     check_non_negative(s, "qat.start_step", q.start_step);
     if (!q.enabled) return;
 
     const bool four_bit_base = c.quant.enabled;
-    if ((q.weight == "int4" || q.weight == "int8") && four_bit_base) {
-        s.add("qat.weight", q.weight + " fake-quantizes a 16-bit base; expected quant.enabled: false, found "
+    using quant::FakeQuantWeight;
+    const std::string weight = quant::fake_quant_weight_name(q.weight);
+    if (q.weight != FakeQuantWeight::kNF4 && four_bit_base) {
+        s.add("qat.weight", weight + " fake-quantizes a 16-bit base; expected quant.enabled: false, found "
                             "quant.enabled: true (an NF4 base takes qat.weight: nf4)");
     }
-    if (q.weight == "nf4" && four_bit_base && c.quant.type != "nf4") {
-        s.add("qat.weight", "nf4 over a 4-bit base needs quant.type: nf4, found quant.type: " + c.quant.type +
+    if (q.weight == FakeQuantWeight::kNF4 && four_bit_base && c.quant.type != quant::QuantType::kNF4) {
+        s.add("qat.weight", "nf4 over a 4-bit base needs quant.type: nf4, found quant.type: " +
+                                quant::quant_type_name(c.quant.type) +
                             " (or set quant.enabled: false to fake-quantize a 16-bit base)");
     }
-    if (q.weight == "nf4" && four_bit_base && q.mode == "lora") {
+    if (q.weight == FakeQuantWeight::kNF4 && four_bit_base && q.mode == lora::QatMode::kLora) {
         s.add("qat.mode", "lora over an NF4 base is plain QLoRA (the base is already NF4); expected merge_aware, "
                           "or quant.enabled: false to fake-quantize a 16-bit base, found lora");
     }
-    if (q.mode == "merge_aware" && c.lora.dropout > 0) {
+    if (q.mode == lora::QatMode::kMergeAware && c.lora.dropout > 0) {
         s.add("lora.dropout", "qat.mode merge_aware trains through the merged weight, where LoRA dropout has no "
                               "input path; expected 0, found " + num(c.lora.dropout));
     }

@@ -12,6 +12,7 @@
 #include "optim/optimizer_factory.h"
 #include "quant/nf4_tensor.h"
 #include "train/qat_options.h"
+#include "train/recipe.h"
 
 namespace fs = std::filesystem;
 
@@ -32,26 +33,9 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
     }
     const model::LlamaConfig mc = model::LlamaConfig::load(source);
 
-    memory::PlanInputs in;
-    in.model = mc;
-    in.lora.r = c.lora.r;
-    in.lora.alpha = c.lora.alpha;
-    in.lora.dropout = c.lora.dropout;
-    in.lora.use_rslora = c.lora.use_rslora;
-    in.lora.targets = c.lora.targets;
-    in.quantize = c.quant.enabled;
-    in.quant.type = quant::parse_quant_type(c.quant.type);
-    in.quant.blocksize = c.quant.blocksize;
-    in.quant.double_quant = c.quant.double_quant;
-    const bool on_cuda = c.hardware.device != "cpu";
-    in.weight_dtype = c.model.dtype == "auto" ? (on_cuda ? at::kBFloat16 : at::kFloat) : parse_dtype(c.model.dtype);
-    in.optimizer = optim::parse_optimizer_kind(c.optim.name);
-    in.micro_batch = c.train.micro_batch;
-    in.seq_len = c.data.max_seq_len;
-    in.checkpointing = c.train.gradient_checkpointing;
-    in.qat = c.qat.enabled;
-    in.qat_merge_aware = c.qat.mode == "merge_aware";
-    in.qat_activations_int8 = c.qat.activations == "int8";
+    // Planned for the device the config names: anything but cpu plans a GPU (auto dtype = bf16).
+    const c10::Device planned = c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
+    const memory::PlanInputs in = plan_inputs(c, mc, planned);
     const memory::MemoryPlan plan = memory::plan_memory(in);
 
     std::string out;
@@ -62,8 +46,8 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
                   c.source.c_str(), source.c_str(), static_cast<long long>(mc.num_hidden_layers),
                   static_cast<long long>(mc.hidden_size), static_cast<double>(mc.num_parameters()) / 1e9,
                   static_cast<long long>(in.micro_batch), static_cast<long long>(in.seq_len),
-                  static_cast<long long>(c.lora.r), c.quant.enabled ? c.quant.type.c_str() : "dense base",
-                  c.optim.name.c_str());
+                  static_cast<long long>(c.lora.r), c.quant.enabled ? quant::quant_type_name(c.quant.type).c_str() : "dense base",
+                  optim::optimizer_kind_name(c.optim.name).c_str());
     out += line;
     if (c.qat.enabled) {
         out += "QAT: ";

@@ -2,12 +2,12 @@
 // fake quantization on at qat.start_step.
 #pragma once
 
-#include <ostream>
 #include <string>
 
 #include "lora/lora_options.h"
 #include "model/llama.h"
 #include "train/config.h"
+#include "train/metrics_writer.h"
 
 namespace qlora::train {
 
@@ -20,6 +20,6 @@ std::string describe_qat(const TrainConfig& c);
 // Before an optimizer step, with `steps_done` steps behind: switches fake quantization on in
 // `model` once steps_done reaches qat.start_step, writing {"step", "event": "qat_on", "qat"} to
 // `metrics` and the log. Returns whether QAT is on (`on`: whether it already was).
-bool switch_qat(model::LlamaImpl& model, const TrainConfig& c, int64_t steps_done, bool on, std::ostream& metrics);
+bool switch_qat(model::LlamaImpl& model, const TrainConfig& c, int64_t steps_done, bool on, MetricsWriter& metrics);
 
 }  // namespace qlora::train

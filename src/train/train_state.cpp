@@ -38,13 +38,14 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& output_
 
 }  // namespace
 
-std::string save_checkpoint(const std::string& output_dir, const exporting::PeftAdapter& adapter,
-                            const TrainState& state, int64_t keep) {
+std::string save_checkpoint(const std::string& output_dir, const lora::PeftAdapter& adapter,
+                            const lora::AdapterMetadata& metadata, const TrainState& state, int64_t keep) {
     const fs::path root = fs::path(output_dir) / "checkpoints";
     fs::create_directories(root);
     const std::string final_path = (root / ("step-" + std::to_string(state.step))).string();
     io::AtomicDir dir(final_path, /*overwrite=*/true);
-    exporting::save_peft_adapter(dir.path(), adapter);
+    lora::save_peft_adapter(dir.path(), adapter);
+    lora::save_adapter_metadata(dir.path(), metadata);
 
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     for (const auto& [name, t] : state.optimizer) tensors.emplace_back("optimizer." + name, t);
@@ -94,7 +95,7 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
     } catch (const nlohmann::json::exception& e) {
         QLORA_FAIL(json_path.string(), ": malformed trainer state (", e.what(), ")");
     }
-    out.adapter = exporting::load_peft_adapter(dir);
+    out.adapter = lora::load_peft_adapter(dir);
     io::SafetensorsReader reader((fs::path(dir) / "trainer_state.safetensors").string());
     for (const std::string& name : reader.names()) {
         if (name.rfind("optimizer.", 0) == 0) {

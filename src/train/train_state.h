@@ -11,7 +11,8 @@
 #include <ATen/ATen.h>
 
 #include "data/loader.h"
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
+#include "lora/adapter_metadata.h"
 
 namespace qlora::train {
 
@@ -24,17 +25,17 @@ struct TrainState {
     std::vector<double> losses;              // train loss of every step so far
 };
 
-// Writes dir/checkpoints/step-N atomically; keeps the newest `keep` checkpoints (0 = all).
-// Returns the checkpoint's path.
-std::string save_checkpoint(const std::string& output_dir, const exporting::PeftAdapter& adapter,
-                            const TrainState& state, int64_t keep);
+// Writes dir/checkpoints/step-N atomically (the adapter, its qlora_adapter.json and the trainer
+// state); keeps the newest `keep` checkpoints (0 = all). Returns the checkpoint's path.
+std::string save_checkpoint(const std::string& output_dir, const lora::PeftAdapter& adapter,
+                            const lora::AdapterMetadata& metadata, const TrainState& state, int64_t keep);
 
 // The newest complete checkpoints/step-N under output_dir (temporary folders of an interrupted
 // save are ignored), or nullopt.
 std::optional<std::string> latest_checkpoint(const std::string& output_dir);
 
 struct LoadedCheckpoint {
-    exporting::PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     TrainState state;
 };
 // Reads a checkpoint folder; errors name the folder and the missing or malformed entry.

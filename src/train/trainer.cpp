@@ -1,42 +1,35 @@
-// The training loop: gradient accumulation with the loss normalised by the label tokens of the
-// whole window, clipping, schedule, metrics, eval, checkpoints and exact resume.
+// The training loop: setup builds every component from the recipe; train() runs accumulation
+// windows (train_step.h), evals (eval_loop.h) and checkpoints, writing every record through one
+// MetricsWriter, and resumes exactly from a checkpoint.
 #include "train/trainer.h"
 
-#include <ATen/core/Generator.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
-#include <sys/resource.h>
+#include <ATen/core/Generator.h>
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/progress.h"
-#include "data/dataset.h"
-#include "data/loader.h"
-#include "data/templates.h"
-#include "export/peft_adapter.h"
+#include "core/peak_memory.h"
+#include "lora/peft_adapter.h"
 #include "io/atomic_file.h"
 #include "lora/apply_lora.h"
-#include "lora/checkpoint.h"
-#include "model/generate.h"
+#include "lora/activation_checkpointing.h"
 #include "model/llama_loader.h"
-#include "optim/grad_clip.h"
-#include "optim/lr_schedule.h"
-#include "optim/optimizer_factory.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
+#include "train/eval_loop.h"
+#include "train/metrics_writer.h"
 #include "train/qat_options.h"
+#include "train/recipe.h"
 #include "train/train_state.h"
+#include "train/train_step.h"
 
 #ifdef QLORA_WITH_CUDA
 #include <ATen/cuda/CUDAGeneratorImpl.h>
-#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 namespace fs = std::filesystem;
@@ -48,34 +41,6 @@ std::atomic<bool> g_interrupted{false};
 
 void on_sigint(int) { g_interrupted.store(true); }
 
-// Sum of token cross-entropies where labels != -100, predicting token t+1 from position t.
-// logits [B, T, V]; labels [B, T] (unshifted) -> scalar float32.
-at::Tensor summed_loss(const at::Tensor& logits, const at::Tensor& labels) {
-    const int64_t vocab = logits.size(-1);
-    at::Tensor shifted_logits = logits.slice(1, 0, -1).reshape({-1, vocab}).to(at::kFloat);
-    at::Tensor shifted_labels = labels.slice(1, 1).reshape({-1});
-    return at::cross_entropy_loss(shifted_logits, shifted_labels, {}, at::Reduction::Sum, -100);
-}
-
-int64_t shifted_label_count(const data::Batch& b) {
-    return b.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
-}
-
-double peak_memory_mb(const c10::Device& device) {
-#ifdef QLORA_WITH_CUDA
-    if (device.is_cuda()) {
-        auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-        return static_cast<double>(
-                   stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) /
-               (1024.0 * 1024.0);
-    }
-#endif
-    (void)device;
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
-}
-
 }  // namespace
 
 void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
@@ -83,8 +48,8 @@ void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
 struct Trainer::State {
     TrainConfig config;
     std::string resume;
-    c10::Device device{c10::kCPU};
-    c10::ScalarType dtype = at::kFloat;
+    Recipe recipe;
+    std::optional<std::string> resume_from;  // the checkpoint to continue, decided before writing
     std::unique_ptr<tokenizer::Tokenizer> tok;
     std::unique_ptr<data::DataLoader> loader;
     std::unique_ptr<data::DataLoader> eval_loader;
@@ -94,10 +59,144 @@ struct Trainer::State {
     std::unique_ptr<optim::LrSchedule> schedule;
     int64_t total_steps = 0;
     TrainState state;
-    std::ofstream metrics;
-    std::string output_dir;
+    std::unique_ptr<MetricsWriter> metrics;
     bool qat_on = false;  // fake quantization switched on (from qat.start_step)
+
+    void choose_resume();
+    void build_data();
+    void build_model();
+    void build_optimizer();
+    void restore_checkpoint();
+    void open_outputs();
+    lora::PeftAdapter adapter_snapshot();
+    void snapshot_state();
+    void save_adapter(const std::string& dir);
+    void evaluate();
+    void save_checkpoint_now();
 };
+
+void Trainer::State::choose_resume() {
+    const std::string& out = config.output.dir;
+    if (resume == "auto") {
+        resume_from = latest_checkpoint(out);
+    } else if (!resume.empty()) {
+        resume_from = resume;
+    } else {
+        QLORA_CHECK(!latest_checkpoint(out), "output.dir ", out,
+                    " already holds checkpoints; pass --resume auto to continue that run, or choose another "
+                    "output.dir");
+    }
+}
+
+void Trainer::State::build_data() {
+    const TrainConfig& c = config;
+    tok = std::make_unique<tokenizer::Tokenizer>(c.model.path);
+    data::DataSplits splits = load_splits(c, *tok);
+    QLORA_CHECK(!splits.train.samples.empty(), c.data.train, ": no training samples left after tokenization");
+    const data::LoaderOptions lo = loader_options(c, *tok);
+    loader = std::make_unique<data::DataLoader>(std::move(splits.train.samples), lo);
+    if (!splits.eval.empty()) {
+        data::LoaderOptions eo = lo;
+        eo.shuffle = false;
+        eo.group_by_length = false;
+        eval_loader = std::make_unique<data::DataLoader>(std::move(splits.eval), eo);
+    }
+    const int64_t per_epoch = (loader->batches_in_epoch(0) + c.train.grad_accum - 1) / c.train.grad_accum;
+    total_steps = c.train.max_steps ? *c.train.max_steps : c.train.epochs.value_or(1) * per_epoch;
+}
+
+void Trainer::State::build_model() {
+    model = model::load_llama(config.model.path, recipe.load);
+    lora::apply_lora(*model, recipe.lora);
+    lora::set_gradient_checkpointing(*model, config.train.gradient_checkpointing);
+    if (recipe.qat) {
+        lora::apply_qat(*model, *recipe.qat);
+        log_info("QAT: ", describe_qat(config));
+    }
+    for (auto& [name, t] : lora::adapter_parameters(*model)) params.push_back(t);
+}
+
+void Trainer::State::build_optimizer() {
+    optimizer = optim::make_optimizer(optim::optimizer_kind_name(recipe.optimizer), params, recipe.optim);
+    schedule = std::make_unique<optim::LrSchedule>(schedule_options(config, total_steps));
+}
+
+void Trainer::State::restore_checkpoint() {
+    const std::string& from = *resume_from;
+    LoadedCheckpoint ck = load_checkpoint(from);
+    auto live = lora::adapter_parameters(*model);
+    QLORA_CHECK(ck.adapter.tensors.size() == live.size(), from, ": holds ", ck.adapter.tensors.size(),
+                " adapter tensors, the configured model has ", live.size(), " (was the config changed?)");
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : live) {
+        auto it = ck.adapter.tensors.find(name);
+        QLORA_CHECK(it != ck.adapter.tensors.end(), from, ": adapter lacks '", name, "'");
+        QLORA_CHECK(it->second.sizes() == t.sizes(), from, ": '", name, "' has shape ", it->second.sizes(),
+                    ", the model expects ", t.sizes());
+        t.copy_(it->second);
+    }
+    optimizer->load_state_dict(ck.state.optimizer);
+    state = ck.state;
+    loader->restore(state.cursor);
+    if (state.cpu_rng.defined()) {
+        at::Generator gen = at::detail::getDefaultCPUGenerator();
+        gen.set_state(state.cpu_rng);
+    }
+#ifdef QLORA_WITH_CUDA
+    if (state.cuda_rng.defined() && recipe.device.is_cuda()) {
+        at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(recipe.device.index());
+        gen.set_state(state.cuda_rng);
+    }
+#endif
+    log_info("resumed from ", from, " at step ", state.step);
+}
+
+void Trainer::State::open_outputs() {
+    const std::string& out = config.output.dir;
+    fs::create_directories(out);
+    save_resolved_config(config, (fs::path(out) / "config.resolved.yaml").string());
+    metrics = std::make_unique<MetricsWriter>(out, resume_from.has_value(), total_steps, config.train.log_every);
+}
+
+lora::PeftAdapter Trainer::State::adapter_snapshot() {
+    lora::PeftAdapter a;
+    a.config = peft_config(config);
+    for (auto& [name, t] : lora::adapter_parameters(*model)) a.tensors[name] = t.detach().cpu().clone();
+    return a;
+}
+
+void Trainer::State::snapshot_state() {
+    state.cursor = loader->state();
+    state.optimizer = optimizer->state_dict();
+    state.cpu_rng = at::detail::getDefaultCPUGenerator().get_state();
+#ifdef QLORA_WITH_CUDA
+    if (recipe.device.is_cuda()) {
+        state.cuda_rng = at::cuda::detail::getDefaultCUDAGenerator(recipe.device.index()).get_state();
+    }
+#endif
+}
+
+void Trainer::State::save_adapter(const std::string& dir) {
+    lora::save_peft_adapter(dir, adapter_snapshot());
+    lora::save_adapter_metadata(dir, adapter_metadata(config, recipe.dtype));
+}
+
+void Trainer::State::evaluate() {
+    const EvalLoss e = evaluate_loader(*model, *eval_loader, config.eval.max_batches, recipe.device);
+    for (const PromptSample& s :
+         sample_prompts(model, *tok, config.eval.prompts, config.data.template_name, config.eval.max_new_tokens)) {
+        metrics->sample(state.step, s.prompt, s.text);
+    }
+    model->train();
+    metrics->eval({state.step, e.loss, e.tokens});
+}
+
+void Trainer::State::save_checkpoint_now() {
+    snapshot_state();
+    const std::string path = save_checkpoint(config.output.dir, adapter_snapshot(),
+                                             adapter_metadata(config, recipe.dtype), state, config.output.keep);
+    log_info("saved checkpoint ", path);
+}
 
 Trainer::Trainer(TrainConfig config, std::string resume) : s_(std::make_unique<State>()) {
     s_->config = std::move(config);
@@ -110,285 +209,69 @@ void Trainer::setup() {
     State& s = *s_;
     const TrainConfig& c = s.config;
     check_paths(c);
-    s.device = resolve_device(c.hardware.device);
-    s.dtype = c.model.dtype == "auto" ? default_compute_dtype(s.device) : parse_dtype(c.model.dtype);
-    s.output_dir = c.output.dir;
+    s.recipe = make_recipe(c, resolve_device(c.hardware.device));
     at::manual_seed(c.train.seed);
-
-    // Resume target, decided before anything is written.
-    std::optional<std::string> resume_from;
-    if (s.resume == "auto") {
-        resume_from = latest_checkpoint(s.output_dir);
-    } else if (!s.resume.empty()) {
-        resume_from = s.resume;
-    } else {
-        QLORA_CHECK(!latest_checkpoint(s.output_dir), "output.dir ", s.output_dir,
-                    " already holds checkpoints; pass --resume auto to continue that run, or choose another "
-                    "output.dir");
-    }
-
-    s.tok = std::make_unique<tokenizer::Tokenizer>(c.model.path);
-    data::DataSplits splits = data::load_splits(c.data, c.train.seed, *s.tok);
-    QLORA_CHECK(!splits.train.samples.empty(), c.data.train, ": no training samples left after tokenization");
-    data::LoaderOptions lo = data::loader_options(c, *s.tok);
-    s.loader = std::make_unique<data::DataLoader>(std::move(splits.train.samples), lo);
-    if (!splits.eval.empty()) {
-        data::LoaderOptions eo = lo;
-        eo.shuffle = false;
-        eo.group_by_length = false;
-        s.eval_loader = std::make_unique<data::DataLoader>(std::move(splits.eval), eo);
-    }
-    const int64_t per_epoch = (s.loader->batches_in_epoch(0) + c.train.grad_accum - 1) / c.train.grad_accum;
-    s.total_steps = c.train.max_steps ? *c.train.max_steps : c.train.epochs.value_or(1) * per_epoch;
-
-    model::LoadOptions load;
-    load.device = s.device;
-    load.dtype = s.dtype;
-    load.quant = c.quant.enabled ? c.quant.type : "none";
-    load.blocksize = c.quant.blocksize;
-    load.double_quant = c.quant.double_quant;
-    s.model = model::load_llama(c.model.path, load);
-
-    lora::LoraOptions lopt;
-    lopt.r = c.lora.r;
-    lopt.alpha = c.lora.alpha;
-    lopt.dropout = c.lora.dropout;
-    lopt.use_rslora = c.lora.use_rslora;
-    lopt.targets = c.lora.targets;
-    lopt.init_seed = c.train.seed;
-    lora::apply_lora(*s.model, lopt);
-    lora::set_gradient_checkpointing(*s.model, c.train.gradient_checkpointing);
-    if (c.qat.enabled) {
-        lora::apply_qat(*s.model, qat_options(c));
-        log_info("QAT: ", describe_qat(c));
-    }
-    for (auto& [name, t] : lora::adapter_parameters(*s.model)) s.params.push_back(t);
-
-    optim::OptimOptions oo;
-    oo.beta1 = c.optim.betas.at(0);
-    oo.beta2 = c.optim.betas.at(1);
-    oo.eps = c.optim.eps;
-    oo.weight_decay = c.optim.weight_decay;
-    s.optimizer = optim::make_optimizer(c.optim.name, s.params, oo);
-
-    optim::LrScheduleOptions so;
-    so.kind = optim::parse_schedule_kind(c.optim.schedule);
-    so.base_lr = c.optim.lr;
-    so.total_steps = s.total_steps;
-    if (c.optim.warmup_steps) {
-        so.warmup_steps = *c.optim.warmup_steps;
-    } else if (c.optim.warmup_ratio) {
-        so.warmup_ratio = *c.optim.warmup_ratio;
-    }
-    s.schedule = std::make_unique<optim::LrSchedule>(so);
-
-    if (resume_from) {
-        LoadedCheckpoint ck = load_checkpoint(*resume_from);
-        auto live = lora::adapter_parameters(*s.model);
-        QLORA_CHECK(ck.adapter.tensors.size() == live.size(), *resume_from, ": holds ", ck.adapter.tensors.size(),
-                    " adapter tensors, the configured model has ", live.size(), " (was the config changed?)");
-        at::NoGradGuard no_grad;
-        for (auto& [name, t] : live) {
-            auto it = ck.adapter.tensors.find(name);
-            QLORA_CHECK(it != ck.adapter.tensors.end(), *resume_from, ": adapter lacks '", name, "'");
-            QLORA_CHECK(it->second.sizes() == t.sizes(), *resume_from, ": '", name, "' has shape ",
-                        it->second.sizes(), ", the model expects ", t.sizes());
-            t.copy_(it->second);
-        }
-        s.optimizer->load_state_dict(ck.state.optimizer);
-        s.state = ck.state;
-        s.loader->restore(s.state.cursor);
-        if (s.state.cpu_rng.defined()) {
-            at::Generator gen = at::detail::getDefaultCPUGenerator();
-            gen.set_state(s.state.cpu_rng);
-        }
-#ifdef QLORA_WITH_CUDA
-        if (s.state.cuda_rng.defined() && s.device.is_cuda()) {
-            at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(s.device.index());
-            gen.set_state(s.state.cuda_rng);
-        }
-#endif
-        log_info("resumed from ", *resume_from, " at step ", s.state.step);
-    }
-
-    fs::create_directories(s.output_dir);
-    save_resolved_config(c, (fs::path(s.output_dir) / "config.resolved.yaml").string());
-    s.metrics.open(fs::path(s.output_dir) / "metrics.jsonl", resume_from ? std::ios::app : std::ios::trunc);
-    QLORA_RUNTIME_CHECK(s.metrics.good(), "cannot write ", s.output_dir, "/metrics.jsonl");
+    s.choose_resume();
+    s.build_data();
+    s.build_model();
+    s.build_optimizer();
+    if (s.resume_from) s.restore_checkpoint();
+    s.open_outputs();
 
     int64_t trainable = 0;
     for (const auto& p : s.params) trainable += p.numel();
     log_info("model ", c.model.path, ": ", s.model->weight_nbytes() / (1024 * 1024), " MiB of weights (",
-             c.quant.enabled ? c.quant.type : "dense", "), ", trainable, " trainable LoRA parameters in ",
-             s.params.size(), " tensors; ", s.total_steps, " steps on ", s.device.str(), " in ",
-             dtype_name(s.dtype));
+             c.quant.enabled ? quant::quant_type_name(c.quant.type) : "dense", "), ", trainable,
+             " trainable LoRA parameters in ", s.params.size(), " tensors; ", s.total_steps, " steps on ",
+             s.recipe.device.str(), " in ", dtype_name(s.recipe.dtype));
 }
 
 TrainResult Trainer::train() {
     State& s = *s_;
     const TrainConfig& c = s.config;
-    TrainResult result;
     s.model->train();
+    const PeakMemory peak(s.recipe.device);
+    WindowOptions wo;
+    wo.grad_accum = c.train.grad_accum;
+    wo.max_grad_norm = c.optim.max_grad_norm;
+    wo.skip_nonfinite = c.train.skip_nonfinite;
+    wo.device = s.recipe.device;
 
-    auto adapter_snapshot = [&] {
-        exporting::PeftAdapter a;
-        a.config.r = c.lora.r;
-        a.config.lora_alpha = c.lora.alpha;
-        a.config.lora_dropout = c.lora.dropout;
-        a.config.use_rslora = c.lora.use_rslora;
-        a.config.target_modules = resolved_lora_targets(c.lora);
-        a.config.base_model_name_or_path = c.model.path;
-        for (auto& [name, t] : lora::adapter_parameters(*s.model)) a.tensors[name] = t.detach().cpu().clone();
-        return a;
-    };
-    auto snapshot_state = [&] {
-        s.state.cursor = s.loader->state();
-        s.state.optimizer = s.optimizer->state_dict();
-        s.state.cpu_rng = at::detail::getDefaultCPUGenerator().get_state();
-#ifdef QLORA_WITH_CUDA
-        if (s.device.is_cuda()) s.state.cuda_rng = at::cuda::detail::getDefaultCUDAGenerator(s.device.index()).get_state();
-#endif
-    };
-    auto to_device = [&](data::Batch& b) {
-        b.tokens = b.tokens.to(s.device);
-        b.labels = b.labels.to(s.device);
-        if (b.attention_mask.defined()) b.attention_mask = b.attention_mask.to(s.device);
-        if (b.position_ids.defined()) b.position_ids = b.position_ids.to(s.device);
-    };
-
-    Progress progress("train", s.total_steps, "step");
-    auto t_start = std::chrono::steady_clock::now();
+    TrainResult result;
+    const auto t_start = std::chrono::steady_clock::now();
     while (s.state.step < s.total_steps) {
-        s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, s.metrics);
-        auto t0 = std::chrono::steady_clock::now();
-        // The window's micro-batches first: the loss divides by all their label tokens.
-        std::vector<data::Batch> window;
-        int64_t window_labels = 0, window_tokens = 0;
-        for (int64_t i = 0; i < c.train.grad_accum; ++i) {
-            window.push_back(s.loader->next());
-            window_labels += shifted_label_count(window.back());
-            window_tokens += window.back().num_tokens;
-        }
-        double loss_sum = 0.0;
-        if (window_labels > 0) {
-            for (data::Batch& b : window) {
-                to_device(b);
-                model::ForwardOptions fo;
-                fo.attention_mask = b.attention_mask;
-                fo.position_ids = b.position_ids;
-                at::Tensor logits = s.model->forward(b.tokens, 0, nullptr, fo);
-                at::Tensor loss = summed_loss(logits, b.labels);
-                loss_sum += loss.item<double>();
-                (loss / static_cast<double>(window_labels)).backward();
-            }
-        }
-        const double loss = window_labels > 0 ? loss_sum / static_cast<double>(window_labels) : 0.0;
-        const double grad_norm = optim::clip_grad_norm(
-            s.params, c.optim.max_grad_norm > 0 ? c.optim.max_grad_norm : std::numeric_limits<double>::infinity());
+        s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, *s.metrics);
+        const auto t0 = std::chrono::steady_clock::now();
         const double lr = s.schedule->lr(s.state.step);
-        if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-            s.optimizer->zero_grad();
-            QLORA_RUNTIME_CHECK(c.train.skip_nonfinite, "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
-                                " at step ", s.state.step + 1, " (loss ", loss, ", grad_norm ", grad_norm,
-                                "); stopping without saving. Lower optim.lr, or set train.skip_nonfinite: true");
-            log_warn("step ", s.state.step + 1, ": non-finite loss or gradient, update skipped");
-        } else {
-            s.optimizer->step(lr);
-            s.optimizer->zero_grad();
-        }
+        const WindowResult w = run_window(*s.model, *s.loader, s.params, *s.optimizer, lr, s.state.step + 1, wo);
         s.state.step += 1;
-        s.state.losses.push_back(loss);
+        s.state.losses.push_back(w.loss);
 
-        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        nlohmann::ordered_json m;
-        m["step"] = s.state.step;
-        m["loss"] = loss;
-        m["lr"] = lr;
-        m["grad_norm"] = grad_norm;
-        m["tokens"] = window_tokens;
-        m["tokens_per_s"] = static_cast<double>(window_tokens) / dt;
-        m["peak_memory_mb"] = peak_memory_mb(s.device);
-        m["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-        if (c.qat.enabled) m["qat"] = s.qat_on;
-        s.metrics << m.dump() << '\n' << std::flush;
-        char extra[160];
-        std::snprintf(extra, sizeof(extra), "loss=%.4f lr=%.2e grad_norm=%.3f tok/s=%.0f mem=%.0fMiB", loss, lr,
-                      grad_norm, static_cast<double>(window_tokens) / dt, peak_memory_mb(s.device));
-        progress.update(s.state.step, extra);
-        if (!progress.enabled() && (s.state.step % c.train.log_every == 0 || s.state.step == s.total_steps)) {
-            std::printf("step=%lld/%lld %s\n", static_cast<long long>(s.state.step),
-                        static_cast<long long>(s.total_steps), extra);
-            std::fflush(stdout);
-        }
+        const auto now = std::chrono::steady_clock::now();
+        StepRecord r{s.state.step, s.total_steps, w.loss, lr, w.grad_norm, w.tokens,
+                     std::chrono::duration<double>(now - t0).count(),
+                     std::chrono::duration<double>(now - t_start).count(), peak.peak_mib(), std::nullopt};
+        if (c.qat.enabled) r.qat = s.qat_on;
+        s.metrics->step(r);
 
         const bool last = s.state.step == s.total_steps;
-        if (s.eval_loader && ((c.eval.every > 0 && s.state.step % c.eval.every == 0) || last)) {
-            torch::NoGradGuard no_grad;
-            s.model->eval();
-            double sum = 0.0;
-            int64_t count = 0;
-            const int64_t batches = s.eval_loader->batches_in_epoch(0);
-            const int64_t limit = c.eval.max_batches > 0 ? std::min(batches, c.eval.max_batches) : batches;
-            for (int64_t i = 0; i < limit; ++i) {
-                data::Batch b = s.eval_loader->batch_at(0, i);
-                to_device(b);
-                model::ForwardOptions fo;
-                fo.attention_mask = b.attention_mask;
-                fo.position_ids = b.position_ids;
-                sum += summed_loss(s.model->forward(b.tokens, 0, nullptr, fo), b.labels).item<double>();
-                count += shifted_label_count(b);
-            }
-            // Sample generations: greedy, from each configured prompt in the training template.
-            for (const std::string& prompt : c.eval.prompts) {
-                model::GenerateOptions go;
-                go.max_new_tokens = c.eval.max_new_tokens;
-                go.stop_ids = {s.tok->eos_id()};
-                std::vector<int64_t> ids = s.tok->encode(
-                    data::render_prompt(prompt, data::parse_template(c.data.template_name)), /*add_bos=*/true);
-                model::GenerateResult g = model::generate(s.model, ids, go);
-                std::vector<int64_t> fresh(g.tokens.begin() + g.prompt_tokens, g.tokens.end());
-                nlohmann::ordered_json sample;
-                sample["step"] = s.state.step;
-                sample["prompt"] = prompt;
-                sample["sample"] = s.tok->decode(fresh);
-                s.metrics << sample.dump() << '\n' << std::flush;
-                std::printf("sample step=%lld prompt=%s\n  -> %s\n", static_cast<long long>(s.state.step),
-                            nlohmann::json(prompt).dump().c_str(), s.tok->decode(fresh).c_str());
-            }
-            s.model->train();
-            const double eval_loss = count > 0 ? sum / static_cast<double>(count) : 0.0;
-            nlohmann::ordered_json e;
-            e["step"] = s.state.step;
-            e["eval_loss"] = eval_loss;
-            e["eval_perplexity"] = std::exp(eval_loss);
-            e["eval_tokens"] = count;
-            s.metrics << e.dump() << '\n' << std::flush;
-            std::printf("eval step=%lld eval_loss=%.4f eval_perplexity=%.3f\n", static_cast<long long>(s.state.step),
-                        eval_loss, std::exp(eval_loss));
-            std::fflush(stdout);
-        }
-
+        if (s.eval_loader && ((c.eval.every > 0 && s.state.step % c.eval.every == 0) || last)) s.evaluate();
         const bool interrupted = g_interrupted.load();
         if ((c.output.save_every > 0 && s.state.step % c.output.save_every == 0 && !last) || interrupted) {
-            snapshot_state();
-            std::string path = save_checkpoint(s.output_dir, adapter_snapshot(), s.state, c.output.keep);
-            log_info("saved checkpoint ", path);
+            s.save_checkpoint_now();
         }
         if (interrupted && !last) {
-            progress.finish();
+            s.metrics->finish();
             log_info("interrupted: checkpoint saved at step ", s.state.step, "; continue with --resume auto");
-            result.steps = s.state.step;
-            result.losses = s.state.losses;
-            result.interrupted = true;
-            return result;
+            return {s.state.step, s.state.losses, "", true};
         }
     }
-    progress.finish();
+    s.metrics->finish();
 
-    const std::string adapter_dir = (fs::path(s.output_dir) / "adapter").string();
+    const std::string adapter_dir = (fs::path(c.output.dir) / "adapter").string();
     {
         io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
-        exporting::save_peft_adapter(dir.path(), adapter_snapshot());
+        s.save_adapter(dir.path());
         dir.commit();
     }
     log_info("final adapter: ", adapter_dir);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 #include "support/test_support.h"
 
@@ -63,9 +63,9 @@ inline void write_tiny_base(const std::string& dir, bool tie = false) {
 }
 
 // An adapter on `linears` of both layers (r, alpha as given), with formula A and B (B nonzero).
-inline PeftAdapter tiny_adapter(int64_t r = 4, double alpha = 8, const std::vector<std::string>& linears =
+inline lora::PeftAdapter tiny_adapter(int64_t r = 4, double alpha = 8, const std::vector<std::string>& linears =
                                                                      {std::begin(kLinears), std::end(kLinears)}) {
-    PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = r;
     adapter.config.lora_alpha = alpha;
     double seed = 100.0;
@@ -74,16 +74,16 @@ inline PeftAdapter tiny_adapter(int64_t r = 4, double alpha = 8, const std::vect
         const std::vector<int64_t> shape = linear_shape(linear);
         for (int l = 0; l < 2; ++l) {
             const std::string module = "model.layers." + std::to_string(l) + "." + linear;
-            adapter.tensors[lora_name(module, 'A')] = formula({r, shape[1]}, seed += 1);
-            adapter.tensors[lora_name(module, 'B')] = formula({shape[0], r}, seed += 1);
+            adapter.tensors[lora::lora_name(module, 'A')] = formula({r, shape[1]}, seed += 1);
+            adapter.tensors[lora::lora_name(module, 'B')] = formula({shape[0], r}, seed += 1);
         }
     }
     return adapter;
 }
 
-inline std::string write_adapter(const std::string& dir, const PeftAdapter& adapter) {
+inline std::string write_adapter(const std::string& dir, const lora::PeftAdapter& adapter) {
     std::filesystem::create_directories(dir);
-    save_peft_adapter(dir, adapter);
+    lora::save_peft_adapter(dir, adapter);
     return dir;
 }
 

@@ -46,7 +46,7 @@ std::vector<std::string> leftovers(const std::string& dir, const std::set<std::s
 
 TEST(ExportHf, Bf16FolderHoldsTheMergedWeightsConfigAndTokenizer) {
     Scene s = make_scene("export_bf16");
-    MergedCheckpoint merged(s.base, s.adapter);
+    MergedView merged(s.base, s.adapter);
     HfExportSummary summary = export_hf(merged, {s.dir + "/out", ExportFormat::kHfBf16});
     EXPECT_EQ(summary.tensors, 21);
     EXPECT_EQ(summary.merged, 14);
@@ -66,7 +66,7 @@ TEST(ExportHf, Bf16FolderHoldsTheMergedWeightsConfigAndTokenizer) {
 
 TEST(ExportHf, Fp16ShardsWithAnIndex) {
     Scene s = make_scene("export_shards");
-    MergedCheckpoint merged(s.base, s.adapter);
+    MergedView merged(s.base, s.adapter);
     HfExportOptions options{s.dir + "/out", ExportFormat::kHfFp16};
     options.max_shard_bytes = 2048;  // a layer's linears are 512..1024 bytes in fp16
     HfExportSummary summary = export_hf(merged, options);
@@ -86,7 +86,7 @@ TEST(ExportHf, Fp16ShardsWithAnIndex) {
 
 TEST(ExportHf, Nf4IsTheBnbLayoutOfTheRequantizedMergedWeights) {
     Scene s = make_scene("export_nf4");
-    MergedCheckpoint merged(s.base, s.adapter);
+    MergedView merged(s.base, s.adapter);
     HfExportSummary summary = export_hf(merged, {s.dir + "/out", ExportFormat::kHfNf4});
     io::SafetensorsFolder out(s.dir + "/out");
     ASSERT_EQ(summary.nf4_errors.size(), 14u);
@@ -113,9 +113,9 @@ TEST(ExportHf, Nf4IsTheBnbLayoutOfTheRequantizedMergedWeights) {
 
 TEST(ExportHf, PeftReSavesTheCheckedAdapter) {
     Scene s = make_scene("export_peft");
-    MergedCheckpoint merged(s.base, s.adapter);
+    MergedView merged(s.base, s.adapter);
     export_peft(merged, {s.dir + "/out", ExportFormat::kPeft});
-    PeftAdapter back = load_peft_adapter(s.dir + "/out");
+    lora::PeftAdapter back = lora::load_peft_adapter(s.dir + "/out");
     EXPECT_EQ(back.config.r, 4);
     EXPECT_EQ(back.config.base_model_name_or_path, s.base);
     ASSERT_EQ(back.tensors.size(), merged.adapter().tensors.size());
@@ -124,7 +124,7 @@ TEST(ExportHf, PeftReSavesTheCheckedAdapter) {
 
 TEST(ExportHf, ExistingOutputIsRefusedUnlessOverwrite) {
     Scene s = make_scene("export_overwrite");
-    MergedCheckpoint merged(s.base, s.adapter);
+    MergedView merged(s.base, s.adapter);
     fs::create_directories(s.dir + "/out");
     std::ofstream(s.dir + "/out/old.txt") << "old";
     EXPECT_EQ(error_of([&] { export_hf(merged, {s.dir + "/out", ExportFormat::kHfBf16}); }),
@@ -161,7 +161,7 @@ TEST(ExportHf, FailedExportLeavesNothingBehind) {
         tensors.emplace_back(name, t);
     }
     io::save_safetensors(s.base + "/model.safetensors", tensors);
-    MergedCheckpoint merged(s.base, s.adapter);
+    MergedView merged(s.base, s.adapter);
     for (ExportFormat format : {ExportFormat::kHfBf16, ExportFormat::kHfNf4}) {
         EXPECT_NE(error_of([&] { export_hf(merged, {s.dir + "/out", format}); }).find("NaN"), std::string::npos);
         EXPECT_EQ(leftovers(s.dir, {"base", "adapter"}), std::vector<std::string>{});

@@ -16,7 +16,9 @@
 #include "model/llama_loader.h"
 #include "quant/fake_quant.h"
 #include "quant/int4_format.h"
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
+#include "lora/adapter_metadata.h"
+#include "model/llama_layout.h"
 #include "train/config.h"
 
 namespace qlora::exporting {
@@ -39,10 +41,10 @@ std::vector<int64_t> stories_shape(const std::string& linear) {
     return {172, 64};
 }
 
-// A run folder as qlora-train leaves it: run/config.resolved.yaml (int4 QAT, dense base) and
-// run/adapter.
+// An adapter as qlora-train leaves it: run/adapter with its qlora_adapter.json (int4 QAT over a
+// dense base).
 std::string write_stories_run(const std::string& dir, int64_t group) {
-    PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = 4;
     adapter.config.lora_alpha = 8;
     double seed = 10.0;
@@ -52,33 +54,27 @@ std::string write_stories_run(const std::string& dir, int64_t group) {
         const std::vector<int64_t> shape = stories_shape(l);
         for (int layer = 0; layer < 5; ++layer) {
             const std::string module = "model.layers." + std::to_string(layer) + "." + l;
-            adapter.tensors[lora_name(module, 'A')] = fx::formula({4, shape[1]}, seed += 1);
-            adapter.tensors[lora_name(module, 'B')] =
+            adapter.tensors[lora::lora_name(module, 'A')] = fx::formula({4, shape[1]}, seed += 1);
+            adapter.tensors[lora::lora_name(module, 'B')] =
                 fx::formula({shape[0], 4}, seed += 1).mul(0.5);
         }
     }
     fx::write_adapter(dir + "/run/adapter", adapter);
-    train::TrainConfig run;
-    run.model.path = test::shared_data("stories260K/hf");
-    run.data.train = dir + "/train.jsonl";
-    run.quant.enabled = false;
-    run.qat.enabled = true;
-    run.qat.weight = "int4";
-    run.qat.group_size = group;
-    run.qat.mode = "merge_aware";
-    run.lora.dropout = 0.0;  // merge_aware trains through Q(W0 + s·B·A): no dropout path
-    train::save_resolved_config(run, dir + "/run/config.resolved.yaml");
+    lora::AdapterMetadata trained;
+    trained.base_quantized = false;
+    trained.qat = lora::QatOptions{quant::QatScheme::int4(group), false, lora::QatMode::kMergeAware};
+    lora::save_adapter_metadata(dir + "/run/adapter", trained);
     return dir + "/run/adapter";
 }
 
 // The exported folder loaded back equals the QAT forward's weights: Q(W0 + s·B·A) per linear.
-void expect_loaded_equals_fake_quant(const MergedCheckpoint& merged, const std::string& out,
+void expect_loaded_equals_fake_quant(const MergedView& merged, const std::string& out,
                                      int64_t group) {
     model::Llama m = model::load_llama(out);
     int64_t checked = 0;
     for (model::Linear& lin : m->linears()) {
         const std::string name = lin->name() + ".weight";
-        if (!quant::is_decoder_linear_weight(name)) continue;
+        if (!model::is_quantized_weight_name(name)) continue;
         at::Tensor expect = quant::fake_quantize_weight(merged.tensor(name), quant::QatScheme::int4(group));
         EXPECT_TRUE(tensors_identical(expect, lin->weight())) << name << ", group " << group;
         ++checked;
@@ -95,8 +91,8 @@ TEST(ExportInt4, Stories260KLoadsBackAsTheFakeQuantizedMerge) {
     const std::optional<int64_t> trained = find_qat_int4_group_size(adapter, &source);
     ASSERT_TRUE(trained.has_value());
     EXPECT_EQ(*trained, 64);
-    EXPECT_EQ(source, dir + "/run/config.resolved.yaml");
-    MergedCheckpoint merged(test::shared_data("stories260K/hf"), adapter);
+    EXPECT_EQ(source, dir + "/run/adapter/qlora_adapter.json");
+    MergedView merged(test::shared_data("stories260K/hf"), adapter);
     ASSERT_EQ(merged.merge_base(), MergeBase::kFp);  // quant.enabled false: W0 + s·B·A
     EXPECT_EQ(merged.quant().source, source);
 
@@ -128,7 +124,7 @@ TEST(ExportInt4, Stories260KLoadsBackAsTheFakeQuantizedMerge) {
 TEST(ExportInt4, EveryGroupSizeAndShards) {
     const std::string dir = test::scratch_dir("export_int4_groups");
     const std::string adapter = write_stories_run(dir, 32);
-    MergedCheckpoint merged(test::shared_data("stories260K/hf"), adapter);
+    MergedView merged(test::shared_data("stories260K/hf"), adapter);
     ASSERT_EQ(merged.merge_base(), MergeBase::kFp);
     for (int64_t group : {32, 128, 256}) {
         const std::string out = dir + "/out" + std::to_string(group);
@@ -146,7 +142,7 @@ TEST(ExportInt4, RejectsBadGroupSizesBeforeWriting) {
     const std::string dir = test::scratch_dir("export_int4_bad_group");
     fx::write_tiny_base(dir + "/base");
     fx::write_adapter(dir + "/adapter", fx::tiny_adapter());
-    MergedCheckpoint merged(dir + "/base", dir + "/adapter");
+    MergedView merged(dir + "/base", dir + "/adapter");
     EXPECT_FALSE(find_qat_int4_group_size(dir + "/adapter").has_value());  // no run config
     for (int64_t group : {0, 16, 48, 512}) {
         HfExportOptions options{dir + "/out", ExportFormat::kHfInt4};
@@ -175,7 +171,7 @@ TEST(ExportInt4, MalformedInt4TensorsAreNamedWhenLoading) {
     const std::string dir = test::scratch_dir("export_int4_malformed");
     fx::write_tiny_base(dir + "/base");
     fx::write_adapter(dir + "/adapter", fx::tiny_adapter());
-    MergedCheckpoint merged(dir + "/base", dir + "/adapter");
+    MergedView merged(dir + "/base", dir + "/adapter");
     const std::string q = "model.layers.1.self_attn.q_proj";
     auto fresh = [&](const std::string& name) {
         const std::string out = dir + "/" + name;

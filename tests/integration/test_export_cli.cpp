@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "support/test_support.h"
 
 namespace qlora {
@@ -56,16 +56,16 @@ double table_loss(const std::string& table, const std::string& label) {
 
 // An adapter on self_attn.<target> of the 5 layers with constant A [r, in] and B [out, r].
 void write_adapter(const std::string& dir, const std::string& target, int64_t r, int64_t in, int64_t out) {
-    exporting::PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = r;
     adapter.config.target_modules = {target};
     for (int l = 0; l < 5; ++l) {
         const std::string m = "model.layers." + std::to_string(l) + ".self_attn." + target;
-        adapter.tensors[exporting::lora_name(m, 'A')] = at::full({r, in}, 0.01);
-        adapter.tensors[exporting::lora_name(m, 'B')] = at::full({out, r}, 0.01);
+        adapter.tensors[lora::lora_name(m, 'A')] = at::full({r, in}, 0.01);
+        adapter.tensors[lora::lora_name(m, 'B')] = at::full({out, r}, 0.01);
     }
     fs::create_directories(dir);
-    exporting::save_peft_adapter(dir, adapter);
+    lora::save_peft_adapter(dir, adapter);
 }
 
 TEST(ExportCli, TrainedAdapterToEveryHfFormatWithTheEvalTable) {
@@ -108,7 +108,7 @@ TEST(ExportCli, TrainedAdapterToEveryHfFormatWithTheEvalTable) {
     auto peft = test::run_command(test::tool("qlora-export") + common + " --out " + dir + "/peft --format peft");
     ASSERT_EQ(peft.exit_code, 0) << peft.output;
     // The quant settings of deq(NF4(W0)) were the run's.
-    EXPECT_NE(peft.output.find("nf4, blocksize 64, double quant on (" + dir + "/run/config.resolved.yaml)"),
+    EXPECT_NE(peft.output.find("nf4, blocksize 64, double quant on (" + dir + "/run/adapter/qlora_adapter.json)"),
               std::string::npos) << peft.output;
     EXPECT_EQ(eval_loss("--model " + hf_dir() + " --quant nf4 --adapter " + dir + "/peft" + eval_args),
               eval_loss("--model " + hf_dir() + " --quant nf4 --adapter " + adapter + eval_args));

@@ -7,6 +7,7 @@
 
 #include "export/attach_adapter.h"
 #include "lora/apply_lora.h"
+#include "data/documents.h"
 #include "model/evaluate.h"
 #include "model/llama_loader.h"
 #include "support/test_support.h"
@@ -44,8 +45,8 @@ TEST_P(QatExport, MergeAwareExportScoresExactlyLikeTheQatModel) {
     ASSERT_EQ(exported.exit_code, 0) << exported.output;
 
     tokenizer::Tokenizer tok(hf);
-    const auto stream = model::tokenize_documents(
-        tok, model::read_documents(test::shared_data("text/tinystories_sample_cs336.txt"), "text"));
+    const auto stream = data::tokenize_documents(
+        tok, data::read_documents(test::shared_data("text/tinystories_sample_cs336.txt"), "text"));
 
     // The QAT model as the trainer builds it: the base (NF4 for nf4 QAT: the quickstart's blocksize
     // 64 + double quant; dense fp32 for int4), the run's adapter, merge-aware fake quantization.

@@ -7,7 +7,8 @@
 
 #include "io/safetensors.h"
 #include "quant/bnb_format.h"
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
+#include "model/llama_layout.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
@@ -34,7 +35,7 @@ TEST(BnbCheckpoint, QuantizeToolOutputLoadsInTransformersWithOurValues) {
     std::vector<std::pair<std::string, at::Tensor>> ours;
     for (const std::string& name : original.names()) {
         at::Tensor w = original.load(name);
-        if (!is_decoder_linear_weight(name)) {
+        if (!model::is_quantized_weight_name(name)) {
             EXPECT_TRUE(tensors_identical(w, written.load(name))) << name;
             continue;
         }

@@ -9,10 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 #include "quant/bnb_format.h"
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
+#include "model/llama_layout.h"
 #include "support/test_support.h"
 
 namespace qlora::exporting {
@@ -31,7 +32,7 @@ std::string data() { return test::shared_data("text/tinystories_sample_cs336.txt
 // A seeded adapter on every linear of stories260K, large enough to move the loss.
 std::string write_our_adapter(const std::string& dir) {
     io::SafetensorsFolder model(hf_dir());
-    PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = 4;
     adapter.config.lora_alpha = 8;
     adapter.config.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -40,12 +41,12 @@ std::string write_our_adapter(const std::string& dir) {
         for (const char* target : kTargets) {
             const std::string module = "model.layers." + std::to_string(layer) + "." + target;
             at::Tensor w = model.load(module + ".weight");
-            adapter.tensors[lora_name(module, 'A')] = at::randn({4, w.size(1)}) * 0.1;
-            adapter.tensors[lora_name(module, 'B')] = at::randn({w.size(0), 4}) * 0.05;
+            adapter.tensors[lora::lora_name(module, 'A')] = at::randn({4, w.size(1)}) * 0.1;
+            adapter.tensors[lora::lora_name(module, 'B')] = at::randn({w.size(0), 4}) * 0.05;
         }
     }
     std::filesystem::create_directories(dir);
-    save_peft_adapter(dir, adapter);
+    lora::save_peft_adapter(dir, adapter);
     return dir;
 }
 
@@ -122,7 +123,7 @@ TEST(ExportInterop, TransformersAndBitsandbytesLoadTheMergedFolders) {
     io::SafetensorsFolder nf4(dir + "/nf4");
     std::vector<std::pair<std::string, at::Tensor>> ours;
     for (const std::string& name : nf4.names()) {
-        if (quant::is_decoder_linear_weight(name) && quant::is_bnb_4bit_weight(nf4, name)) {
+        if (model::is_quantized_weight_name(name) && quant::is_bnb_4bit_weight(nf4, name)) {
             ours.emplace_back(name, quant::read_bnb_4bit(nf4, name).dequantize(at::kFloat));
         }
     }

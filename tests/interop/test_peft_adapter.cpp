@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 #include "support/test_support.h"
 
@@ -19,11 +19,11 @@ using qlora::test::error_of;
 const char* kTargets[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                           "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
-TEST(PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
+TEST(lora::PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
     const std::string base = qlora::test::shared_data("stories260K/hf");
     const std::string dir = qlora::test::scratch_dir("peft_ours");
     io::SafetensorsFolder model(base);
-    PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = 4;
     adapter.config.lora_alpha = 8;
     adapter.config.lora_dropout = 0.05;
@@ -37,16 +37,16 @@ TEST(PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
             at::Tensor w = model.load(module + ".weight");
             at::Tensor a = at::randn({4, w.size(1)}) * 0.1;
             at::Tensor b = at::randn({w.size(0), 4}) * 0.1;  // nonzero, so the merge shows
-            adapter.tensors[lora_name(module, 'A')] = a;
-            adapter.tensors[lora_name(module, 'B')] = b;
+            adapter.tensors[lora::lora_name(module, 'A')] = a;
+            adapter.tensors[lora::lora_name(module, 'B')] = b;
             merged.emplace_back(module + ".weight", w + adapter.config.scale() * at::matmul(b, a));
         }
     }
     EXPECT_DOUBLE_EQ(adapter.config.scale(), 2.0);
-    save_peft_adapter(dir, adapter);
+    lora::save_peft_adapter(dir, adapter);
     io::save_safetensors(dir + "/../peft_ours_expected.safetensors", merged);
 
-    PeftAdapter back = load_peft_adapter(dir);
+    lora::PeftAdapter back = lora::load_peft_adapter(dir);
     EXPECT_EQ(back.tensors.size(), 70u);
     EXPECT_EQ(back.config.r, 4);
     EXPECT_EQ(back.config.lora_alpha, 8);
@@ -58,13 +58,13 @@ TEST(PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
     EXPECT_NE(r.output.find("merged 35 weights equal to ours"), std::string::npos) << r.output;
 }
 
-TEST(PeftAdapter, WeReadWhatPeftSaves) {
+TEST(lora::PeftAdapter, WeReadWhatPeftSaves) {
     const std::string base = qlora::test::shared_data("stories260K/hf");
     const std::string dir = qlora::test::scratch_dir("peft_theirs");
     auto r = qlora::test::run_command(python() + " " + QLORA_SOURCE_DIR + "/scripts/check_peft_adapter.py make " +
                                       dir + " " + base);
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    PeftAdapter a = load_peft_adapter(dir);
+    lora::PeftAdapter a = lora::load_peft_adapter(dir);
     EXPECT_EQ(a.config.r, 4);
     EXPECT_EQ(a.config.lora_alpha, 8);
     EXPECT_NEAR(a.config.lora_dropout, 0.1, 1e-12);
@@ -77,24 +77,24 @@ TEST(PeftAdapter, WeReadWhatPeftSaves) {
     EXPECT_GT(vb.abs().max().item<float>(), 0.0f);
 }
 
-TEST(PeftAdapter, BadAdaptersAreClearErrors) {
+TEST(lora::PeftAdapter, BadAdaptersAreClearErrors) {
     const std::string dir = qlora::test::scratch_dir("peft_bad");
-    EXPECT_EQ(error_of([&] { load_peft_adapter(dir); }),
+    EXPECT_EQ(error_of([&] { lora::load_peft_adapter(dir); }),
               dir + "/adapter_config.json: cannot open (expected a PEFT LoRA adapter folder)");
-    PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = 4;
-    adapter.tensors[lora_name("model.layers.0.self_attn.q_proj", 'A')] = at::ones({4, 8});
-    adapter.tensors[lora_name("model.layers.0.self_attn.q_proj", 'B')] = at::ones({8, 2});
-    save_peft_adapter(dir, adapter);
-    EXPECT_NE(error_of([&] { load_peft_adapter(dir); })
+    adapter.tensors[lora::lora_name("model.layers.0.self_attn.q_proj", 'A')] = at::ones({4, 8});
+    adapter.tensors[lora::lora_name("model.layers.0.self_attn.q_proj", 'B')] = at::ones({8, 2});
+    lora::save_peft_adapter(dir, adapter);
+    EXPECT_NE(error_of([&] { lora::load_peft_adapter(dir); })
                   .find("'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight' has rank 2 but "
                         "adapter_config.json says r=4"),
               std::string::npos);
-    adapter.tensors.erase(lora_name("model.layers.0.self_attn.q_proj", 'B'));
-    save_peft_adapter(dir, adapter);
-    EXPECT_NE(error_of([&] { load_peft_adapter(dir); }).find("has only one of lora_A / lora_B"), std::string::npos);
-    adapter.tensors[lora_name("model.layers.0.self_attn.q_proj", 'B')] = at::full({8, 4}, NAN);
-    EXPECT_NE(error_of([&] { save_peft_adapter(dir, adapter); }).find("holds NaN or Inf"), std::string::npos);
+    adapter.tensors.erase(lora::lora_name("model.layers.0.self_attn.q_proj", 'B'));
+    lora::save_peft_adapter(dir, adapter);
+    EXPECT_NE(error_of([&] { lora::load_peft_adapter(dir); }).find("has only one of lora_A / lora_B"), std::string::npos);
+    adapter.tensors[lora::lora_name("model.layers.0.self_attn.q_proj", 'B')] = at::full({8, 4}, NAN);
+    EXPECT_NE(error_of([&] { lora::save_peft_adapter(dir, adapter); }).find("holds NaN or Inf"), std::string::npos);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "lora/apply_lora.h"
-#include "lora/checkpoint.h"
+#include "lora/activation_checkpointing.h"
 #include "lora_model_fixture.h"
 #include "optim/optimizer_factory.h"
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "lora/apply_lora.h"
-#include "lora/checkpoint.h"
+#include "lora/activation_checkpointing.h"
 #include "lora/merge_aware_function.h"
 #include "lora_model_fixture.h"
 

@@ -11,7 +11,7 @@
 #include <fstream>
 
 #include "lora/apply_lora.h"
-#include "lora/checkpoint.h"
+#include "lora/activation_checkpointing.h"
 #include "memory/memory_plan.h"
 #include "optim/optimizer_factory.h"
 #include "support/test_support.h"

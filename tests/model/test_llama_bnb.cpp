@@ -1,10 +1,10 @@
-// Loading a bitsandbytes-4bit folder (written here by quant::quantize_model, as qlora-quantize
+// Loading a bitsandbytes-4bit folder (written here by exporting::quantize_model, as qlora-quantize
 // does): the 4-bit linears must give the same logits as quantizing while loading.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "model/llama_loader.h"
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
 #include "support/test_support.h"
 
 namespace qlora::model {
@@ -12,12 +12,12 @@ namespace {
 
 TEST(LlamaBnb, PrequantizedFolderMatchesQuantizeOnLoad) {
     const std::string out = test::scratch_dir("bnb_stories") + "/nf4";
-    quant::QuantizeModelOptions q;
+    exporting::QuantizeModelOptions q;
     q.model_dir = test::shared_data("stories260K/hf");
     q.out_dir = out;
     q.device = "cpu";
     q.compute_dtype = at::kFloat;
-    quant::quantize_model(q);
+    exporting::quantize_model(q);
 
     Llama prequantized = load_llama(out);
     Llama on_load = load_llama(q.model_dir, LoadOptions{c10::kCPU, at::kFloat, "nf4"});

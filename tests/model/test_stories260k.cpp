@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/documents.h"
 #include "model/evaluate.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
@@ -98,9 +99,9 @@ TEST(Stories260K, StreamedTextEqualsDecodedText) {
 TEST(Stories260K, LossOnCs336SampleMatchesProvenance) {
     Llama model = load_llama(hf_dir());
     tokenizer::Tokenizer tok(test::shared_data("stories260K/tok512.model"));
-    auto docs = read_documents(test::shared_data("text/tinystories_sample_cs336.txt"), "text");
+    auto docs = data::read_documents(test::shared_data("text/tinystories_sample_cs336.txt"), "text");
     ASSERT_EQ(docs.size(), 5u);
-    std::vector<int64_t> stream = tokenize_documents(tok, docs);
+    std::vector<int64_t> stream = data::tokenize_documents(tok, docs);
     EvalResult fp32 = evaluate_stream(model, stream, 512, tok.bos_id());
     std::printf("stories260K fp32: loss %.4f ppl %.4f over %lld tokens\n", fp32.loss, fp32.perplexity,
                 static_cast<long long>(fp32.tokens));

@@ -106,10 +106,10 @@ TEST(ConfigShipped, Llama65bIsTheGuanacoRecipe) {
     EXPECT_EQ(c.train.micro_batch, 1);
     EXPECT_EQ(c.train.grad_accum, 16);
     EXPECT_EQ(c.optim.max_grad_norm, 0.3);
-    EXPECT_EQ(c.optim.schedule, "constant");
+    EXPECT_EQ(c.optim.schedule, optim::ScheduleKind::kConstant);
     EXPECT_EQ(c.optim.warmup_ratio, 0.03);
     EXPECT_EQ(c.data.max_seq_len, 512);
-    EXPECT_EQ(c.optim.name, "paged_adamw_32bit");
+    EXPECT_EQ(c.optim.name, optim::OptimizerKind::kPagedAdamw32bit);
     EXPECT_EQ(c.hardware.memory_limit_gb, 48.0);
 }
 

@@ -35,10 +35,10 @@ TrainConfig load_valid(const std::string& name, const std::string& body) {
 TEST(QatConfig, DefaultsAndAValidNf4Setup) {
     const TrainConfig d = load_valid("defaults", "");
     EXPECT_FALSE(d.qat.enabled);
-    EXPECT_EQ(d.qat.weight, "nf4");
+    EXPECT_EQ(d.qat.weight, quant::FakeQuantWeight::kNF4);
     EXPECT_EQ(d.qat.group_size, 32);
-    EXPECT_EQ(d.qat.activations, "none");
-    EXPECT_EQ(d.qat.mode, "merge_aware");
+    EXPECT_EQ(d.qat.activations, lora::QatActivations::kNone);
+    EXPECT_EQ(d.qat.mode, lora::QatMode::kMergeAware);
     EXPECT_EQ(d.qat.start_step, 0);
 
     const TrainConfig c =

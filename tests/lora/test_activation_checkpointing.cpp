@@ -5,7 +5,7 @@
 #include <set>
 
 #include "lora/apply_lora.h"
-#include "lora/checkpoint.h"
+#include "lora/activation_checkpointing.h"
 #include "lora_model_fixture.h"
 
 namespace qlora::lora {

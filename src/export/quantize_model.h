@@ -6,12 +6,12 @@
 
 #include "quant/nf4_tensor.h"
 
-namespace qlora::quant {
+namespace qlora::exporting {
 
 struct QuantizeModelOptions {
     std::string model_dir;
     std::string out_dir;
-    Nf4Options quant;
+    quant::Nf4Options quant;
     std::string device = "auto";             // where weights are quantized (cuda when present)
     c10::ScalarType compute_dtype = at::kBFloat16;  // recorded as bnb_4bit_compute_dtype
     bool overwrite = false;
@@ -30,10 +30,7 @@ struct QuantizeModelSummary {
     double quantized_bits_per_param() const;
 };
 
-// True for model.layers.N.{self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj}.weight.
-bool is_decoder_linear_weight(const std::string& name);
-
 // Streams the source one tensor at a time; the output folder appears only when complete.
 QuantizeModelSummary quantize_model(const QuantizeModelOptions& options);
 
-}  // namespace qlora::quant
+}  // namespace qlora::exporting

@@ -1,20 +1,20 @@
 // qlora-quantize's work: stream, quantize the decoder linears, write the bnb-4bit folder.
-#include "quant/quantize_model.h"
+#include "export/quantize_model.h"
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "core/device.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "model/llama_layout.h"
 #include "quant/bnb_format.h"
 
 namespace fs = std::filesystem;
 
-namespace qlora::quant {
+namespace qlora::exporting {
 namespace {
 
 // Files a model folder carries besides weights; copied when present.
@@ -42,12 +42,6 @@ double QuantizeModelSummary::quantized_bits_per_param() const {
                                        static_cast<double>(quantized_params);
 }
 
-bool is_decoder_linear_weight(const std::string& name) {
-    static const std::regex pattern(
-        R"(model\.layers\.[0-9]+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight)");
-    return std::regex_match(name, pattern);
-}
-
 QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
     QLORA_CHECK(nf4::valid_blocksize(options.quant.blocksize),
                 "--blocksize must be a power of two in [32, 4096], got ", options.quant.blocksize);
@@ -69,13 +63,13 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
             summary.tensors += 1;
             summary.params += t.numel();
             summary.bytes_before += bytes;
-            if (is_decoder_linear_weight(name) && t.is_floating_point()) {
-                NF4Tensor q = NF4Tensor::quantize(t.to(device), options.quant, name);
+            if (model::is_quantized_weight_name(name) && t.is_floating_point()) {
+                quant::NF4Tensor q = quant::NF4Tensor::quantize(t.to(device), options.quant, name);
                 summary.quantized_tensors += 1;
                 summary.quantized_params += t.numel();
                 summary.quantized_bytes_before += bytes;
                 summary.quantized_bytes_after += q.nbytes();
-                for (auto& [key, value] : bnb_4bit_tensors(q, name)) {
+                for (auto& [key, value] : quant::bnb_4bit_tensors(q, name)) {
                     summary.bytes_after += value.nbytes();
                     writer.add(key, value);
                 }
@@ -91,7 +85,7 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
     QLORA_CHECK(summary.quantized_tensors > 0, options.model_dir,
                 ": no decoder linear weights (model.layers.N.self_attn.q_proj.weight, ...) found to quantize");
 
-    config["quantization_config"] = bnb_quantization_config(options.quant, options.compute_dtype);
+    config["quantization_config"] = quant::bnb_quantization_config(options.quant, options.compute_dtype);
     io::write_file_atomic((fs::path(out.path()) / "config.json").string(), config.dump(2) + "\n");
     for (const char* file : kSideFiles) {
         const fs::path from = fs::path(options.model_dir) / file;
@@ -101,4 +95,4 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
     return summary;
 }
 
-}  // namespace qlora::quant
+}  // namespace qlora::exporting

@@ -10,7 +10,7 @@
 
 #include <ATen/ATen.h>
 
-namespace qlora::exporting {
+namespace qlora::lora {
 
 struct PeftLoraConfig {
     int64_t r = 8;
@@ -45,4 +45,4 @@ PeftAdapter load_peft_adapter(const std::string& dir);
 bool split_lora_name(const std::string& peft_name, std::string* module, char* which);
 std::string lora_name(const std::string& module, char which);
 
-}  // namespace qlora::exporting
+}  // namespace qlora::lora

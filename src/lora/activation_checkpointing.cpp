@@ -1,5 +1,5 @@
 // CheckpointedLayerFunction: save the input and RNG state, recompute in backward.
-#include "lora/checkpoint.h"
+#include "lora/activation_checkpointing.h"
 
 #include <ATen/core/Generator.h>
 

@@ -1,5 +1,5 @@
 // Reading and writing PEFT LoRA adapter folders.
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 
 #include <nlohmann/json.hpp>
 
@@ -10,12 +10,13 @@
 #include <set>
 
 #include "core/error.h"
+#include "lora/lora_options.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
 
-namespace qlora::exporting {
+namespace qlora::lora {
 namespace {
 
 const std::string kPrefix = "base_model.model.";
@@ -34,9 +35,7 @@ T field(const nlohmann::json& j, const char* key, const std::string& file, T fal
 
 }  // namespace
 
-double PeftLoraConfig::scale() const {
-    return use_rslora ? lora_alpha / std::sqrt(static_cast<double>(r)) : lora_alpha / static_cast<double>(r);
-}
+double PeftLoraConfig::scale() const { return lora::lora_scale(lora_alpha, r, use_rslora); }
 
 bool split_lora_name(const std::string& peft_name, std::string* module, char* which) {
     auto ends_with = [&](const std::string& s) {
@@ -146,4 +145,4 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
     return adapter;
 }
 
-}  // namespace qlora::exporting
+}  // namespace qlora::lora
