@@ -332,6 +332,13 @@ Value get_attribute(const Value& object, const std::string& name) {
     }
 }
 
+Value python_attribute(const Value& object, const std::string& name) {
+    if (object.is_dict() && !kDictMethods.count(name)) {
+        return Value::undefined("'dict object' has no attribute '" + name + "'");
+    }
+    return get_attribute(object, name);
+}
+
 Value get_item(const Value& object, const Value& key) {
     if (object.is_dict() && key.is_string()) {
         const Value* v = object.as_dict().find(key.as_string());

@@ -24,5 +24,7 @@ bool apply_test(Evaluator& ev, const std::string& name, const Value& input, cons
 // dict.update, ...) come back as an Undefined that raises SecurityError when used.
 Value get_attribute(const Value& object, const std::string& name);
 Value get_item(const Value& object, const Value& key);
+// Python's getattr alone (the attr filter): a dict's keys are not attributes.
+Value python_attribute(const Value& object, const std::string& name);
 
 }  // namespace qlora::jinja

@@ -482,7 +482,7 @@ Value apply_filter(Evaluator& ev, const std::string& name, const Value& input,
     }
     if (name == "attr") {
         ArgReader r("attr", args, {"name"});
-        return get_attribute(input, r.string(0, ""));
+        return python_attribute(input, r.string(0, ""));
     }
     if (name == "format") {
         if (!args.keyword.empty())

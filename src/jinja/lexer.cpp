@@ -95,7 +95,7 @@ std::string decode_string_literal(const std::string& raw, SourcePosition at) {
                 break;
             }
             case 'N':
-                throw SyntaxError("\\N{...} escapes in strings are not supported", at);
+                throw SyntaxError("unsupported: \\N{...} escapes in strings", at);
             default:
                 if (c >= '0' && c <= '7') {
                     unsigned value = 0;
@@ -376,7 +376,7 @@ class Lexer {
         }
         if (!is_float && src_[start] == '0' && q < src_.size() && src_[q] != '\0' &&
             std::strchr("bBoOxX", src_[q])) {
-            error("binary, octal and hex integer literals are not supported", start);
+            error("unsupported: binary, octal and hex integer literals", start);
         }
         std::string text = src_.substr(start, q - start);
         text.erase(std::remove(text.begin(), text.end(), '_'), text.end());

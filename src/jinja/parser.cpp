@@ -107,16 +107,18 @@ class Parser {
     // ---- statements -----------------------------------------------------------------------
 
     // Parses until a block tag named in `ends`; `end` gets that name, the stream stands after it.
-    Body parse_statements(const std::set<std::string>& ends, std::string& end) {
+    Body parse_statements(const std::set<std::string>& ends, std::string& end, const char* block = nullptr) {
         DepthGuard guard(*this);
         Body body;
         while (true) {
             const Token& tok = cur();
             if (tok.type == TokenType::kEof) {
                 if (!ends.empty()) {
-                    fail_here(
-                        "Unexpected end of template. Jinja was looking for the following tags: " +
-                        join_names(ends) + ".");
+                    fail_here("Unexpected end of template. Jinja was looking for the following tags: " +
+                              join_names(ends) + "." +
+                              (block ? std::string(" The innermost block that needs to be closed is '") +
+                                           block + "'."
+                                     : std::string()));
                 }
                 return body;
             }
@@ -175,7 +177,7 @@ class Parser {
             s->kind = Stmt::Kind::kGeneration;
             expect_block_end();
             std::string end;
-            s->body = parse_statements({"endgeneration"}, end);
+            s->body = parse_statements({"endgeneration"}, end, "generation");
             expect_block_end();
             return s;
         }
@@ -201,12 +203,12 @@ class Parser {
             ExprPtr cond = parse_tuple(false);
             expect_block_end();
             std::string end;
-            Body body = parse_statements({"elif", "else", "endif"}, end);
+            Body body = parse_statements({"elif", "else", "endif"}, end, "if");
             s->branches.emplace_back(std::move(cond), std::move(body));
             if (end == "elif") continue;
             if (end == "else") {
                 expect_block_end();
-                s->else_body = parse_statements({"endif"}, end);
+                s->else_body = parse_statements({"endif"}, end, "if");
             }
             expect_block_end();
             return s;
@@ -244,11 +246,11 @@ class Parser {
         expect_block_end();
         ++loop_depth_;
         std::string end;
-        s->body = parse_statements({"endfor", "else"}, end);
+        s->body = parse_statements({"endfor", "else"}, end, "for");
         --loop_depth_;
         if (end == "else") {
             expect_block_end();
-            s->else_body = parse_statements({"endfor"}, end);
+            s->else_body = parse_statements({"endfor"}, end, "for");
         }
         expect_block_end();
         return s;
@@ -266,7 +268,7 @@ class Parser {
         if (is_op("|")) s->expr = parse_filter(nullptr);
         expect_block_end();
         std::string end;
-        s->body = parse_statements({"endset"}, end);
+        s->body = parse_statements({"endset"}, end, "set");
         expect_block_end();
         return s;
     }
@@ -290,7 +292,7 @@ class Parser {
         const int saved_loops = loop_depth_;
         loop_depth_ = 0;
         std::string end;
-        s->body = parse_statements({"endmacro"}, end);
+        s->body = parse_statements({"endmacro"}, end, "macro");
         loop_depth_ = saved_loops;
         s->uses_varargs = macro_varargs_;
         s->uses_kwargs = macro_kwargs_;
@@ -304,7 +306,7 @@ class Parser {
         s->expr = parse_filter(nullptr, false);
         expect_block_end();
         std::string end;
-        s->body = parse_statements({"endfilter"}, end);
+        s->body = parse_statements({"endfilter"}, end, "filter");
         expect_block_end();
         return s;
     }
@@ -319,7 +321,7 @@ class Parser {
         }
         expect_block_end();
         std::string end;
-        s->body = parse_statements({"endwith"}, end);
+        s->body = parse_statements({"endwith"}, end, "with");
         expect_block_end();
         return s;
     }

@@ -262,7 +262,8 @@ std::string python_repr(const Value& v) {
         case Value::Kind::kNamespace:
             return "<Namespace " + dict_text(v.as_dict()) + ">";
         case Value::Kind::kFunction:
-            return "<function " + v.function_name() + ">";
+            fail(TemplateError::Kind::kUnsupported,
+                 "printing the callable '" + v.function_name() + "' (Python prints its address)");
     }
     return "";
 }

@@ -84,6 +84,8 @@ bool apply_test(Evaluator& ev, const std::string& name, const Value& v, const Ca
     }
     if (name == "odd" || name == "even")
         return (integer_input(name, v) % 2 != 0) == (name == "odd");
+    if (name == "filter") return v.is_string() && is_known_filter(v.as_string());
+    if (name == "test") return v.is_string() && is_known_test(v.as_string());
     ArgReader r(name, args, {"other"});
     if (name == "divisibleby") {
         const int64_t n = integer_input(name, r.required(0));
