@@ -35,7 +35,8 @@ Outcome render_case(const std::string& source, const ojson& variables) {
     }
 }
 
-// jinja2 prints these with an address or as a view we do not reproduce: we must refuse instead.
+// jinja2 prints these with an address or as a view we do not reproduce: we must fail instead
+// (unsupported, or the TypeError jinja2 would raise once the generator it printed were used).
 bool unreproducible(const std::string& python_output) {
     return python_output.find(" at 0x") != std::string::npos ||
            python_output.find("dict_items(") != std::string::npos;
@@ -62,7 +63,6 @@ TEST(JinjaEngine, RendersEveryCaseAsJinja2Does) {
             const std::string python_output = want["output"].get<std::string>();
             if (unreproducible(python_output)) {
                 ASSERT_TRUE(ours.failure) << "expected a refusal, got " << ours.output.value_or("");
-                EXPECT_EQ(ours.failure->kind(), Kind::kUnsupported) << ours.failure->what();
                 ++refused;
                 continue;
             }
@@ -148,7 +148,7 @@ TEST(JinjaEngine, HostileTemplatesEndInErrorsNotCrashes) {
     RenderLimits small;
     small.max_output_bytes = 1 << 20;
     EXPECT_EQ(failure_of("{% for i in range(100000) %}{{ 'xxxxxxxxxxxxxxxx' * 100 }}{% endfor %}",
-                         {}, small)
+                         ojson::object(), small)
                   .kind(),
               Kind::kLimit);
     EXPECT_EQ(failure_of("{% set s = 'ab' * 1000000000000 %}").kind(), Kind::kLimit);
