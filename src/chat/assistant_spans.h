@@ -5,9 +5,10 @@
 //   end   = length of render(messages[0..i], add_generation_prompt=false), less trailing
 //           whitespace (the newline ChatML writes after <|im_end|> belongs to no turn)
 // so it works for any template, with or without {% generation %} tags. Each prefix render must be
-// a prefix of the next render and of the whole conversation's; a template that renders earlier
-// turns differently once later turns follow (e.g. dropping old reasoning) is an error naming the
-// message, never a misplaced mask.
+// a prefix of the whole conversation's. A template that renders an earlier turn differently once
+// later turns follow (Qwen3 drops old reasoning) falls back to locating the turn's content in the
+// whole render with a sentinel (checked to change nothing else), followed by the end-of-turn
+// marker; when that fails too, it is an error naming the message, never a misplaced mask.
 #pragma once
 
 #include <cstddef>

@@ -85,19 +85,35 @@ TEST(AssistantSpans, SmolLM2WithSystemAndAnEmptyReply) {
     expect_spans(render_with_assistant_spans(t, conversation), want);
 }
 
-TEST(AssistantSpans, RefusesTemplatesThatRewriteEarlierTurns) {
-    // Qwen3 keeps an assistant turn's reasoning only after the last user message: the turn renders
-    // differently once a later user message follows, so prefix spans would be misplaced.
+TEST(AssistantSpans, Qwen3EarlierTurnsAsTheWholeRenderHasThem) {
+    // Qwen3 keeps an assistant turn's reasoning only after the last user message, so turn 1
+    // renders differently once a later user message follows: its span is found by sentinel.
     const auto t =
         ChatTemplate::from_file(qlora::test::shared_data("chat_templates/Qwen-Qwen3-0.6B.jinja"),
                                 {{"eos_token", "<|im_end|>"}});
     const ojson conversation = ojson::parse(R"([
         {"role": "user", "content": "17*3?"}, {"role": "assistant", "content": "51", "reasoning_content": "17*3=51"},
-        {"role": "user", "content": "17*4?"}, {"role": "assistant", "content": "68"}])");
+        {"role": "user", "content": "17*4?"}, {"role": "assistant", "content": "68", "reasoning_content": "17*4=68"}])");
+    Expected want;
+    want.prompt("<|im_start|>user\n17*3?<|im_end|>\n<|im_start|>assistant\n");
+    want.learn("51<|im_end|>");
+    want.prompt("\n<|im_start|>user\n17*4?<|im_end|>\n<|im_start|>assistant\n");
+    want.learn("<think>\n17*4=68\n</think>\n\n68<|im_end|>");
+    want.prompt("\n");
+    expect_spans(render_with_assistant_spans(t, conversation), want);
+}
+
+TEST(AssistantSpans, RefusesTurnsItCannotLocate) {
+    // Earlier replies upper-cased: neither prefix rendering nor the sentinel finds them verbatim.
+    const auto t = ChatTemplate::from_string(
+        "{% for m in messages %}{% if m.role == 'assistant' and not loop.last %}{{ m.content | "
+        "upper }}"
+        "{% else %}{{ m.content }}{% endif %}|{% endfor %}",
+        "upper.jinja");
     const std::string error =
-        qlora::test::error_of([&] { render_with_assistant_spans(t, conversation); });
-    EXPECT_NE(error.find("assistant message 1"), std::string::npos) << error;
-    EXPECT_NE(error.find("rewrites earlier turns"), std::string::npos) << error;
+        qlora::test::error_of([&] { render_with_assistant_spans(t, kConversation); });
+    EXPECT_NE(error.find("upper.jinja: assistant message 1"), std::string::npos) << error;
+    EXPECT_NE(error.find("spans would be misplaced"), std::string::npos) << error;
 }
 
 }  // namespace
