@@ -107,18 +107,20 @@ class Parser {
     // ---- statements -----------------------------------------------------------------------
 
     // Parses until a block tag named in `ends`; `end` gets that name, the stream stands after it.
-    Body parse_statements(const std::set<std::string>& ends, std::string& end, const char* block = nullptr) {
+    Body parse_statements(const std::set<std::string>& ends, std::string& end,
+                          const char* block = nullptr) {
         DepthGuard guard(*this);
         Body body;
         while (true) {
             const Token& tok = cur();
             if (tok.type == TokenType::kEof) {
                 if (!ends.empty()) {
-                    fail_here("Unexpected end of template. Jinja was looking for the following tags: " +
-                              join_names(ends) + "." +
-                              (block ? std::string(" The innermost block that needs to be closed is '") +
-                                           block + "'."
-                                     : std::string()));
+                    fail_here(
+                        "Unexpected end of template. Jinja was looking for the following tags: " +
+                        join_names(ends) + "." +
+                        (block ? std::string(" The innermost block that needs to be closed is '") +
+                                     block + "'."
+                               : std::string()));
                 }
                 return body;
             }
