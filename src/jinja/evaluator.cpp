@@ -4,6 +4,8 @@
 // the loop); if/with/filter bodies write to the frame they are in (with: a child frame).
 #include "jinja/evaluator.h"
 
+#include <optional>
+
 #include "jinja/builtins.h"
 #include "jinja/python_format.h"
 #include "jinja/unicode.h"
@@ -173,7 +175,8 @@ Evaluator::Flow Evaluator::exec_if(const Stmt& s, const FramePtr& frame, std::st
     return exec_body(s.else_body, frame, out);
 }
 
-Value Evaluator::make_loop(const ValueList& items, size_t index, const Value& cycle) {
+Value Evaluator::make_loop(const ValueList& items, size_t index, const Value& cycle,
+                           const Value& changed) {
     const auto n = static_cast<int64_t>(items.size());
     const auto i = static_cast<int64_t>(index);
     ValueDict loop;
@@ -190,6 +193,7 @@ Value Evaluator::make_loop(const ValueList& items, size_t index, const Value& cy
     if (i > 0) loop.items.emplace_back("previtem", items[index - 1]);
     if (i + 1 < n) loop.items.emplace_back("nextitem", items[index + 1]);
     loop.items.emplace_back("cycle", cycle);
+    loop.items.emplace_back("changed", changed);
     return Value::dict(std::move(loop));
 }
 
@@ -206,6 +210,14 @@ Evaluator::Flow Evaluator::exec_for(const Stmt& s, const FramePtr& frame, std::s
         items = std::move(kept);
     }
     if (items.empty()) return exec_body(s.else_body, frame, out);
+    // loop.changed(*values): true on the first call and whenever the values differ from the last.
+    auto last_changed = std::make_shared<std::optional<ValueList>>();
+    const Value changed = Value::function("loop.changed", [last_changed](const CallArgs& a) {
+        const bool differs = !last_changed->has_value() ||
+                             !values_equal(Value::list(**last_changed), Value::list(a.positional));
+        *last_changed = a.positional;
+        return Value(differs);
+    });
     for (size_t i = 0; i < items.size(); ++i) {
         auto iteration = std::make_shared<Frame>();
         iteration->parent = frame;
@@ -214,7 +226,7 @@ Evaluator::Flow Evaluator::exec_for(const Stmt& s, const FramePtr& frame, std::s
                 fail(TemplateError::Kind::kType, "no items for cycling given");
             return a.positional[i % a.positional.size()];
         });
-        iteration->vars["loop"] = make_loop(items, i, cycle);
+        iteration->vars["loop"] = make_loop(items, i, cycle, changed);
         assign(s.target, items[i], iteration);
         if (exec_body(s.body, iteration, out) == Flow::kBreak) break;
     }

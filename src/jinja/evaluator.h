@@ -72,7 +72,7 @@ class Evaluator {
     Value eval_slice(const Expr& e, const FramePtr& frame);
     Value eval_filter(const Expr& e, const FramePtr& frame, const Value* input);
     CallArgs eval_args(const Arguments& args, const FramePtr& frame);
-    Value make_loop(const ValueList& items, size_t index, const Value& cycle);
+    Value make_loop(const ValueList& items, size_t index, const Value& cycle, const Value& changed);
 
     RenderLimits limits_;
     size_t produced_bytes_ = 0;

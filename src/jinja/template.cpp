@@ -170,7 +170,13 @@ std::string Template::render(const ValueDict& variables, RenderLimits limits) co
 std::string Template::render(const nlohmann::ordered_json& variables, RenderLimits limits) const {
     QLORA_CHECK(variables.is_object(), name_, ": template variables must be a JSON object, got ",
                 variables.type_name());
-    return render(Value::from_json(variables).as_dict(), limits);
+    Value converted;
+    try {
+        converted = Value::from_json(variables);
+    } catch (const TemplateError& e) {
+        throw TemplateFailure(e.kind(), name_, 0, 0, e.what());
+    }
+    return render(converted.as_dict(), limits);
 }
 
 }  // namespace qlora::jinja

@@ -80,7 +80,11 @@ Value Value::namespace_object(ValueDict attrs) {
     return v;
 }
 
-Value Value::from_json(const nlohmann::ordered_json& j) {
+Value Value::from_json(const nlohmann::ordered_json& j, int depth) {
+    if (depth > kMaxJsonDepth) {
+        fail(TemplateError::Kind::kLimit,
+             "template variables nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
     switch (j.type()) {
         case nlohmann::ordered_json::value_t::null:
             return none();
@@ -100,13 +104,13 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
         case nlohmann::ordered_json::value_t::array: {
             ValueList items;
             items.reserve(j.size());
-            for (const auto& e : j) items.push_back(from_json(e));
+            for (const auto& e : j) items.push_back(from_json(e, depth + 1));
             return list(std::move(items));
         }
         case nlohmann::ordered_json::value_t::object: {
             ValueDict d;
             d.items.reserve(j.size());
-            for (const auto& [k, e] : j.items()) d.items.emplace_back(k, from_json(e));
+            for (const auto& [k, e] : j.items()) d.items.emplace_back(k, from_json(e, depth + 1));
             return dict(std::move(d));
         }
         default:

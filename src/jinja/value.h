@@ -71,7 +71,9 @@ class Value {
     static Value namespace_object(ValueDict attrs);
 
     // From/to JSON (ordered_json keeps the key order the caller wrote, as Python dicts do).
-    static Value from_json(const nlohmann::ordered_json& j);
+    // Nesting deeper than kMaxJsonDepth is refused (TemplateError kLimit), not a stack overflow.
+    static constexpr int kMaxJsonDepth = 256;
+    static Value from_json(const nlohmann::ordered_json& j, int depth = 0);
     nlohmann::ordered_json to_json()
         const;  // throws for Undefined and callables, as json.dumps does
 

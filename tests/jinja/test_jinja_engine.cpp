@@ -162,6 +162,8 @@ TEST(JinjaEngine, HostileTemplatesEndInErrorsNotCrashes) {
     EXPECT_EQ(failure_of(nested_ifs).kind(), Kind::kSyntax);
     EXPECT_EQ(failure_of("{{ 9223372036854775807 + 1 }}").kind(), Kind::kUnsupported);
     EXPECT_EQ(failure_of("{{ 2 ** 64 }}").kind(), Kind::kUnsupported);
+    const ojson deep = ojson::parse(std::string(1000, '[') + std::string(1000, ']'));
+    EXPECT_EQ(failure_of("{{ x }}", ojson{{"x", deep}}).kind(), Kind::kLimit);
 }
 
 TEST(JinjaEngine, UndefinedBehavesAsJinja2DefaultUndefined) {
