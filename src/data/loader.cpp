@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "data/rng.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/config.h"
 
 namespace qlora::data {

@@ -11,7 +11,7 @@
 #include "export/attach_adapter.h"
 #include "model/llama_loader.h"
 #include "quant/quantize_model.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::exporting {
 namespace {

@@ -13,7 +13,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "export/gguf_writer.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::exporting {
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "model/llama.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::model {
 

@@ -30,7 +30,7 @@
 #include "optim/grad_clip.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer_factory.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/qat_options.h"
 #include "train/train_state.h"
 
