@@ -28,9 +28,11 @@ std::string read_file(const std::string& path) {
 
 void print_ids(const std::vector<int64_t>& ids) { std::cout << json(ids).dump() << '\n'; }
 
+// Every line is checked before anything is printed, so bad input leaves only the error.
 void encode_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
     std::ifstream in(path, std::ios::binary);
     QLORA_CHECK(in.good(), path, ": cannot open");
+    std::vector<std::string> texts;
     std::string line;
     for (size_t n = 1; std::getline(in, line); ++n) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -42,8 +44,17 @@ void encode_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
         }
         QLORA_CHECK(record.is_object() && record.contains("text") && record["text"].is_string(),
                     path, ":", n, ": expected an object with a string \"text\"");
-        print_ids(tok.encode_with_offsets(record["text"].get<std::string>(), special).ids);
+        texts.push_back(record["text"].get<std::string>());
     }
+    std::string out;
+    for (size_t i = 0; i < texts.size(); ++i) {
+        try {
+            out += json(tok.encode_with_offsets(texts[i], special).ids).dump() + "\n";
+        } catch (const qlora::Error& e) {
+            QLORA_FAIL(path, ": record ", i + 1, ": ", e.what());
+        }
+    }
+    std::cout << out;
 }
 
 std::vector<int64_t> parse_ids(const std::string& text, const std::string& where) {
@@ -104,11 +115,17 @@ int main(int argc, char** argv) {
                 return;
             }
             std::ifstream in(file, std::ios::binary);
+            std::vector<std::vector<int64_t>> arrays;
             std::string line;
             for (size_t n = 1; std::getline(in, line); ++n) {
                 if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-                print_text(tok, parse_ids(line, file + ":" + std::to_string(n)), skip_special);
+                arrays.push_back(parse_ids(line, file + ":" + std::to_string(n)));
             }
+            std::string out;
+            for (const auto& ids : arrays) {
+                out += json(tok.decode(ids, skip_special)).dump(-1, ' ', false) + "\n";
+            }
+            std::cout << out;
             return;
         }
         if (jsonl_opt->count()) {

@@ -53,8 +53,8 @@ HfTokenizer::HfTokenizer(const json& j, const std::string& source) : source_(sou
                 ": expected a 'model' object (the tokenizer.json model section)");
     model_ = std::make_unique<BpeModel>(j["model"], source + ": model");
     normalizer_ = make_normalizer(member_or_null(j, "normalizer"), source + ": normalizer");
-    pre_tokenizer_ =
-        make_pre_tokenizer(member_or_null(j, "pre_tokenizer"), source + ": pre_tokenizer");
+    pre_tokenizer_config_ = member_or_null(j, "pre_tokenizer");
+    pre_tokenizer_ = make_pre_tokenizer(pre_tokenizer_config_, source + ": pre_tokenizer");
     post_processor_ =
         make_post_processor(member_or_null(j, "post_processor"), source + ": post_processor");
     decoder_ = make_decoder(member_or_null(j, "decoder"), source + ": decoder");

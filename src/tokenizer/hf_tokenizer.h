@@ -55,6 +55,8 @@ class HfTokenizer final : public Backend {
     std::vector<int64_t> template_prefix_ids() const;
     std::vector<int64_t> template_suffix_ids() const;
     bool byte_level_decoder() const { return byte_level_decoder_; }
+    // The "pre_tokenizer" section as the file has it (GGUF export names llama.cpp's after it).
+    const nlohmann::json& pre_tokenizer_config() const { return pre_tokenizer_config_; }
     const std::string& source() const { return source_; }
 
   private:
@@ -67,6 +69,7 @@ class HfTokenizer final : public Backend {
     std::unique_ptr<PostProcessor> post_processor_;
     std::unique_ptr<Decoder> decoder_;
     AddedVocabulary added_;
+    nlohmann::json pre_tokenizer_config_;
     int64_t id_limit_ = 0;
     bool byte_level_decoder_ = false;
 };
