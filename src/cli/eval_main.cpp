@@ -18,7 +18,7 @@
 #include "export/attach_adapter.h"
 #include "model/evaluate.h"
 #include "model/llama_loader.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/eval_protocol.h"
 
 namespace {

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::data {
 namespace {

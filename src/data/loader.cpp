@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "data/rng.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::data {
 namespace {

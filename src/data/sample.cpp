@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::data {
 

@@ -13,7 +13,7 @@
 #include "model/llama_loader.h"
 #include "export/quantize_model.h"
 #include "model/llama_layout.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::exporting {
 namespace {

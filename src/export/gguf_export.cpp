@@ -3,9 +3,11 @@
 // tensors (load, check shape, permute Q/K, encode, write) one at a time.
 #include "export/gguf_export.h"
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -14,7 +16,8 @@
 #include "core/log.h"
 #include "export/gguf_writer.h"
 #include "model/llama_layout.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/hf_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::exporting {
 namespace fs = std::filesystem;
@@ -100,11 +103,12 @@ void add_hparams(GgufWriter& w, const GgufExportInputs& in) {
 }
 
 void add_vocab(GgufWriter& w, const GgufVocab& v) {
-    w.add_string("tokenizer.ggml.model", "llama");
-    w.add_string("tokenizer.ggml.pre", "default");
+    w.add_string("tokenizer.ggml.model", v.model);
+    w.add_string("tokenizer.ggml.pre", v.pre);
     w.add_string_array("tokenizer.ggml.tokens", v.tokens);
-    w.add_float32_array("tokenizer.ggml.scores", v.scores);
+    if (!v.scores.empty()) w.add_float32_array("tokenizer.ggml.scores", v.scores);
     w.add_int32_array("tokenizer.ggml.token_type", v.types);
+    if (!v.merges.empty()) w.add_string_array("tokenizer.ggml.merges", v.merges);
     auto add_id = [&](const char* key, int64_t id) {
         if (id >= 0) w.add_uint32(key, static_cast<uint32_t>(id));
     };
@@ -114,6 +118,17 @@ void add_vocab(GgufWriter& w, const GgufVocab& v) {
     add_id("tokenizer.ggml.padding_token_id", v.pad_id);
     w.add_bool("tokenizer.ggml.add_bos_token", v.add_bos);
     w.add_bool("tokenizer.ggml.add_eos_token", v.add_eos);
+    // As gguf-py's add_chat_template: the default template, each named one under its name.
+    std::vector<std::string> names;
+    for (const auto& [name, text] : v.chat_templates) {
+        if (name.empty()) {
+            w.add_string("tokenizer.chat_template", text);
+        } else {
+            w.add_string("tokenizer.chat_template." + name, text);
+            names.push_back(name);
+        }
+    }
+    if (!names.empty()) w.add_string_array("tokenizer.chat_templates", names);
 }
 
 // Every planned HF name must be there; names with no place in the file are refused, except the
@@ -169,6 +184,14 @@ at::Tensor load_checked(const GgufExportInputs& in, const GgufTensorPlan& p) {
     return t.contiguous();
 }
 
+// convert_hf_to_gguf's does_token_look_special: added tokens some models forget to mark special.
+bool looks_special(const std::string& t) {
+    return t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]" ||
+           (t.starts_with("<|") && t.ends_with("|>")) ||
+           (t.starts_with("<\xEF\xBD\x9C") && t.ends_with("\xEF\xBD\x9C>")) ||  // <｜...｜>
+           (t.starts_with("<unused") && t.ends_with(">"));
+}
+
 // tokenizer_config.json beside tokenizer.model: add_bos/add_eos_token and added_tokens_decoder
 // (convert_hf_to_gguf's _create_vocab_sentencepiece: score -1000, CONTROL when special).
 void apply_tokenizer_config(const fs::path& cfg_path, GgufVocab& v) {
@@ -192,12 +215,9 @@ void apply_tokenizer_config(const fs::path& cfg_path, GgufVocab& v) {
             if (id >= static_cast<int64_t>(v.tokens.size()))
                 continue;  // beyond config.vocab_size: the converter skips it too
             std::string content = tok_data["content"].get<std::string>();
-            // the converter's does_token_look_special, for the shapes SentencePiece Llamas use
-            const bool looks_special = content == "<pad>" || content == "<mask>" ||
-                                       (content.starts_with("<|") && content.ends_with("|>"));
-            const bool special = looks_special || (tok_data.contains("special") &&
-                                                   tok_data["special"].is_boolean() &&
-                                                   tok_data["special"].get<bool>());
+            const bool special = looks_special(content) || (tok_data.contains("special") &&
+                                                            tok_data["special"].is_boolean() &&
+                                                            tok_data["special"].get<bool>());
             if (!special) {  // pre-normalize user-defined spaces, as the converter does
                 for (size_t pos = content.find("\xe2\x96\x81"); pos != std::string::npos;
                      pos = content.find("\xe2\x96\x81", pos + 1)) {
@@ -212,19 +232,8 @@ void apply_tokenizer_config(const fs::path& cfg_path, GgufVocab& v) {
     }
 }
 
-}  // namespace
-
-GgufVocab load_gguf_vocab(const std::string& tokenizer_model, const model::LlamaConfig& config) {
-    // The folder form lets the tokenizer apply tokenizer_config.json's special tokens.
-    fs::path folder = fs::is_directory(tokenizer_model) ? fs::path(tokenizer_model)
-                                                        : fs::path(tokenizer_model).parent_path();
-    const bool is_folder_model = fs::path(tokenizer_model).filename() == "tokenizer.model" &&
-                                 fs::is_regular_file(tokenizer_model);
-    tokenizer::Tokenizer tok(is_folder_model ? folder.string() : tokenizer_model);
-    const int64_t n = config.vocab_size;
-    QLORA_CHECK(tok.vocab_size() <= n, "GGUF export: tokenizer ", tok.path(), " has ",
-                tok.vocab_size(), " pieces but config.json vocab_size is ", n,
-                " (expected at most that many)");
+// The SentencePiece vocabulary: pieces with scores, then tokenizer_config.json's added tokens.
+GgufVocab sentencepiece_vocab(const tokenizer::Tokenizer& tok, int64_t n, const fs::path& folder) {
     GgufVocab v;
     v.tokens.reserve(static_cast<size_t>(n));
     for (int64_t id = 0; id < n; ++id) {
@@ -239,6 +248,116 @@ GgufVocab load_gguf_vocab(const std::string& tokenizer_model, const model::Llama
         }
     }
     apply_tokenizer_config(folder / "tokenizer_config.json", v);
+    return v;
+}
+
+// The tokenizer.json vocabulary as _set_vocab_gpt2 writes it (see GgufVocab).
+GgufVocab bpe_vocab(const tokenizer::Tokenizer& tok, int64_t n) {
+    const tokenizer::HfTokenizer& hf = *tok.hf();
+    QLORA_CHECK(hf.byte_level_decoder(), "GGUF export: ", tok.path(),
+                " is not a byte-level BPE tokenizer (its decoder is not ByteLevel); llama.cpp's "
+                "gpt2 vocabulary needs one");
+    GgufVocab v;
+    v.model = "gpt2";
+    v.pre = llama_cpp_pre_tokenizer(hf.pre_tokenizer_config(), tok.path());
+    v.tokens.reserve(static_cast<size_t>(n));
+    for (int64_t id = 0; id < n; ++id) {
+        const auto type =
+            id < tok.vocab_size() ? tok.piece_type(id) : tokenizer::PieceType::kUnused;
+        std::string token = type == tokenizer::PieceType::kUnused
+                                ? "[PAD" + std::to_string(id) + "]"
+                                : tok.piece(id);
+        auto out_type = type;
+        if (type == tokenizer::PieceType::kUserDefined && looks_special(token)) {
+            out_type = tokenizer::PieceType::kControl;
+        }
+        v.tokens.push_back(std::move(token));
+        v.types.push_back(static_cast<int32_t>(out_type));
+    }
+    v.merges = hf.model().merges();
+    v.add_bos = tok.adds_bos();
+    v.add_eos = tok.adds_eos();
+    return v;
+}
+
+// tokenizer_config.json's chat_template (a string, or a list of {"name", "template"}), else a
+// chat_template.jinja beside it.
+std::vector<std::pair<std::string, std::string>> chat_templates(const nlohmann::json& config,
+                                                                const fs::path& folder) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (config.contains("chat_template") && config["chat_template"].is_string()) {
+        out.emplace_back("", config["chat_template"].get<std::string>());
+    } else if (config.contains("chat_template") && config["chat_template"].is_array()) {
+        for (const auto& t : config["chat_template"]) {
+            if (!t.is_object() || !t.contains("template") || !t["template"].is_string()) continue;
+            std::string name = t.value("name", "");
+            // gguf-py keeps [A-Za-z0-9] of a name and writes '_' for the rest.
+            for (char& c : name) {
+                if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+            }
+            if (name.empty()) continue;
+            out.emplace_back(name == "default" ? "" : name, t["template"].get<std::string>());
+        }
+    } else if (fs::is_regular_file(folder / "chat_template.jinja")) {
+        std::ifstream in(folder / "chat_template.jinja", std::ios::binary);
+        out.emplace_back("", std::string(std::istreambuf_iterator<char>(in), {}));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string llama_cpp_pre_tokenizer(const nlohmann::json& pre, const std::string& source) {
+    // Llama 3's Split regex; Qwen2 has the same with \p{N} for \p{N}{1,3}.
+    static const std::string kLlama3 =
+        R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    static const std::string kQwen2 =
+        R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    std::vector<nlohmann::json> steps;
+    if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
+        for (const auto& s : pre["pretokenizers"]) steps.push_back(s);
+    } else if (pre.is_object()) {
+        steps.push_back(pre);
+    }
+    auto is = [&](size_t i, const char* type) {
+        return i < steps.size() && steps[i].value("type", "") == type;
+    };
+    auto split_regex = [&](size_t i) -> std::string {
+        if (!is(i, "Split") || !steps[i].contains("pattern") || !steps[i]["pattern"].is_object()) {
+            return "";
+        }
+        return steps[i]["pattern"].value("Regex", "");
+    };
+    const bool byte_level_last = !steps.empty() && is(steps.size() - 1, "ByteLevel");
+    const bool byte_level_regex = byte_level_last && steps.back().value("use_regex", true);
+    if (steps.size() == 2 && byte_level_last && !byte_level_regex) {
+        if (split_regex(0) == kLlama3) return "llama-bpe";
+        if (split_regex(0) == kQwen2) return "qwen2";
+    }
+    if (steps.size() == 2 && byte_level_regex && is(0, "Digits") &&
+        steps[0].value("individual_digits", false)) {
+        return "smollm";
+    }
+    if (steps.size() == 1 && byte_level_regex) return "gpt-2";
+    const std::string found = pre.dump();
+    QLORA_FAIL("GGUF export: the pre-tokenizer of ", source,
+               " is not one llama.cpp knows by name (supported: Llama 3's llama-bpe, qwen2, "
+               "smollm, gpt-2); found ",
+               found.size() > 120 ? found.substr(0, 117) + "..." : found);
+}
+
+GgufVocab load_gguf_vocab(const std::string& tokenizer_model, const model::LlamaConfig& config) {
+    const fs::path folder = fs::is_directory(tokenizer_model)
+                                ? fs::path(tokenizer_model)
+                                : fs::path(tokenizer_model).parent_path();
+    // A file path reads tokenizer_config.json beside it too.
+    const tokenizer::Tokenizer tok(tokenizer_model);
+    const int64_t n = config.vocab_size;
+    QLORA_CHECK(tok.vocab_size() <= n, "GGUF export: tokenizer ", tok.path(), " has ",
+                tok.vocab_size(), " pieces but config.json vocab_size is ", n,
+                " (expected at most that many)");
+    GgufVocab v = tok.hf() != nullptr ? bpe_vocab(tok, n) : sentencepiece_vocab(tok, n, folder);
+    v.chat_templates = chat_templates(tok.config(), folder);
     auto pick = [&](int64_t from_tokenizer, std::optional<int64_t> from_config) {
         int64_t id = from_tokenizer >= 0 ? from_tokenizer : from_config.value_or(-1);
         return id < n ? id : -1;

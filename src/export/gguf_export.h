@@ -1,5 +1,6 @@
 // Llama -> GGUF v3 for llama.cpp, as its convert_hf_to_gguf.py (LlamaModel) writes it: llama.*
-// hyperparameters, the SentencePiece vocabulary (tokenizer.ggml.*), tensors renamed to
+// hyperparameters, the vocabulary (tokenizer.ggml.*: SentencePiece "llama", or byte-level BPE
+// "gpt2" from tokenizer.json), tensors renamed to
 // token_embd / blk.N.* / output_norm / output with Q and K rows permuted back to llama.cpp's
 // interleaved RoPE order, in F16, Q8_0 or Q4_0. Tensors stream one at a time from load_tensor.
 //
@@ -18,7 +19,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "export/gguf_quants.h"
@@ -36,7 +39,7 @@ uint32_t gguf_file_type(GgufType t);
 
 struct GgufExportInputs {
     model::LlamaConfig config;
-    std::string tokenizer_model;  // path to the SentencePiece tokenizer.model
+    std::string tokenizer_model;  // the model folder, a tokenizer.json or a tokenizer.model
     std::vector<std::string>
         tensor_names;  // Hugging Face names, model.layers.0.self_attn.q_proj.weight
     std::function<at::Tensor(const std::string&)> load_tensor;  // HF name -> float32 CPU tensor
@@ -54,22 +57,36 @@ struct GgufExportSummary {
     std::string out_file;
 };
 
-// tokenizer.ggml.* as convert_hf_to_gguf's _create_vocab_sentencepiece builds it: one entry per
-// id up to config.vocab_size; ids past the SentencePiece model are "[PAD<id>]", score -10000,
-// UNUSED; tokenizer_config.json's added_tokens_decoder entries override theirs (score -1000,
-// CONTROL when special, else USER_DEFINED).
+// tokenizer.ggml.* as convert_hf_to_gguf builds it, one entry per id up to config.vocab_size.
+// SentencePiece (_create_vocab_sentencepiece, model "llama"): ids past the model are
+// "[PAD<id>]", score -10000, UNUSED; tokenizer_config.json's added_tokens_decoder entries
+// override theirs (score -1000, CONTROL when special, else USER_DEFINED).
+// tokenizer.json BPE (_set_vocab_gpt2, model "gpt2"): byte-level token strings, no scores, the
+// merges, ids no token has "[PAD<id>]" UNUSED, added tokens CONTROL when special (or looking
+// special, like <|...|>) else USER_DEFINED; `pre` is llama.cpp's name for the pre-tokenizer.
+// Both: the chat template(s) of tokenizer_config.json (or chat_template.jinja).
 struct GgufVocab {
+    std::string model = "llama";  // tokenizer.ggml.model
+    std::string pre = "default";  // tokenizer.ggml.pre
     std::vector<std::string> tokens;
-    std::vector<float> scores;
+    std::vector<float> scores;        // empty for "gpt2"
+    std::vector<std::string> merges;  // "left right", rank order ("gpt2" only)
+    // ("", template) for tokenizer.chat_template, (name, template) for tokenizer.chat_template.NAME
+    std::vector<std::pair<std::string, std::string>> chat_templates;
     std::vector<int32_t> types;  // NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6
     int64_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;  // -1: not written
     bool add_bos = true;   // tokenizer_config.json's add_bos_token, else llama's default
     bool add_eos = false;  // tokenizer_config.json's add_eos_token, else false
 };
-// `tokenizer_model`: a tokenizer.model file or a folder holding one (and maybe
-// tokenizer_config.json). Special ids: the tokenizer's (tokenizer_config.json first), else
-// config's.
+// `tokenizer_model`: a model folder (tokenizer.json first, else tokenizer.model, and maybe
+// tokenizer_config.json), or one of those files. Special ids: the tokenizer's
+// (tokenizer_config.json first), else config's.
 GgufVocab load_gguf_vocab(const std::string& tokenizer_model, const model::LlamaConfig& config);
+
+// llama.cpp's tokenizer.ggml.pre for a tokenizer.json "pre_tokenizer" section: "llama-bpe"
+// (Llama 3's Split regex), "qwen2" (the same with single digits), "smollm" (Digits + ByteLevel),
+// "gpt-2" (ByteLevel's own regex); anything else is an error naming what was found.
+std::string llama_cpp_pre_tokenizer(const nlohmann::json& pre_tokenizer, const std::string& source);
 
 // One tensor of the export plan (exposed for tests and for a CLI's --dry-run).
 struct GgufTensorPlan {

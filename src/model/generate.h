@@ -9,7 +9,7 @@
 
 #include "model/llama.h"
 #include "model/sampler.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::model {
 

@@ -5,7 +5,7 @@
 
 #include "data/templates.h"
 #include "model/generate.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/loss.h"
 
 namespace qlora::train {

@@ -8,7 +8,7 @@
 #include "export/attach_adapter.h"
 #include "lora/apply_lora.h"
 #include "model/llama_loader.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/config.h"
 #include "train/recipe.h"
 

@@ -2,7 +2,7 @@
 #include "train/recipe.h"
 
 #include "core/device.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/qat_options.h"
 
 namespace qlora::train {

@@ -20,7 +20,7 @@
 #include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
 #include "model/llama_loader.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/eval_loop.h"
 #include "train/metrics_writer.h"
 #include "train/qat_options.h"

@@ -6,7 +6,7 @@
 #include "data/dataset.h"
 #include "data/sample.h"
 #include "support/test_support.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::data {
 namespace {

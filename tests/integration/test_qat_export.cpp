@@ -11,7 +11,7 @@
 #include "model/evaluate.h"
 #include "model/llama_loader.h"
 #include "support/test_support.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora {
 namespace {

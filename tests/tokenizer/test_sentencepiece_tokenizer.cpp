@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "support/test_support.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::tokenizer {
 namespace {

@@ -1,0 +1,139 @@
+// qlora-tokenize --model DIR [--no-special-tokens] (--text T | --file F | --jsonl F)
+// qlora-tokenize --model DIR --decode [--skip-special-tokens] (--text '[ids]' | --file F)
+// Shows what the model sees: one JSON array of ids per document (--jsonl: per line's "text"),
+// or with --decode one JSON string per JSON array of ids (one array per line of --file).
+// --no-special-tokens is transformers' add_special_tokens=False. Bad input exits 2.
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/run_tool.h"
+#include "core/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+using nlohmann::json;
+using qlora::tokenizer::Tokenizer;
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    QLORA_CHECK(in.good(), path, ": cannot open");
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void print_ids(const std::vector<int64_t>& ids) { std::cout << json(ids).dump() << '\n'; }
+
+// Every line is checked before anything is printed, so bad input leaves only the error.
+void encode_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
+    std::ifstream in(path, std::ios::binary);
+    QLORA_CHECK(in.good(), path, ": cannot open");
+    std::vector<std::string> texts;
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        json record;
+        try {
+            record = json::parse(line);
+        } catch (const json::parse_error& e) {
+            QLORA_FAIL(path, ":", n, ": not valid JSON (", e.what(), ")");
+        }
+        QLORA_CHECK(record.is_object() && record.contains("text") && record["text"].is_string(),
+                    path, ":", n, ": expected an object with a string \"text\"");
+        texts.push_back(record["text"].get<std::string>());
+    }
+    std::string out;
+    for (size_t i = 0; i < texts.size(); ++i) {
+        try {
+            out += json(tok.encode_with_offsets(texts[i], special).ids).dump() + "\n";
+        } catch (const qlora::Error& e) {
+            QLORA_FAIL(path, ": record ", i + 1, ": ", e.what());
+        }
+    }
+    std::cout << out;
+}
+
+std::vector<int64_t> parse_ids(const std::string& text, const std::string& where) {
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::parse_error& e) {
+        QLORA_FAIL(where, ": expected a JSON array of token ids (", e.what(), ")");
+    }
+    QLORA_CHECK(j.is_array(), where, ": expected a JSON array of token ids, found ",
+                j.dump().substr(0, 60));
+    std::vector<int64_t> ids;
+    for (const json& id : j) {
+        QLORA_CHECK(id.is_number_integer(), where, ": token ids must be integers, found ",
+                    id.dump().substr(0, 60));
+        ids.push_back(id.get<int64_t>());
+    }
+    return ids;
+}
+
+void print_text(const Tokenizer& tok, const std::vector<int64_t>& ids, bool skip_special) {
+    std::cout << json(tok.decode(ids, skip_special)).dump(-1, ' ', false) << '\n';
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace qlora;
+    CLI::App app{"qlora-tokenize: the token ids a model's tokenizer gives a text, and back"};
+    app.set_version_flag("--version", QLORA_VERSION);
+    std::string model_dir, text, file, jsonl;
+    bool no_special = false, decode = false, skip_special = false;
+    app.add_option("--model", model_dir,
+                   "model folder, or one holding only tokenizer files (tokenizer.json or "
+                   "tokenizer.model, tokenizer_config.json)")
+        ->required()
+        ->check(CLI::ExistingPath);
+    auto* text_opt = app.add_option("--text", text, "one document (with --decode: a JSON array)");
+    auto* file_opt = app.add_option("--file", file,
+                                    "a file holding one document (with --decode: one JSON array "
+                                    "per line)")
+                         ->check(CLI::ExistingFile);
+    auto* jsonl_opt = app.add_option("--jsonl", jsonl, "one document per line's \"text\"")
+                          ->check(CLI::ExistingFile);
+    text_opt->excludes(file_opt)->excludes(jsonl_opt);
+    file_opt->excludes(jsonl_opt);
+    app.add_flag("--no-special-tokens", no_special,
+                 "do not add the tokenizer's special tokens (add_special_tokens=False)");
+    app.add_flag("--decode", decode, "decode JSON arrays of ids to text")->excludes(jsonl_opt);
+    app.add_flag("--skip-special-tokens", skip_special, "with --decode: drop special tokens");
+    return cli::run_tool("qlora-tokenize", app, argc, argv, [&] {
+        QLORA_CHECK(text_opt->count() + file_opt->count() + jsonl_opt->count() == 1,
+                    "give one of --text, --file or --jsonl");
+        const Tokenizer tok(model_dir);
+        if (decode) {
+            if (text_opt->count()) {
+                print_text(tok, parse_ids(text, "--text"), skip_special);
+                return;
+            }
+            std::ifstream in(file, std::ios::binary);
+            std::vector<std::vector<int64_t>> arrays;
+            std::string line;
+            for (size_t n = 1; std::getline(in, line); ++n) {
+                if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+                arrays.push_back(parse_ids(line, file + ":" + std::to_string(n)));
+            }
+            std::string out;
+            for (const auto& ids : arrays) {
+                out += json(tok.decode(ids, skip_special)).dump(-1, ' ', false) + "\n";
+            }
+            std::cout << out;
+            return;
+        }
+        if (jsonl_opt->count()) {
+            encode_jsonl(tok, jsonl, !no_special);
+        } else {
+            print_ids(
+                tok.encode_with_offsets(text_opt->count() ? text : read_file(file), !no_special)
+                    .ids);
+        }
+    });
+}

@@ -1,0 +1,131 @@
+// qlora-tokenize against transformers: --text / --file / --jsonl ids with and without special
+// tokens equal AutoTokenizer's, --decode gives back its decode, and bad input exits 2 with one
+// line naming the problem.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace qlora {
+namespace {
+
+using nlohmann::json;
+
+std::string tokenize_tool() { return test::tool("qlora-tokenize"); }
+
+std::string model(const std::string& name) { return test::shared_data("tokenizers/" + name); }
+
+std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+}
+
+// transformers' view of `docs` (one JSONL record per line): ids, ids without special tokens,
+// decode of the latter.
+std::vector<json> transformers_view(const std::string& folder, const std::string& docs) {
+    const std::string script =
+        "import json,sys\n"
+        "from transformers import AutoTokenizer\n"
+        "t = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "for line in open(sys.argv[2], encoding='utf-8'):\n"
+        "    x = json.loads(line)['text']\n"
+        "    plain = t(x, add_special_tokens=False).input_ids\n"
+        "    print(json.dumps({'ids': t(x).input_ids, 'plain': plain,\n"
+        "                      'decoded': t.decode(plain)}, ensure_ascii=False))\n";
+    const std::string script_file = test::scratch_dir("tokenize_cli_script") + "/view.py";
+    std::ofstream(script_file) << script;
+    const auto r = test::run_command(test::python() + " " + script_file + " " + folder + " " +
+                                     docs + " 2>/dev/null");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    std::vector<json> out;
+    for (const std::string& line : lines(r.output)) out.push_back(json::parse(line));
+    return out;
+}
+
+std::string write_docs(const std::string& dir) {
+    const std::string path = dir + "/docs.jsonl";
+    std::ofstream out(path, std::ios::binary);
+    for (const char* text :
+         {"Hello world", "<|im_start|>user\nHi!<|im_end|>\n", "I'LL pay $1,234.56 \xe2\x82\xac",
+          "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9 caf\xc3\xa9",
+          "  tabs\tand\r\nCRLF  ", "<|begin_of_text|><|eot_id|>"}) {
+        out << json{{"text", text}}.dump() << '\n';
+    }
+    return path;
+}
+
+class TokenizeCli : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TokenizeCli, MatchesTransformers) {
+    const std::string dir = test::scratch_dir("tokenize_cli_" + GetParam());
+    const std::string docs = write_docs(dir);
+    const std::vector<json> expected = transformers_view(model(GetParam()), docs);
+    ASSERT_EQ(expected.size(), 6u);
+    const std::string base = tokenize_tool() + " --model " + model(GetParam());
+
+    auto r = test::run_command(base + " --jsonl " + docs);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto got = lines(r.output);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(json::parse(got[i]), expected[i]["ids"]);
+
+    r = test::run_command(base + " --no-special-tokens --jsonl " + docs);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    got = lines(r.output);
+    ASSERT_EQ(got.size(), expected.size());
+    std::string arrays;
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(json::parse(got[i]), expected[i]["plain"]);
+        arrays += expected[i]["plain"].dump() + "\n";
+    }
+
+    r = test::run_command(base + " --text 'Hello world'");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(json::parse(r.output), expected[0]["ids"]);
+    std::ofstream(dir + "/doc.txt", std::ios::binary) << "Hello world";
+    r = test::run_command(base + " --file " + dir + "/doc.txt");
+    EXPECT_EQ(json::parse(r.output), expected[0]["ids"]);
+
+    std::ofstream(dir + "/ids.txt") << arrays;
+    r = test::run_command(base + " --decode --file " + dir + "/ids.txt");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    got = lines(r.output);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(json::parse(got[i]), expected[i]["decoded"]);
+}
+
+INSTANTIATE_TEST_SUITE_P(RealVocabularies, TokenizeCli,
+                         ::testing::Values("llama3", "qwen2", "gpt2", "smollm2"),
+                         [](const auto& info) { return info.param; });
+
+TEST(TokenizeCli, BadInputExitsTwoWithOneLine) {
+    const std::string dir = test::scratch_dir("tokenize_cli_bad");
+    const std::string base = tokenize_tool() + " --model " + model("gpt2");
+    std::ofstream(dir + "/bad.jsonl") << "{\"text\": \"ok\"}\n{\"txt\": 1}\n";
+    std::ofstream(dir + "/broken.jsonl") << "{\"text\": \n";
+    const std::pair<std::string, std::string> cases[] = {
+        {base + " --jsonl " + dir + "/bad.jsonl", "bad.jsonl:2"},
+        {base + " --jsonl " + dir + "/broken.jsonl", "not valid JSON"},
+        {base + " --decode --text '[1, \"x\"]'", "must be integers"},
+        {base + " --decode --text 'nope'", "JSON array"},
+        {base + " --decode --text '[50257]'", "token id 50257"},
+        {base + " --text a --jsonl " + dir + "/bad.jsonl", "excludes"},
+        {base, "give one of --text, --file or --jsonl"},
+        {tokenize_tool() + " --model " + dir + " --text a", "tokenizer not found"},
+        {base + " --text \"$(printf '\\377')\"", "not valid UTF-8"},
+    };
+    for (const auto& [command, message] : cases) {
+        const auto r = test::run_command(command);
+        EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+        EXPECT_NE(r.output.find(message), std::string::npos) << command << "\n" << r.output;
+        EXPECT_EQ(lines(r.output).size(), 1u) << command << "\n" << r.output;
+    }
+}
+
+}  // namespace
+}  // namespace qlora
