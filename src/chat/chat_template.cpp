@@ -160,8 +160,10 @@ std::string ChatTemplate::render(const ojson& messages, bool add_generation_prom
     return template_.render(vars);
 }
 
-std::string ChatTemplate::render(const nlohmann::json& messages, bool add_generation_prompt) const {
-    return render(ojson::parse(messages.dump()), add_generation_prompt);
+std::string ChatTemplate::render(const nlohmann::json& messages, bool add_generation_prompt,
+                                 const nlohmann::json& tools, const nlohmann::json& extra) const {
+    return render(ojson::parse(messages.dump()), add_generation_prompt, ojson::parse(tools.dump()),
+                  ojson::parse(extra.dump()));
 }
 
 }  // namespace qlora::chat

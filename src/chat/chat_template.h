@@ -37,7 +37,11 @@ class ChatTemplate {
         const nlohmann::ordered_json& messages, bool add_generation_prompt,
         const nlohmann::ordered_json& tools = nullptr,
         const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) const;
-    std::string render(const nlohmann::json& messages, bool add_generation_prompt) const;
+    // The same from nlohmann::json, whose objects keep keys sorted: a template that prints a dict
+    // (tojson of tools or arguments) then shows sorted keys where Python keeps the caller's order.
+    std::string render(const nlohmann::json& messages, bool add_generation_prompt,
+                       const nlohmann::json& tools = nullptr,
+                       const nlohmann::json& extra = nlohmann::json::object()) const;
 
     const std::string& name() const { return template_.name(); }
     const std::string& source() const { return source_; }

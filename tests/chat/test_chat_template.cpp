@@ -127,6 +127,8 @@ TEST(ChatTemplate, LoadsNamedTemplatesAndAddedTokenDicts) {
     const auto def = ChatTemplate::from_model_folder(dir);
     EXPECT_EQ(def.render(messages, false), "<B>D1<E>False");
     EXPECT_EQ(def.special_tokens().at("bos_token"), "<B>");
+    EXPECT_EQ(def.render(nlohmann::json::parse(R"([{"role": "user", "content": "hi"}])"), false),
+              "<B>D1<E>False");
     const auto tool = ChatTemplate::from_model_folder(dir, "tool_use");
     EXPECT_EQ(tool.render(messages, false, ojson::parse(R"([{"type": "function"}])")), "T1");
     const std::string missing =
