@@ -70,7 +70,8 @@ def main():
                if llama.tokenize(t.encode("utf-8"), add_bos=False, special=True)
                != hf.encode(t, add_special_tokens=False).ids]
         summary += f"; llama.cpp tokenizes {len(texts) - len(bad)}/{len(texts)} texts as HF does"
-        check(not bad, f"llama.cpp tokenizes {len(bad)} texts differently, e.g. {bad[0][:80]!r}")
+        check(not bad, f"llama.cpp tokenizes {len(bad)} texts differently, e.g. {bad[0][:80]!r}"
+              if bad else "")
     print(summary)
 
 

@@ -2,8 +2,11 @@
 // qlora-tokenize --model DIR --decode [--skip-special-tokens] (--text '[ids]' | --file F)
 // Shows what the model sees: one JSON array of ids per document (--jsonl: per line's "text"),
 // or with --decode one JSON string per JSON array of ids (one array per line of --file).
-// --no-special-tokens is transformers' add_special_tokens=False. Bad input exits 2.
+// --no-special-tokens is transformers' add_special_tokens=False; --bench (with --jsonl) prints
+// encode throughput instead. Bad input exits 2.
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -28,8 +31,9 @@ std::string read_file(const std::string& path) {
 
 void print_ids(const std::vector<int64_t>& ids) { std::cout << json(ids).dump() << '\n'; }
 
-// Every line is checked before anything is printed, so bad input leaves only the error.
-void encode_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
+// The "text" of every line; every line is checked before anything is printed, so bad input
+// leaves only the error.
+std::vector<std::string> read_jsonl_texts(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     QLORA_CHECK(in.good(), path, ": cannot open");
     std::vector<std::string> texts;
@@ -46,6 +50,11 @@ void encode_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
                     path, ":", n, ": expected an object with a string \"text\"");
         texts.push_back(record["text"].get<std::string>());
     }
+    return texts;
+}
+
+void encode_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
+    const std::vector<std::string> texts = read_jsonl_texts(path);
     std::string out;
     for (size_t i = 0; i < texts.size(); ++i) {
         try {
@@ -75,6 +84,33 @@ std::vector<int64_t> parse_ids(const std::string& text, const std::string& where
     return ids;
 }
 
+// --bench: encode throughput on this thread, load and JSON parsing excluded.
+void bench_jsonl(const Tokenizer& tok, const std::string& path, bool special) {
+    const std::vector<std::string> texts = read_jsonl_texts(path);
+    size_t bytes = 0, tokens = 0;
+    // CPU time of this process (one thread) as well as wall time: on a busy machine the former
+    // is what one core does.
+    const std::clock_t cpu_start = std::clock();
+    const auto start = std::chrono::steady_clock::now();
+    for (const std::string& t : texts) {
+        tokens += tok.encode_with_offsets(t, special).ids.size();
+        bytes += t.size();
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
+    std::cout << json{{"documents", texts.size()},
+                      {"bytes", bytes},
+                      {"tokens", tokens},
+                      {"seconds", seconds},
+                      {"cpu_seconds", cpu_seconds},
+                      {"tokens_per_s", static_cast<double>(tokens) / seconds},
+                      {"tokens_per_cpu_s", static_cast<double>(tokens) / cpu_seconds},
+                      {"mb_per_cpu_s", static_cast<double>(bytes) / 1e6 / cpu_seconds}}
+                     .dump()
+              << '\n';
+}
+
 void print_text(const Tokenizer& tok, const std::vector<int64_t>& ids, bool skip_special) {
     std::cout << json(tok.decode(ids, skip_special)).dump(-1, ' ', false) << '\n';
 }
@@ -86,7 +122,7 @@ int main(int argc, char** argv) {
     CLI::App app{"qlora-tokenize: the token ids a model's tokenizer gives a text, and back"};
     app.set_version_flag("--version", QLORA_VERSION);
     std::string model_dir, text, file, jsonl;
-    bool no_special = false, decode = false, skip_special = false;
+    bool no_special = false, decode = false, skip_special = false, bench = false;
     app.add_option("--model", model_dir,
                    "model folder, or one holding only tokenizer files (tokenizer.json or "
                    "tokenizer.model, tokenizer_config.json)")
@@ -105,6 +141,9 @@ int main(int argc, char** argv) {
                  "do not add the tokenizer's special tokens (add_special_tokens=False)");
     app.add_flag("--decode", decode, "decode JSON arrays of ids to text")->excludes(jsonl_opt);
     app.add_flag("--skip-special-tokens", skip_special, "with --decode: drop special tokens");
+    app.add_flag("--bench", bench,
+                 "with --jsonl: print encode throughput (one thread) as JSON instead of ids")
+        ->needs(jsonl_opt);
     return cli::run_tool("qlora-tokenize", app, argc, argv, [&] {
         QLORA_CHECK(text_opt->count() + file_opt->count() + jsonl_opt->count() == 1,
                     "give one of --text, --file or --jsonl");
@@ -128,7 +167,9 @@ int main(int argc, char** argv) {
             std::cout << out;
             return;
         }
-        if (jsonl_opt->count()) {
+        if (bench) {
+            bench_jsonl(tok, jsonl, !no_special);
+        } else if (jsonl_opt->count()) {
             encode_jsonl(tok, jsonl, !no_special);
         } else {
             print_ids(

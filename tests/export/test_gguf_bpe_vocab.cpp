@@ -63,7 +63,9 @@ TEST(GgufBpeVocab, IsTheTokenizersVocabularyPaddedToTheConfig) {
         for (const json& added : file["added_tokens"]) {
             const auto id = added["id"].get<size_t>();
             EXPECT_EQ(v.tokens[id], added["content"].get<std::string>());
-            if (added["special"].get<bool>()) EXPECT_EQ(v.types[id], 3) << name << " id " << id;
+            if (added["special"].get<bool>()) {
+                EXPECT_EQ(v.types[id], 3) << name << " id " << id;  // CONTROL
+            }
         }
         EXPECT_EQ(v.tokens.back(), "[PAD" + std::to_string(config.vocab_size - 1) + "]");
         EXPECT_EQ(v.types.back(), 5);  // UNUSED

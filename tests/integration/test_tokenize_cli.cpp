@@ -101,7 +101,7 @@ TEST_P(TokenizeCli, MatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(RealVocabularies, TokenizeCli,
                          ::testing::Values("llama3", "qwen2", "gpt2", "smollm2"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& test_case) { return test_case.param; });
 
 TEST(TokenizeCli, BadInputExitsTwoWithOneLine) {
     const std::string dir = test::scratch_dir("tokenize_cli_bad");

@@ -72,7 +72,7 @@ INSTANTIATE_TEST_SUITE_P(
     RealVocabularies, GgufBpeExport,
     ::testing::Values(std::pair<std::string, std::string>{"llama3", "llama-bpe"},
                       std::pair<std::string, std::string>{"smollm2", "smollm"}),
-    [](const auto& info) { return info.param.first; });
+    [](const auto& test_case) { return test_case.param.first; });
 
 }  // namespace
 }  // namespace qlora::exporting

@@ -57,7 +57,7 @@ TEST_P(HfComponent, MatchesPeer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HandBuilt, HfComponent, ::testing::ValuesIn(case_names()),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& test_case) { return test_case.param; });
 
 }  // namespace
 }  // namespace qlora::tokenizer

@@ -57,7 +57,7 @@ TEST_P(HfParity, MatchesPeerOnEveryDocument) {
 
 INSTANTIATE_TEST_SUITE_P(RealVocabularies, HfParity,
                          ::testing::Values("llama3", "qwen2", "gpt2", "smollm2"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& test_case) { return test_case.param; });
 
 }  // namespace
 }  // namespace qlora::tokenizer
