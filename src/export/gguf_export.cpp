@@ -381,22 +381,6 @@ GgufType parse_gguf_type(const std::string& s) {
 const char* gguf_type_name(GgufType t) { return gguf_type_row(t).name; }
 uint32_t gguf_file_type(GgufType t) { return gguf_type_row(t).file_type; }
 
-at::Tensor permute_rope_rows(const at::Tensor& w, int64_t n_heads) {
-    TORCH_CHECK(w.dim() >= 1 && w.size(0) % (2 * n_heads) == 0, "permute_rope_rows: ", w.size(0),
-                " rows do not split into ", n_heads, " heads of an even size");
-    std::vector<int64_t> split = {n_heads, 2, w.size(0) / n_heads / 2};
-    for (int64_t i = 1; i < w.dim(); ++i) split.push_back(w.size(i));
-    return w.reshape(split).transpose(1, 2).reshape(w.sizes()).contiguous();
-}
-
-at::Tensor unpermute_rope_rows(const at::Tensor& w, int64_t n_heads) {
-    TORCH_CHECK(w.dim() >= 1 && w.size(0) % (2 * n_heads) == 0, "unpermute_rope_rows: ", w.size(0),
-                " rows do not split into ", n_heads, " heads of an even size");
-    std::vector<int64_t> split = {n_heads, w.size(0) / n_heads / 2, 2};
-    for (int64_t i = 1; i < w.dim(); ++i) split.push_back(w.size(i));
-    return w.reshape(split).transpose(1, 2).reshape(w.sizes()).contiguous();
-}
-
 at::Tensor llama3_rope_freqs(const model::LlamaConfig& c) {
     // convert_hf_to_gguf's LlamaModel.generate_extra_tensors, with torch's float32 tensor ops
     // (python's `scalar / tensor` is reciprocal() * scalar).

@@ -24,7 +24,8 @@
 #include <utility>
 #include <vector>
 
-#include "export/gguf_quants.h"
+#include "export/gguf_writer.h"
+#include "model/gguf_names.h"
 #include "model/llama_config.h"
 
 namespace qlora::exporting {
@@ -98,11 +99,9 @@ struct GgufTensorPlan {
 };
 std::vector<GgufTensorPlan> plan_gguf_tensors(const model::LlamaConfig& config, GgufType type);
 
-// convert_hf_to_gguf's LlamaModel.permute: rows [n_heads, 2, head_dim/2] -> [n_heads, head_dim/2,
-// 2].
-at::Tensor permute_rope_rows(const at::Tensor& w, int64_t n_heads);
-// Its inverse (GGUF order back to Hugging Face order).
-at::Tensor unpermute_rope_rows(const at::Tensor& w, int64_t n_heads);
+// Q/K rows to llama.cpp's interleaved RoPE order and back (model/gguf_names.h).
+using model::permute_rope_rows;
+using model::unpermute_rope_rows;
 // rope_freqs.weight for llama3 rope scaling: [head_dim / 2] per-frequency divisors.
 at::Tensor llama3_rope_freqs(const model::LlamaConfig& config);
 

@@ -13,13 +13,21 @@
 #include <string>
 #include <vector>
 
-#include "export/gguf_quants.h"
+#include "quant/ggml_quants.h"
 
 namespace qlora::io {
 class AtomicFileWriter;
 }
 
 namespace qlora::exporting {
+
+// The block formats live in quant/ggml_quants.h, shared with GGUF import.
+using quant::ggml_block_size;
+using quant::ggml_decode;
+using quant::ggml_encode;
+using quant::ggml_row_bytes;
+using quant::ggml_type_name;
+using quant::GgmlType;
 
 inline constexpr char kGgufMagic[4] = {'G', 'G', 'U', 'F'};
 inline constexpr uint32_t kGgufVersion = 3;

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
+#include "model/gguf_model.h"
 #include "model/llama_layout.h"
 
 #include "quant/bnb_format.h"
@@ -53,6 +54,49 @@ std::map<std::string, Slot> make_slots(LlamaImpl& m) {
     return slots;
 }
 
+quant::Nf4Options nf4_options(const LoadOptions& options) {
+    quant::Nf4Options nf4;
+    if (options.quant != "none") {
+        nf4.type = quant::parse_quant_type(options.quant);
+        nf4.blocksize = options.blocksize;
+        nf4.double_quant = options.double_quant;
+    }
+    return nf4;
+}
+
+// A dense checkpoint tensor into its slot, quantized when the options ask and it is a base linear.
+// Returns whether it was quantized.
+bool assign_dense(Slot& slot, const std::string& name, const at::Tensor& loaded, const LoadOptions& options,
+                  const quant::Nf4Options& nf4) {
+    at::Tensor t = loaded.to(options.device, options.dtype);
+    if (slot.linear && slot.is_bias) {
+        slot.linear->set_bias(t);
+    } else if (slot.linear && options.quant != "none" && is_quantized_weight_name(name)) {
+        slot.linear->set_quantized(quant::NF4Tensor::quantize(t, nf4, name));
+        return true;
+    } else if (slot.linear) {
+        slot.linear->set_weight(t);
+    } else {
+        slot.assign(t);
+    }
+    return false;
+}
+
+Llama& finish_load(Llama& model, const std::map<std::string, Slot>& slots, const std::set<std::string>& loaded,
+                   int64_t n_quantized, const LoadOptions& options, const std::string& source) {
+    const LlamaConfig& config = model->config();
+    for (const auto& [name, slot] : slots) {
+        QLORA_CHECK(loaded.count(name) != 0, source, ": missing tensor '", name, "' (", config.model_type,
+                    " with ", config.num_hidden_layers, " layers needs it; names follow ", kNamePatterns, ")");
+    }
+    model->inv_freq.set_data(model->inv_freq.to(options.device));
+    // Norm weights were created on the CPU; those set above already live on the device.
+    model->to_device(options.device);
+    log_info("loaded ", source, ": ", loaded.size(), " tensors, ", n_quantized, " linears 4-bit, ",
+             model->weight_nbytes() / 1024, " KiB of weights");
+    return model;
+}
+
 }  // namespace
 
 std::vector<std::string> llama_tensor_names(const LlamaConfig& config) {
@@ -63,6 +107,7 @@ std::vector<std::string> llama_tensor_names(const LlamaConfig& config) {
 }
 
 Llama load_llama(const std::string& folder, const LoadOptions& options) {
+    if (folder.ends_with(".gguf")) return load_llama_gguf(folder, options);
     LlamaConfig config = LlamaConfig::load(folder);
     const bool prequantized = config.quantization_config.has_value();
     // hf-int4 (qlora-export): each linear dequantized to a dense compute-dtype weight while loading.
@@ -71,12 +116,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     const bool quantize = options.quant != "none";
     QLORA_CHECK(!(prequantized && quantize), folder,
                 " is already quantized (config.json has quantization_config); load it with --quant none");
-    quant::Nf4Options nf4;
-    if (quantize) {
-        nf4.type = quant::parse_quant_type(options.quant);
-        nf4.blocksize = options.blocksize;
-        nf4.double_quant = options.double_quant;
-    }
+    const quant::Nf4Options nf4 = nf4_options(options);
 
     io::SafetensorsFolder files(folder);
     Llama model(config);
@@ -129,29 +169,31 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
         QLORA_CHECK(info.shape == slot.shape, folder, ": tensor '", name, "' has shape ",
                     c10::IntArrayRef(info.shape), ", expected ", c10::IntArrayRef(slot.shape),
                     " from config.json");
-        at::Tensor t = files.load(name).to(options.device, options.dtype);
-        if (slot.linear && slot.is_bias) {
-            slot.linear->set_bias(t);
-        } else if (slot.linear && quantize && is_quantized_weight_name(name)) {
-            slot.linear->set_quantized(quant::NF4Tensor::quantize(t, nf4, name));
-            ++n_quantized;
-        } else if (slot.linear) {
-            slot.linear->set_weight(t);
-        } else {
-            slot.assign(t);
-        }
+        n_quantized += assign_dense(slot, name, files.load(name), options, nf4) ? 1 : 0;
         loaded.insert(name);
     }
-    for (const auto& [name, slot] : slots) {
-        QLORA_CHECK(loaded.count(name) != 0, folder, ": missing tensor '", name, "' (", config.model_type,
-                    " with ", config.num_hidden_layers, " layers needs it; names follow ", kNamePatterns, ")");
+    return finish_load(model, slots, loaded, n_quantized, options, folder);
+}
+
+Llama load_llama_tensors(const LlamaConfig& config, const std::vector<std::string>& names,
+                         const std::function<at::Tensor(const std::string&)>& load,
+                         const LoadOptions& options, const std::string& source) {
+    const quant::Nf4Options nf4 = nf4_options(options);
+    Llama model(config);
+    std::map<std::string, Slot> slots = make_slots(*model);
+    std::set<std::string> loaded;
+    int64_t n_quantized = 0;
+    for (const std::string& name : names) {
+        auto it = slots.find(name);
+        QLORA_CHECK(it != slots.end(), source, ": unexpected tensor '", name, "' for a ", config.model_type,
+                    " model with ", config.num_hidden_layers, " layers (expected names: ", kNamePatterns, ")");
+        QLORA_CHECK(loaded.insert(name).second, source, ": tensor '", name, "' is given twice");
+        at::Tensor t = load(name);
+        QLORA_CHECK(t.sizes() == c10::IntArrayRef(it->second.shape), source, ": tensor '", name, "' has shape ",
+                    t.sizes(), ", expected ", c10::IntArrayRef(it->second.shape), " from the config");
+        n_quantized += assign_dense(it->second, name, t, options, nf4) ? 1 : 0;
     }
-    model->inv_freq.set_data(model->inv_freq.to(options.device));
-    // Norm weights were created on the CPU; those set above already live on the device.
-    model->to_device(options.device);
-    log_info("loaded ", folder, ": ", loaded.size(), " tensors, ", n_quantized, " linears 4-bit, ",
-             model->weight_nbytes() / 1024, " KiB of weights");
-    return model;
+    return finish_load(model, slots, loaded, n_quantized, options, source);
 }
 
 }  // namespace qlora::model

@@ -3,7 +3,9 @@
 // already 4-bit from a bitsandbytes folder (config.json has "quantization_config").
 #pragma once
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "model/llama.h"
 #include "quant/nf4_tensor.h"
@@ -20,8 +22,18 @@ struct LoadOptions {
     bool double_quant = true;
 };
 
-// Throws qlora::Error naming the tensor for a missing, unexpected or mis-shaped weight.
+// A Hugging Face folder, or a path ending in .gguf (model/gguf_model.h: dequantized, Q/K rows
+// back in Hugging Face order, then quantized like any other base). Throws qlora::Error naming the
+// tensor for a missing, unexpected or mis-shaped weight.
 Llama load_llama(const std::string& folder, const LoadOptions& options = {});
+
+// The dense part of load_llama for any tensor source: every name (Hugging Face spelling) is loaded
+// once through `load` (any dtype and device), checked against the config's shape and placed,
+// quantized when the options ask. Every tensor the config needs must be among `names`. `source`
+// names the origin in errors.
+Llama load_llama_tensors(const LlamaConfig& config, const std::vector<std::string>& names,
+                         const std::function<at::Tensor(const std::string&)>& load,
+                         const LoadOptions& options, const std::string& source);
 
 // The HF names a model with this config is made of, in layer order (for tools and tests).
 std::vector<std::string> llama_tensor_names(const LlamaConfig& config);
