@@ -57,7 +57,10 @@ fi
 # ---- 4. both benchmarks, one table -------------------------------------------------------------
 out="$cache/results"
 mkdir -p "$out"
-"$lbuild/bin/llama-bench" -m "$q40" -m "$f16" -t "$threads" -p 256 -n 64 -r 2 -o jsonl >"$out/llama-bench.jsonl"
+: >"$out/llama-bench.jsonl"
+for m in "$q40" "$f16"; do  # one model per run: several -m in one call printed nothing here
+    "$lbuild/bin/llama-bench" -m "$m" -t "$threads" -p 256 -n 64 -r 2 -o jsonl >>"$out/llama-bench.jsonl"
+done
 "$build_dir/qlora-bench" decode --model "$model" --threads "$threads" >"$out/qlora-decode.jsonl"
 "$build_dir/qlora-bench" prefill --model "$model" --threads "$threads" --prompt 256 >"$out/qlora-prefill.jsonl"
 "$python" - "$out" <<'EOF'
