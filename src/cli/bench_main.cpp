@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "bench/bench_decode.h"
 #include "bench/bench_dequant.h"
 #include "bench/bench_step.h"
 #include "cli/run_tool.h"
@@ -40,6 +41,29 @@ int main(int argc, char** argv) {
     step->add_option("--iters", st.iters, "timed steps (median reported)")->capture_default_str();
     step->add_option("--warmup", st.warmup)->capture_default_str();
 
+    // decode and prefill share their options: a 4-bit base vs dense fp32 in the same process.
+    qlora::bench::InferenceBenchOptions inf;
+    auto add_inference = [&](CLI::App* sub) {
+        sub->add_option("--shape", inf.shape, "tiny, 1b, 7b, 13b or 65b (random weights)")->capture_default_str();
+        sub->add_option("--layers", inf.layers, "keep only this many decoder layers (0: all)")->capture_default_str();
+        sub->add_option("--model", inf.model_dir, "an HF Llama folder instead of random weights");
+        sub->add_option("--base", inf.bases, "nf4, fp4 or fp32; the first is compared with the last")
+            ->capture_default_str();
+        sub->add_flag("--quantize-lm-head,!--dense-lm-head", inf.quantize_lm_head,
+                      "4-bit lm_head too (llama.cpp quantizes output.weight)")
+            ->capture_default_str();
+        sub->add_option("--blocksize", inf.blocksize)->capture_default_str();
+        sub->add_flag("--double-quant,!--no-double-quant", inf.double_quant)->capture_default_str();
+        sub->add_option("--threads", inf.threads, "intra-op threads (0: LibTorch's default)")->capture_default_str();
+        sub->add_option("--iters", inf.iters, "timed runs (median reported)")->capture_default_str();
+    };
+    auto* decode = app.add_subcommand("decode", "tokens/s of KV-cached greedy decoding, 4-bit vs dense fp32 base");
+    add_inference(decode);
+    decode->add_option("--tokens", inf.tokens, "generated tokens per run")->capture_default_str();
+    auto* prefill = app.add_subcommand("prefill", "tokens/s of one prompt forward, 4-bit vs dense fp32 base");
+    add_inference(prefill);
+    prefill->add_option("--prompt", inf.prompt, "prompt tokens")->capture_default_str();
+
     return qlora::cli::run_tool("qlora-bench", app, argc, argv, [&] {
         std::vector<c10::Device> devices;
         if (device == "all") {
@@ -51,6 +75,12 @@ int main(int argc, char** argv) {
         for (const auto& d : devices) {
             if (dequant->parsed()) {
                 for (const auto& line : qlora::bench::bench_dequant(dq, d)) std::cout << line << std::endl;
+            }
+            if (decode->parsed()) {
+                for (const auto& line : qlora::bench::bench_decode(inf, d)) std::cout << line << std::endl;
+            }
+            if (prefill->parsed()) {
+                for (const auto& line : qlora::bench::bench_prefill(inf, d)) std::cout << line << std::endl;
             }
             if (step->parsed()) {
                 for (const auto& line : qlora::bench::bench_step(st, d)) std::cout << line << std::endl;

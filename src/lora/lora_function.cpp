@@ -1,6 +1,8 @@
 // LoraLinearFunction: forward and the hand-written backward (derivation in the header).
 #include "lora/lora_function.h"
 
+#include "quant/nf4_matmul.h"
+
 namespace qlora::lora {
 
 namespace {
@@ -18,6 +20,11 @@ at::Tensor dropped(const at::Tensor& x2, const at::Tensor& mask2, double keep) {
 
 // LibTorch 2.11's Function::apply records metadata of every tensor argument and rejects undefined
 // ones, so absent A/B/mask travel as empty tensors and turn back into undefined here.
+// An NF4 base used as stored (no QAT) goes through the fused CPU kernels: no dense copy of W.
+bool fused_base(const FrozenBase& base, const at::Tensor& x) {
+    return base.nf4.defined() && !base.fake_quant && quant::nf4_matmul_fused(x, base.nf4);
+}
+
 at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
 at::Tensor placeholder(const at::Tensor& t) { return t.defined() ? t : at::empty({0}); }
 
@@ -66,7 +73,9 @@ at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, co
 
     const auto dtype = x.scalar_type();
     at::Tensor y;  // [..., out], contiguous
-    {
+    if (fused_base(*base, x)) {
+        y = quant::nf4_linear(x, base->nf4, base->bias).contiguous();
+    } else {
         at::Tensor w = base->weight(dtype);  // [out, in], dropped at the end of this scope
         at::Tensor b = base->bias.defined() ? base->bias.to(dtype) : at::Tensor();
         y = at::linear(x, w, b).contiguous();
@@ -103,7 +112,9 @@ torch::autograd::variable_list LoraLinearFunction::backward(torch::autograd::Aut
     const bool has_lora = lora_a.defined();
 
     at::Tensor dx2;  // [N, in]
-    if (ctx->needs_input_grad(0)) {
+    if (ctx->needs_input_grad(0) && fused_base(base, g2)) {
+        dx2 = quant::nf4_matmul_grad_input(g2, base.nf4);  // G·deq(W), tile by tile
+    } else if (ctx->needs_input_grad(0)) {
         at::Tensor w = base.weight(dtype);  // re-dequantized for dX only and freed below
         dx2 = g2.mm(w);
     }

@@ -2,6 +2,7 @@
 #include "model/linear.h"
 
 #include "core/error.h"
+#include "quant/nf4_matmul.h"
 
 namespace qlora::model {
 
@@ -63,7 +64,7 @@ at::Tensor LinearImpl::base_weight(c10::ScalarType dtype) const {
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
     // x [..., in] -> [..., out]
     at::Tensor b = bias_.defined() ? bias_.to(x.scalar_type()) : at::Tensor();
-    if (quantized()) return at::linear(x, nf4_.dequantize(x.scalar_type()), b);
+    if (quantized()) return quant::nf4_linear(x, nf4_, b);  // fused on the CPU: no dense copy of W
     QLORA_CHECK(dense_.defined(), name_, ".weight was never loaded");
     return at::linear(x, dense_.scalar_type() == x.scalar_type() ? dense_ : dense_.to(x.scalar_type()), b);
 }

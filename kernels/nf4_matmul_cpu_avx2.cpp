@@ -1,0 +1,142 @@
+// AVX2+FMA bodies of the fused CPU 4-bit matmuls. This translation unit alone is compiled with
+// -mavx2 -mfma (CMakeLists.txt); nf4_matmul_cpu.cpp calls it only when the CPU reports both.
+//
+// 16 weights come from 8 packed bytes: vpmovzxbd widens the bytes to 8 int32 lanes d; the high
+// nibbles (elements 0, 2, ..., 14) index with d >> 4, the low ones (1, 3, ..., 15) with d itself.
+// vpermps looks up 8 entries using the index's low 3 bits, so a 16-entry codebook is two permutes
+// (codes 0-7 and 8-15) and a blend on the nibble's bit 3, moved into the sign bit for blendvps
+// (d << 24 for the high nibble's bit 7, d << 28 for the low nibble's bit 3). The tables hold the
+// code values already multiplied by the block's scale, so each weight equals dequantize_4bit's.
+#include <immintrin.h>
+
+#include "kernels/nf4_matmul_cpu.h"
+
+namespace qlora::kernels::detail {
+namespace {
+
+// No std:: templates here: an out-of-line copy compiled with -mavx2 could be the one the linker
+// keeps.
+inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+struct ScaledTables {
+    __m256 low;   // codes 0-7 times the block scale
+    __m256 high;  // codes 8-15 times the block scale
+};
+
+inline ScaledTables tables_for(const float* code_values, float scale) {
+    const __m256 s = _mm256_set1_ps(scale);
+    return {_mm256_mul_ps(_mm256_loadu_ps(code_values), s),
+            _mm256_mul_ps(_mm256_loadu_ps(code_values + 8), s)};
+}
+
+inline __m256 lookup16(const ScaledTables& t, __m256i index, __m256i select) {
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.low, index),
+                            _mm256_permutevar8x32_ps(t.high, index), _mm256_castsi256_ps(select));
+}
+
+// even = elements 0, 2, ..., 14 and odd = 1, 3, ..., 15 of the 16 nibbles in p[0..8).
+inline void decode16(const uint8_t* p, const ScaledTables& t, __m256& even, __m256& odd) {
+    const __m256i d = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    even = lookup16(t, _mm256_srli_epi32(d, 4), _mm256_slli_epi32(d, 24));
+    odd = lookup16(t, d, _mm256_slli_epi32(d, 28));
+}
+
+inline float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// One row o of W against NT regrouped x rows (xg rows of w.cols floats). NT <= 2 keeps two sets of
+// accumulators so that the FMA latency chain does not bound a single-row decode.
+template <int NT>
+void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, int64_t ldy) {
+    constexpr int kSets = NT <= 2 ? 2 : 1;
+    __m256 acc[kSets][NT][2];
+    for (auto& set : acc)
+        for (auto& row : set) row[0] = row[1] = _mm256_setzero_ps();
+    const int64_t cols = w.cols, row_start = o * cols, row_end = row_start + cols;
+    for (int64_t e = row_start; e < row_end;) {
+        const int64_t block = e / w.blocksize;
+        const int64_t end = min_i64(row_end, (block + 1) * w.blocksize);
+        const ScaledTables t = tables_for(w.code_values, block_scale(w, block));
+        const uint8_t* p = w.packed + e / 2;
+        const float* xk = xg + (e - row_start);
+        const int64_t len = end - e;
+        int64_t g = 0;
+        for (; g + 32 <= len; g += 32) {
+            __m256 even0, odd0, even1, odd1;
+            decode16(p + g / 2, t, even0, odd0);
+            decode16(p + g / 2 + 8, t, even1, odd1);
+            for (int i = 0; i < NT; ++i) {
+                const float* xi = xk + i * cols + g;
+                auto& a0 = acc[0][i];
+                auto& a1 = acc[kSets - 1][i];
+                a0[0] = _mm256_fmadd_ps(even0, _mm256_loadu_ps(xi), a0[0]);
+                a0[1] = _mm256_fmadd_ps(odd0, _mm256_loadu_ps(xi + 8), a0[1]);
+                a1[0] = _mm256_fmadd_ps(even1, _mm256_loadu_ps(xi + 16), a1[0]);
+                a1[1] = _mm256_fmadd_ps(odd1, _mm256_loadu_ps(xi + 24), a1[1]);
+            }
+        }
+        if (g < len) {  // a last group of 16 (len is a multiple of 16)
+            __m256 even0, odd0;
+            decode16(p + g / 2, t, even0, odd0);
+            for (int i = 0; i < NT; ++i) {
+                const float* xi = xk + i * cols + g;
+                acc[0][i][0] = _mm256_fmadd_ps(even0, _mm256_loadu_ps(xi), acc[0][i][0]);
+                acc[0][i][1] = _mm256_fmadd_ps(odd0, _mm256_loadu_ps(xi + 8), acc[0][i][1]);
+            }
+        }
+        e = end;
+    }
+    for (int i = 0; i < NT; ++i) {
+        __m256 sum = _mm256_add_ps(acc[0][i][0], acc[0][i][1]);
+        if constexpr (kSets == 2)
+            sum = _mm256_add_ps(sum, _mm256_add_ps(acc[1][i][0], acc[1][i][1]));
+        y[i * ldy + o] = horizontal_sum(sum);
+    }
+}
+
+}  // namespace
+
+void gemv_rows_avx2(const Packed4bitMatrix& w, const float* xg, int64_t n, int64_t o0, int64_t o1,
+                    float* y, int64_t ldy) {
+    for (int64_t o = o0; o < o1; ++o) {
+        for (int64_t i0 = 0; i0 < n; i0 += 4) {
+            const float* x = xg + i0 * w.cols;
+            float* yi = y + i0 * ldy;
+            switch (min_i64(4, n - i0)) {
+                case 1:
+                    gemv_row<1>(w, x, o, yi, ldy);
+                    break;
+                case 2:
+                    gemv_row<2>(w, x, o, yi, ldy);
+                    break;
+                case 3:
+                    gemv_row<3>(w, x, o, yi, ldy);
+                    break;
+                default:
+                    gemv_row<4>(w, x, o, yi, ldy);
+                    break;
+            }
+        }
+    }
+}
+
+void dequant_segment_avx2(const uint8_t* packed, int64_t e0, int64_t e1, const float* table16,
+                          float* out) {
+    const ScaledTables t{_mm256_loadu_ps(table16), _mm256_loadu_ps(table16 + 8)};
+    for (int64_t e = e0; e < e1; e += 16, out += 16) {
+        __m256 even, odd;
+        decode16(packed + e / 2, t, even, odd);
+        // unpack interleaves within 128-bit lanes: lo = [0 1 2 3 | 8 9 10 11], hi = [4 5 6 7 | 12
+        // 13 14 15]
+        const __m256 lo = _mm256_unpacklo_ps(even, odd);
+        const __m256 hi = _mm256_unpackhi_ps(even, odd);
+        _mm256_storeu_ps(out, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+    }
+}
+
+}  // namespace qlora::kernels::detail
