@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "model/evaluate.h"
 #include "model/llama_loader.h"
+#include "model/vocab_check.h"
 
 int main(int argc, char** argv) {
     using namespace qlora;
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
         auto docs = model::read_documents(data, format);
         std::vector<int64_t> stream = model::tokenize_documents(tok, docs);
         model::Llama llama = model::load_llama(model_dir, load);
+        model::check_vocab_fits(tok.vocab_size(), model_dir, llama->config(), model_dir);
         if (!adapter.empty()) exporting::attach_peft_adapter(*llama, adapter);
         if (max_seq_len == 0) max_seq_len = llama->config().max_position_embeddings;
         model::EvalResult r = model::evaluate_stream(llama, stream, max_seq_len, tok.bos_id());

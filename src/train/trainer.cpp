@@ -27,11 +27,15 @@
 #include "lora/checkpoint.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
+#include "model/vocab_check.h"
 #include "optim/grad_clip.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer_factory.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
+#include "train/jsonl_repair.h"
+#include "train/nonfinite_report.h"
 #include "train/qat_options.h"
+#include "train/resume_checks.h"
 #include "train/train_state.h"
 
 #ifdef QLORA_WITH_CUDA
@@ -148,6 +152,7 @@ void Trainer::setup() {
     load.blocksize = c.quant.blocksize;
     load.double_quant = c.quant.double_quant;
     s.model = model::load_llama(c.model.path, load);
+    model::check_vocab_fits(s.tok->vocab_size(), c.model.path, s.model->config(), c.model.path);
 
     lora::LoraOptions lopt;
     lopt.r = c.lora.r;
@@ -195,7 +200,7 @@ void Trainer::setup() {
                         it->second.sizes(), ", the model expects ", t.sizes());
             t.copy_(it->second);
         }
-        s.optimizer->load_state_dict(ck.state.optimizer);
+        restore_optimizer_state(*s.optimizer, ck.state.optimizer, *resume_from);
         s.state = ck.state;
         s.loader->restore(s.state.cursor);
         if (s.state.cpu_rng.defined()) {
@@ -213,6 +218,7 @@ void Trainer::setup() {
 
     fs::create_directories(s.output_dir);
     save_resolved_config(c, (fs::path(s.output_dir) / "config.resolved.yaml").string());
+    if (resume_from) drop_partial_last_line((fs::path(s.output_dir) / "metrics.jsonl").string());  // killed mid-line
     s.metrics.open(fs::path(s.output_dir) / "metrics.jsonl", resume_from ? std::ios::app : std::ios::trunc);
     QLORA_RUNTIME_CHECK(s.metrics.good(), "cannot write ", s.output_dir, "/metrics.jsonl");
 
@@ -288,9 +294,7 @@ TrainResult Trainer::train() {
         const double lr = s.schedule->lr(s.state.step);
         if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
             s.optimizer->zero_grad();
-            QLORA_RUNTIME_CHECK(c.train.skip_nonfinite, "non-finite ", std::isfinite(loss) ? "gradient norm" : "loss",
-                                " at step ", s.state.step + 1, " (loss ", loss, ", grad_norm ", grad_norm,
-                                "); stopping without saving. Lower optim.lr, or set train.skip_nonfinite: true");
+            QLORA_RUNTIME_CHECK(c.train.skip_nonfinite, nonfinite_step_message(*s.model, s.state.step + 1, loss, grad_norm));
             log_warn("step ", s.state.step + 1, ": non-finite loss or gradient, update skipped");
         } else {
             s.optimizer->step(lr);
