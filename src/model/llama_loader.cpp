@@ -9,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/limits.h"
+#include "io/finite_check.h"
 #include "io/safetensors.h"
 
 #include "quant/bnb_format.h"
@@ -85,6 +87,14 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     }
 
     io::SafetensorsFolder files(folder);
+    if (options.device.is_cpu()) {
+        // The weights config.json implies, at >= 1 byte per parameter even when 4-bit (packed data,
+        // absmax and the dense compute copy of one layer), checked before anything is allocated.
+        const uint64_t per_param = (quantize || prequantized) ? 1 : at::elementSize(options.dtype);
+        limits::check_host_memory(limits::saturating_mul(static_cast<uint64_t>(config.num_parameters()), per_param),
+                                  "the model of " + folder + "/config.json (" + std::to_string(config.num_parameters()) +
+                                      " parameters)");
+    }
     Llama model(config);
     std::map<std::string, Slot> slots = make_slots(*model);
     std::set<std::string> loaded;
@@ -107,6 +117,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                         ", expected [", slot.shape[0], ", ", (slot.shape[1] + 1) / 2, "] from config.json");
             at::Tensor t = quant::unpack_int4(files.load(name), files.load(module + ".scales"), slot.shape[1],
                                               int4_group, folder + ": " + module);
+            io::check_finite(t, module + ".scales", folder);
             slot.linear->set_weight(t.to(options.device, options.dtype));
             loaded.insert(module + ".weight");
             continue;
@@ -136,6 +147,8 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                     c10::IntArrayRef(info.shape), ", expected ", c10::IntArrayRef(slot.shape),
                     " from config.json");
         at::Tensor t = files.load(name).to(options.device, options.dtype);
+        // After the cast: a float32 weight beyond the fp16 range becomes Inf here, not later.
+        io::check_finite(t, name, folder);
         if (slot.linear && slot.is_bias) {
             slot.linear->set_bias(t);
         } else if (slot.linear && quantize && is_quantizable(name)) {

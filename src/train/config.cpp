@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "train/config_fields.h"
 #include "train/config_validate.h"
+#include "train/yaml_checks.h"
 
 namespace qlora::train {
 namespace fs = std::filesystem;
@@ -143,6 +144,7 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
     TrainConfig config;
     ConfigSources sources;
     sources.file = path;
+    sources.problems = yaml_duplicate_keys(root, path);
     read_file_tree(root, config, sources);
     for (const std::string& o : overrides) apply_override(o, config, sources);
     apply_dependent_defaults(config, sources, path);
