@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/parse_int.h"
 
 namespace qlora::tokenizer {
 namespace fs = std::filesystem;
@@ -52,7 +53,8 @@ void Tokenizer::apply_tokenizer_config(const std::string& json_path) {
     if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
         for (const auto& [id, tok] : j["added_tokens_decoder"].items()) {
             if (tok.is_object() && tok.contains("content") && tok["content"].is_string()) {
-                added[tok["content"].get<std::string>()] = std::stoll(id);
+                added[tok["content"].get<std::string>()] =
+                    parse_int64_or_fail(id, json_path + ": added_tokens_decoder key");
             }
         }
     }
