@@ -25,8 +25,9 @@ std::string copy_stories_model(const std::string& scratch, const std::string& na
     return dst;
 }
 
-void poison_tensor(const std::string& model_dir, const std::string& name, float value) {
-    const std::string path = model_dir + "/model.safetensors";
+void poison_tensor(const std::string& model_dir, const std::string& name, float value,
+                   const std::string& file) {
+    const std::string path = model_dir + "/" + file;
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     {
         io::SafetensorsReader reader(path);

@@ -14,7 +14,8 @@ namespace qlora::test {
 // scratch/<name>/model: config.json, model.safetensors and tokenizer.model of stories260K.
 std::string copy_stories_model(const std::string& scratch, const std::string& name = "model");
 // Rewrites model.safetensors of `model_dir` with tensor `name` set to `value` at element 0.
-void poison_tensor(const std::string& model_dir, const std::string& name, float value);
+void poison_tensor(const std::string& model_dir, const std::string& name, float value,
+                   const std::string& file = "model.safetensors");
 // Replaces config.json keys of `model_dir` (a JSON object text merged over the original).
 void patch_config(const std::string& model_dir, const std::string& json_patch);
 // A PEFT adapter on q_proj of the 5 layers of stories260K (r 2), written to `dir`.

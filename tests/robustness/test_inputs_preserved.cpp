@@ -50,7 +50,7 @@ TEST(InputsPreserved, QuantizeNeverWritesOverItsModel) {
     const std::string model = test::copy_stories_model(dir);
     const auto before = test::tree_digest(model);
     fs::create_directory_symlink(model, dir + "/alias");
-    for (const std::string out : {model, model + "/nf4", dir, dir + "/alias"}) {
+    for (const std::string& out : {model, model + "/nf4", dir, dir + "/alias"}) {
         auto r = test::run_command(quantize(model, out, "--overwrite"));
         EXPECT_EQ(r.exit_code, 2) << out << "\n" << r.output;
         EXPECT_EQ(test::error_lines(r.output).size(), 1u) << r.output;
@@ -67,7 +67,7 @@ TEST(InputsPreserved, ExportNeverWritesOverBaseOrAdapter) {
     const auto adapter_before = test::tree_digest(dir + "/adapter");
     const std::string base =
         test::tool("qlora-export") + " --base " + model + " --adapter " + dir + "/adapter";
-    for (const std::string out : {model, dir + "/adapter", dir, model + "/merged"}) {
+    for (const std::string& out : {model, dir + "/adapter", dir, model + "/merged"}) {
         auto r = test::run_command(base + " --format hf-bf16 --overwrite --out " + out);
         EXPECT_EQ(r.exit_code, 2) << out << "\n" << r.output;
         EXPECT_NE(r.output.find("would destroy the input"), std::string::npos) << r.output;
@@ -83,7 +83,7 @@ TEST(InputsPreserved, TrainRefusesAnOutputDirOverItsInputs) {
     const std::string dir = test::scratch_dir("keep_train");
     const std::string model = test::copy_stories_model(dir);
     const std::string data = test::shared_data("instruct/alpaca_tiny_100.json");
-    for (const std::string out : {model, model + "/run", dir}) {
+    for (const std::string& out : {model, model + "/run", dir}) {
         const std::string config = dir + "/c.yaml";
         std::ofstream(config) << "model: {path: " << model << "}\ndata: {train: " << data
                               << ", format: alpaca}\ntrain: {max_steps: 1}\noutput: {dir: " << out
@@ -130,7 +130,7 @@ TEST(InputsPreserved, FailedQuantizeAndExportLeaveNoParentFolders) {
     test::write_small_adapter(dir + "/adapter");
     const std::string base =
         test::tool("qlora-export") + " --base " + bad + " --adapter " + dir + "/adapter";
-    for (const std::string format : {"hf-bf16", "hf-nf4", "gguf-f16"}) {
+    for (const std::string& format : {"hf-bf16", "hf-nf4", "gguf-f16"}) {
         const std::string out =
             dir + "/e/f/" + (format == std::string("gguf-f16") ? "m.gguf" : "out");
         auto r = test::run_command(base + " --format " + format + " --out " + out);

@@ -70,7 +70,7 @@ TEST(Messages, NoBareStoll) {
     EXPECT_FALSE(parse_int64("12abc"));
     EXPECT_FALSE(parse_int64("99999999999999999999"));
     EXPECT_FALSE(parse_int64(""));
-    const std::string dir = test::scratch_dir("msg_stoll");
+    const std::string dir = test::scratch_dir("msg_parse_int");
     const std::string model = test::copy_stories_model(dir);
     std::ofstream(model + "/tokenizer_config.json")
         << R"({"added_tokens_decoder": {"abc": {"content": "<x>"}}})";

@@ -20,7 +20,7 @@ TEST(NonFinite, ModelLoadNamesTheTensor) {
     const std::string dir = test::scratch_dir("nonfinite_model");
     const std::string model = test::copy_stories_model(dir);
     test::poison_tensor(model, "model.layers.3.mlp.up_proj.weight", std::nanf(""));
-    for (const std::string quant : {"none", "nf4"}) {
+    for (const std::string& quant : {"none", "nf4"}) {
         model::LoadOptions o;
         o.quant = quant;
         const std::string e = test::error_of([&] { model::load_llama(model, o); });
@@ -47,9 +47,13 @@ TEST(NonFinite, OverflowOnTheCastIsCaught) {
 
 TEST(NonFinite, AdapterLoadNamesTheTensor) {
     const std::string dir = test::scratch_dir("nonfinite_adapter");
-    test::write_small_adapter(dir + "/a", std::numeric_limits<float>::infinity());
+    test::write_small_adapter(dir + "/a");  // saving refuses Inf, so poison the file afterwards
+    test::poison_tensor(dir + "/a",
+                        "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight",
+                        std::numeric_limits<float>::infinity(), "adapter_model.safetensors");
     const std::string e = test::error_of([&] { exporting::load_peft_adapter(dir + "/a"); });
-    EXPECT_NE(e.find("adapter_model.safetensors: tensor 'base_model.model.model.layers."),
+    EXPECT_NE(e.find("adapter_model.safetensors: tensor "
+                     "'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight'"),
               std::string::npos)
         << e;
     EXPECT_NE(e.find("holds NaN or Inf"), std::string::npos) << e;
