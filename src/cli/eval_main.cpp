@@ -18,6 +18,7 @@
 #include "export/attach_adapter.h"
 #include "model/evaluate.h"
 #include "model/llama_loader.h"
+#include "model/vocab_check.h"
 #include "tokenizer/tokenizer.h"
 #include "train/eval_protocol.h"
 
@@ -44,6 +45,7 @@ void eval_model(const EvalArgs& a) {
     load.quant = a.quant;
     tokenizer::Tokenizer tok(a.model_dir);
     model::Llama llama = model::load_llama(a.model_dir, load);
+    model::check_vocab_fits(tok.vocab_size(), a.model_dir, llama->config(), a.model_dir);
     if (!a.adapter.empty()) exporting::attach_peft_adapter(*llama, a.adapter);
     const int64_t max_seq_len = a.max_seq_len > 0 ? a.max_seq_len : llama->config().max_position_embeddings;
     const bool stream = a.stream || a.format.empty() || a.format == "jsonl";

@@ -16,6 +16,7 @@
 #include "export/export_hf.h"
 #include "export/gguf_export.h"
 #include "export/merge.h"
+#include "io/path_guard.h"
 
 using namespace qlora;
 using namespace qlora::exporting;
@@ -140,6 +141,8 @@ int main(int argc, char** argv) {
         if (!merge_base.empty()) merge.base = parse_merge_base(merge_base);
         QLORA_CHECK(!is_gguf(format) || out.ends_with(".gguf"), "--out for ", format_name,
                     " is the output file and must end in .gguf, got '", out, "'");
+        io::check_output_not_input({"--out", out},
+                                   {{"--base", base}, {"--adapter", adapter}, {"--eval-data", eval_data}});
         check_output_path(out, overwrite);  // before any work
         MergedView merged(base, adapter, merge);
         if (format == ExportFormat::kPeft) {

@@ -10,13 +10,16 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "export/attach_adapter.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
+#include "model/vocab_check.h"
 
 namespace {
 
@@ -60,14 +63,14 @@ int main(int argc, char** argv) {
     app.add_option("--quant", quant, "quantize the base linears while loading")
         ->check(CLI::IsMember({"none", "nf4", "fp4"}));
     app.add_option("--prompt", prompt, "the text to continue (may be empty: BOS only)")->required();
-    app.add_option("--max-new-tokens,-n", max_new_tokens, "stop after this many new tokens")
-        ->check(CLI::NonNegativeNumber);
-    app.add_option("--temperature,-t", sampling.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
-    app.add_option("--top-p,-p", sampling.top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
+    app.add_option("--max-new-tokens,-n", max_new_tokens, "stop after this many new tokens (at most 1048576)")
+        ->check(CLI::Range(int64_t{0}, limits::kMaxNewTokens));
+    app.add_option("--temperature,-t", sampling.temperature, "0 = greedy")->check(cli::FiniteRange(0.0, 1e6));
+    app.add_option("--top-p,-p", sampling.top_p, "nucleus sampling mass (1 = off)")->check(cli::FiniteRange(0.0, 1.0));
     app.add_option("--top-k,-k", sampling.top_k, "keep the k most likely tokens (0 = off)")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--repetition-penalty", sampling.repetition_penalty, "> 1 discourages repeats (1 = off)")
-        ->check(CLI::PositiveNumber);
+        ->check(cli::FiniteRange(1e-6, 1e6));
     app.add_option("--seed,-s", sampling.seed, "random seed (xorshift64*, as llama2.c)");
     app.add_option("--device", device_name, "auto, cpu, cuda or cuda:N");
     int threads = 0;
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
         load.quant = quant;
         tokenizer::Tokenizer tok(model_dir);
         model::Llama llama = model::load_llama(model_dir, load);
+        model::check_vocab_fits(tok.vocab_size(), model_dir, llama->config(), model_dir);
         if (!adapter.empty()) exporting::attach_peft_adapter(*llama, adapter);
 
         model::GenerateOptions options;

@@ -3,13 +3,17 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 
+#include <csignal>
 #include <exception>
+#include <new>
 #include <functional>
 #include <iostream>
 #include <string>
 
 #include "core/error.h"
+#include "core/error_text.h"
 #include "core/log.h"
 
 namespace qlora::cli {
@@ -25,18 +29,32 @@ inline int run_tool(const std::string& name, CLI::App& app, int argc, char** arg
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << name << ": error: " << e.what() << " (see " << name << " --help)\n";
+        std::cerr << name << ": error: " << first_line_cut(e.what()) << " (see " << name << " --help)\n";
         return static_cast<int>(ExitCode::kBadInput);
     }
+    // A file-size limit (ulimit -f) must surface as a write error (EFBIG) with a clear message, not
+    // as SIGXFSZ killing the process with a half-written temporary file.
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
         body();
         return 0;
     } catch (const Error& e) {
         log_debug("error raised at ", e.where());
-        std::cerr << name << ": error: " << e.what() << '\n';
+        std::cerr << name << ": error: " << user_error_text(e.what()) << '\n';
         return static_cast<int>(e.code());
+    } catch (const c10::Error& e) {
+        // A LibTorch check that our own validation did not catch first: its first line only (the
+        // rest is a C++ backtrace), as a runtime failure.
+        std::cerr << name << ": error: " << first_line_cut(e.what_without_backtrace()) << '\n';
+        return static_cast<int>(ExitCode::kRuntime);
+    } catch (const std::bad_alloc&) {
+        std::cerr << name << ": error: out of memory (a size in the input may be larger than this machine holds)\n";
+        return static_cast<int>(ExitCode::kRuntime);
     } catch (const std::exception& e) {
-        std::cerr << name << ": error: " << e.what() << '\n';
+        std::cerr << name << ": error: " << first_line_cut(e.what()) << '\n';
+        return static_cast<int>(ExitCode::kRuntime);
+    } catch (...) {
+        std::cerr << name << ": error: unknown failure\n";
         return static_cast<int>(ExitCode::kRuntime);
     }
 }

@@ -7,8 +7,10 @@
 #include "cli/run_tool.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/path_guard.h"
 #include "train/config.h"
 #include "train/dry_run.h"
+#include "train/run_lock.h"
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -27,10 +29,15 @@ int main(int argc, char** argv) {
     app.add_option("--resume", resume, "auto (newest complete checkpoint in output.dir) or a checkpoint folder");
     return qlora::cli::run_tool("qlora-train", app, argc, argv, [&] {
         qlora::train::TrainConfig config = qlora::train::load_config(config_path, overrides);
+        qlora::io::check_output_not_input({"output.dir", config.output.dir},
+                                          {{"model.path", config.model.path},
+                                           {"data.train", config.data.train},
+                                           {"data.eval", config.data.eval.value_or("")}});
         if (dry_run) {
             std::fputs(qlora::train::dry_run_report(config, model_config).c_str(), stdout);
             return;
         }
+        const qlora::train::RunLock lock(config.output.dir);  // before any work; held to the end
         qlora::train::install_interrupt_handler();
         qlora::train::Trainer trainer(config, resume);
         trainer.setup();

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "data/record_limits.h"
 #include "data/rng.h"
 
 namespace qlora::data {
@@ -15,7 +16,9 @@ Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok, c
     Dataset ds;
     ds.skipped = std::move(read.skipped);
     ds.samples.reserve(read.records.size());
-    for (const Record& r : read.records) {
+    const int64_t byte_budget = record_byte_budget(options.tokenize.max_seq_len);
+    for (Record& r : read.records) {
+        cap_record_bytes(r, byte_budget);  // bounded tokenizing work however long the record
         const std::vector<Segment> segments = render(r, options.format, options.tmpl);
         TokenizeOptions full = options.tokenize;
         full.max_seq_len = INT64_MAX;

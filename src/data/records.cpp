@@ -11,6 +11,9 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/error_text.h"
+#include "core/limits.h"
+#include "data/text_check.h"
 
 namespace qlora::data {
 namespace {
@@ -78,7 +81,24 @@ std::optional<std::string> parse_record(const json& j, Format format, Record& r)
 
 void report(const std::string& message, bool skip_bad, ReadResult& result) {
     QLORA_CHECK(skip_bad, message, " (set data.on_bad_record: skip to drop such records)");
-    result.skipped.push_back(message);
+    result.skipped.push_back(cut_middle(message, limits::kMaxErrorChars));  // not a 51 MB line per skip
+}
+
+int64_t line_at(const std::string& text, size_t byte);
+
+// A whole file read as text: binary, UTF-16 or invalid UTF-8 content is refused naming its line.
+void check_text_file(const std::string& path, const std::string& text) {
+    if (auto problem = binary_problem(text, /*at_file_start=*/true)) {
+        const size_t nul = text.find('\0');
+        QLORA_FAIL(path, ":", line_at(text, nul == std::string::npos ? 0 : nul), ": not UTF-8 text: ",
+                   problem->substr(0, problem->find(" at byte")), " (a binary or UTF-16 file?)");
+    }
+    if (auto at = invalid_utf8_at(text)) {
+        const size_t newline = *at == 0 ? std::string::npos : text.rfind('\n', *at - 1);
+        const size_t column = newline == std::string::npos ? *at : *at - newline - 1;
+        QLORA_FAIL(path, ":", line_at(text, *at), ": not UTF-8 text: invalid UTF-8 byte ",
+                   static_cast<int>(static_cast<unsigned char>(text[*at])), " at byte ", column, " of the line");
+    }
 }
 
 std::string read_all(const std::string& path) {
@@ -97,6 +117,11 @@ void read_jsonl(const std::string& path, Format format, bool skip_bad, ReadResul
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); })) continue;
         const std::string origin = path + ":" + std::to_string(line_no);
+        if (auto problem = binary_problem(line, line_no == 1)) QLORA_FAIL(origin, ": not UTF-8 text: ", *problem);
+        if (auto at = invalid_utf8_at(line)) {
+            report(origin + ": not UTF-8 text: invalid UTF-8 at byte " + std::to_string(*at), skip_bad, result);
+            continue;
+        }
         json j;
         try {
             j = json::parse(line);
@@ -123,6 +148,7 @@ int64_t line_at(const std::string& text, size_t byte) {
 // its index (0-based, as jq and Python would index it); syntax errors still get their line.
 void read_json_array(const std::string& path, Format format, bool skip_bad, ReadResult& result) {
     const std::string text = read_all(path);
+    check_text_file(path, text);
     json j;
     try {
         j = json::parse(text);
@@ -152,6 +178,7 @@ std::string trim(const std::string& s) {
 
 void read_txt(const std::string& path, ReadResult& result) {
     const std::string text = read_all(path);
+    check_text_file(path, text);
     const std::string marker = "<|endoftext|>";
     std::vector<std::pair<size_t, size_t>> spans;  // [begin, end) of each document
     if (text.find(marker) != std::string::npos) {

@@ -7,6 +7,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/parse_int.h"
 #include "core/log.h"
 #include "data/documents.h"
 #include "export/attach_adapter.h"
@@ -22,7 +23,7 @@ namespace {
 int64_t layer_of(const std::string& name) {
     const std::string prefix = "model.layers.";
     if (name.rfind(prefix, 0) != 0) return -1;
-    return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
+    return parse_int64(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size())).value_or(-1);
 }
 
 }  // namespace

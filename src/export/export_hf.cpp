@@ -20,6 +20,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
+#include "io/finite_check.h"
+#include "io/path_guard.h"
 #include "io/safetensors.h"
 #include "core/log.h"
 #include "quant/bnb_format.h"
@@ -143,14 +145,14 @@ void check_output_path(const std::string& out, bool overwrite) {
     fs::path parent = path.parent_path();
     while (!parent.empty() && !fs::exists(parent) && parent != parent.root_path()) parent = parent.parent_path();
     QLORA_CHECK(fs::is_directory(parent), out, ": cannot create it, ", parent.string(), " is not a folder");
-    // ... in which we can create entries: probe with a folder (root passes access(2) on read-only places).
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    const std::string probe = path.string() + std::string(".probe-") + std::to_string(::getpid());
-    const bool created = !ec && ::mkdir(probe.c_str(), 0700) == 0;
-    const std::string why = ec ? ec.message() : std::strerror(errno);
+    // ... in which we can create entries: probe with a folder (root passes access(2) on read-only
+    // places). The probe goes into that ancestor, so a refused output leaves no folder behind.
+    const fs::path where = fs::exists(path.parent_path()) ? path.parent_path() : parent;
+    const std::string probe = (where / (path.filename().string() + ".probe-" + std::to_string(::getpid()))).string();
+    const bool created = ::mkdir(probe.c_str(), 0700) == 0;
+    const std::string why = std::strerror(errno);
     if (created) ::rmdir(probe.c_str());
-    QLORA_CHECK(created, out, ": cannot create it in ", path.parent_path().string(), " (", why, ")");
+    QLORA_CHECK(created, out, ": cannot create it in ", where.string(), " (", why, ")");
 }
 
 std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source) {
@@ -160,13 +162,35 @@ std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, 
     return m->qat->scheme.group_size;
 }
 
+namespace {
+
+// PEFT applies an adapter to the modules target_modules names; one the base lacks would be skipped
+// silently, so part of the adapter would never run. A target matches a module's last name part
+// ("q_proj") or its full name, as PEFT matches it.
+void check_target_modules(const MergedView& merged, const lora::PeftAdapter& adapter) {
+    for (const std::string& target : adapter.config.target_modules) {
+        if (target == "all-linear") continue;
+        const std::string tail = "." + target + ".weight";
+        const bool found = std::any_of(merged.names().begin(), merged.names().end(), [&](const std::string& n) {
+            return n.ends_with(tail) || n == target + ".weight";
+        });
+        QLORA_CHECK(found, "adapter target_modules names '", target, "', but the base ", merged.base_dir(),
+                    " has no such module; PEFT would silently apply only part of the adapter");
+    }
+}
+
+}  // namespace
+
 HfExportSummary export_peft(const MergedView& merged, const HfExportOptions& options) {
+    check_target_modules(merged, merged.adapter());
     check_output_path(options.out_dir, options.overwrite);
+    io::CreatedParents parents(options.out_dir);  // removed again unless the export completes
     io::AtomicDir out(options.out_dir, options.overwrite);
     lora::PeftAdapter adapter = merged.adapter();
     if (adapter.config.base_model_name_or_path.empty()) adapter.config.base_model_name_or_path = merged.base_dir();
     lora::save_peft_adapter(out.path(), adapter);
     out.commit();
+    parents.keep();
     HfExportSummary summary;
     for (const auto& [name, t] : adapter.tensors) {
         summary.tensors += 1;
@@ -188,6 +212,7 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
         quant::validate(scheme);
     }
     check_output_path(options.out_dir, options.overwrite);
+    io::CreatedParents parents(options.out_dir);  // removed again unless the export completes
     io::AtomicDir out(options.out_dir, options.overwrite);
     const c10::ScalarType dtype16 = format == ExportFormat::kHfFp16 ? at::kHalf : at::kBFloat16;
     HfExportSummary summary;
@@ -198,6 +223,7 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
                           "tensor");
         for (const std::string& name : merged.names()) {
             at::Tensor w = merged.tensor(name);  // float32
+            io::check_finite(w, name, options.out_dir, "refusing to export it (the base or the adapter holds NaN/Inf)");
             summary.tensors += 1;
             summary.merged += merged.has_adapter(name) ? 1 : 0;
             if (format == ExportFormat::kHfInt4) {
@@ -217,6 +243,9 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
                 }
             } else if (format != ExportFormat::kHfNf4) {
                 at::Tensor t = w.to(dtype16);
+                io::check_finite(t, name, options.out_dir,
+                                 std::string("refusing to export it: the merged values overflow ") +
+                                     export_format_name(format));
                 summary.bytes += t.nbytes();
                 writer.add(name, t);
             } else if (model::is_quantized_weight_name(name)) {
@@ -242,6 +271,7 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
                           export_config(merged, format, options.int4_group_size).dump(2) + "\n");
     copy_side_files(merged.base_dir(), out.path());
     out.commit();
+    parents.keep();
     for (const std::string& file : written) {
         summary.files.push_back((fs::path(options.out_dir) / fs::path(file).filename()).string());
     }

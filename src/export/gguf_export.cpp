@@ -13,6 +13,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/finite_check.h"
+#include "io/path_guard.h"
 #include "core/log.h"
 #include "export/gguf_writer.h"
 #include "model/llama_layout.h"
@@ -161,13 +163,14 @@ void check_out_file(const GgufExportInputs& in) {
                 " is a folder; expected a file path such as model-q4_0.gguf");
     QLORA_CHECK(in.overwrite || !fs::exists(in.out_file), "GGUF export: ", in.out_file,
                 " already exists; choose another output file or allow overwriting it");
+}
+
+// The output's parent folders, created for the writer and removed again if the export fails.
+void check_parent_created(const GgufExportInputs& in) {
     fs::path parent = fs::path(in.out_file).parent_path();
     if (parent.empty()) parent = ".";
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    QLORA_CHECK(!ec && fs::is_directory(parent), "GGUF export: cannot create output folder ",
-                parent.string(), " for ", in.out_file, ": ",
-                ec ? ec.message() : std::string("not a folder"));
+    QLORA_CHECK(fs::is_directory(parent), "GGUF export: cannot create output folder ", parent.string(), " for ",
+                in.out_file);
 }
 
 at::Tensor load_checked(const GgufExportInputs& in, const GgufTensorPlan& p) {
@@ -180,6 +183,7 @@ at::Tensor load_checked(const GgufExportInputs& in, const GgufTensorPlan& p) {
                 in.config.num_key_value_heads, ", head_dim ", in.config.head_dim, ", vocab_size ",
                 in.config.vocab_size, ")");
     t = t.to(at::kCPU, at::kFloat);
+    io::check_finite(t, p.hf_name, in.out_file, "refusing to export it (the base or the adapter holds NaN/Inf)");
     if (p.permute_heads > 0) t = permute_rope_rows(t, p.permute_heads);
     return t.contiguous();
 }
@@ -432,6 +436,8 @@ GgufExportSummary export_gguf(const GgufExportInputs& in) {
     check_tensor_names(in, plan);
     const GgufVocab vocab = load_gguf_vocab(in.tokenizer_model, in.config);
     check_out_file(in);
+    io::CreatedParents parents(in.out_file);
+    check_parent_created(in);
 
     GgufExportSummary summary;
     summary.out_file = in.out_file;
@@ -457,6 +463,7 @@ GgufExportSummary export_gguf(const GgufExportInputs& in) {
     }
     summary.tensors = static_cast<int64_t>(plan.size());
     summary.bytes = static_cast<int64_t>(w.finish());
+    parents.keep();
     log_info("wrote ", in.out_file, ": ", summary.tensors, " tensors, ", summary.bytes, " bytes (",
              gguf_type_name(in.type), ")");
     return summary;

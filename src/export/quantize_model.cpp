@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
+#include "io/finite_check.h"
+#include "io/path_guard.h"
 #include "io/safetensors.h"
 #include "model/llama_layout.h"
 #include "quant/bnb_format.h"
@@ -48,8 +50,10 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
     nlohmann::ordered_json config = read_config(options.model_dir);
     QLORA_CHECK(!config.contains("quantization_config"), options.model_dir,
                 "/config.json: the model is already quantized (it has quantization_config)");
+    io::check_output_not_input({"--out", options.out_dir}, {{"--model", options.model_dir}});
     const c10::Device device = resolve_device(options.device);
     io::SafetensorsFolder source(options.model_dir);
+    io::CreatedParents parents(options.out_dir);  // removed again unless the output completes
     io::AtomicDir out(options.out_dir, options.overwrite);
 
     QuantizeModelSummary summary;
@@ -59,6 +63,7 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
         Progress progress("quantize", static_cast<int64_t>(names.size()), "tensor");
         for (const std::string& name : names) {
             at::Tensor t = source.load(name);
+            io::check_finite(t, name, options.model_dir, "refusing to quantize it");
             const int64_t bytes = t.nbytes();
             summary.tensors += 1;
             summary.params += t.numel();
@@ -92,6 +97,7 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
         if (fs::exists(from)) fs::copy_file(from, fs::path(out.path()) / file);
     }
     out.commit();
+    parents.keep();
     return summary;
 }
 

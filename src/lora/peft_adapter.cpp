@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "lora/lora_options.h"
 #include "io/atomic_file.h"
+#include "io/finite_check.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -105,9 +106,12 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
     PeftAdapter adapter;
     PeftLoraConfig& c = adapter.config;
     c.r = field<int64_t>(j, "r", config_path, 8);
-    QLORA_CHECK(c.r > 0, config_path, ": r must be > 0, found ", c.r);
+    QLORA_CHECK(c.r > 0 && c.r <= 65536, config_path, ": r must lie in [1, 65536], found ", c.r);
     c.lora_alpha = field<double>(j, "lora_alpha", config_path, 8.0);
+    QLORA_CHECK(std::isfinite(c.lora_alpha), config_path, ": lora_alpha must be a finite number, found ", c.lora_alpha);
     c.lora_dropout = field<double>(j, "lora_dropout", config_path, 0.0);
+    QLORA_CHECK(c.lora_dropout >= 0.0 && c.lora_dropout < 1.0, config_path, ": lora_dropout must lie in [0, 1), found ",
+                c.lora_dropout);
     c.use_rslora = field<bool>(j, "use_rslora", config_path, false);
     c.bias = field<std::string>(j, "bias", config_path, "none");
     QLORA_CHECK(c.bias == "none", config_path, ": only bias \"none\" adapters are supported, found \"", c.bias, "\"");
@@ -130,6 +134,7 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
         QLORA_CHECK(split_lora_name(name, &module, &which), weights, ": unexpected tensor '", name,
                     "' (expected base_model.model.<module>.lora_A.weight / .lora_B.weight)");
         at::Tensor t = reader.load(name).to(at::kFloat);
+        io::check_finite(t, name, weights);
         QLORA_CHECK(t.dim() == 2, weights, ": '", name, "' must be 2-D, found shape ", t.sizes());
         const int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
         QLORA_CHECK(rank_dim == c.r, weights, ": '", name, "' has rank ", rank_dim, " but adapter_config.json says r=",

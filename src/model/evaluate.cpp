@@ -2,11 +2,13 @@
 #include "model/evaluate.h"
 
 #include <cmath>
+#include <optional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "io/finite_check.h"
 
 namespace qlora::model {
 
@@ -36,6 +38,13 @@ EvalResult evaluate_stream(Llama& model, const std::vector<int64_t>& stream, int
     r.tokens = count;
     r.loss = total / static_cast<double>(count);
     r.perplexity = std::exp(r.loss);
+    // Never print {"loss": null}: a NaN comes from the weights (named) or from overflow.
+    if (!std::isfinite(r.loss) || !std::isfinite(r.perplexity)) {
+        const std::optional<std::string> bad = io::first_nonfinite_tensor(*model);
+        QLORA_RUNTIME_CHECK(false, "eval loss is not finite (", r.loss, "): ",
+                            bad ? "the model's tensor '" + *bad + "' holds NaN or Inf"
+                                : std::string("the logits overflowed; try --dtype float32"));
+    }
     return r;
 }
 

@@ -5,9 +5,33 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/log.h"
 
 namespace qlora::model {
+namespace {
+
+// K and V of every layer for `len` positions, sized and checked before anything is allocated:
+// the documented bound on --max-new-tokens first, then the memory it takes.
+KvCache allocate_kv_cache(const Llama& model, int64_t len, int64_t max_new_tokens) {
+    const LlamaConfig& c = model->config();
+    const uint64_t per_position = limits::saturating_mul(
+        limits::saturating_mul(2 * static_cast<uint64_t>(c.num_hidden_layers), static_cast<uint64_t>(c.kv_dim())),
+        at::elementSize(model->dtype()));
+    const uint64_t bytes = limits::saturating_mul(per_position, static_cast<uint64_t>(len));
+    const std::string what = "the KV cache for " + std::to_string(len) + " positions (prompt + --max-new-tokens " +
+                             std::to_string(max_new_tokens) + ")";
+    if (model->device().is_cpu()) limits::check_host_memory(bytes, what);
+    try {
+        return KvCache::allocate(c, 1, len, at::TensorOptions(model->dtype()).device(model->device()));
+    } catch (const c10::Error&) {
+        QLORA_RUNTIME_CHECK(false, what, " (", bytes / (1024 * 1024), " MiB) cannot be allocated on ",
+                            model->device().str(), "; lower --max-new-tokens");
+    }
+    return {};
+}
+
+}  // namespace
 
 double GenerateResult::decode_tokens_per_second() const {
     return decode_seconds > 0.0 ? static_cast<double>(new_tokens - 1) / decode_seconds : 0.0;
@@ -16,7 +40,9 @@ double GenerateResult::decode_tokens_per_second() const {
 GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt, const GenerateOptions& options,
                         const std::function<void(int64_t)>& on_token) {
     QLORA_CHECK(!prompt.empty(), "generation needs at least one prompt token (e.g. BOS)");
-    QLORA_CHECK(options.max_new_tokens >= 0, "max new tokens must be >= 0, got ", options.max_new_tokens);
+    QLORA_CHECK(options.max_new_tokens >= 0 && options.max_new_tokens <= limits::kMaxNewTokens,
+                "--max-new-tokens must lie in [0, ", limits::kMaxNewTokens, "], got ", options.max_new_tokens);
+    Sampler sampler(options.sampling);  // bad sampling parameters fail before any allocation
     using clock = std::chrono::steady_clock;
     torch::NoGradGuard no_grad;
     GenerateResult result;
@@ -31,9 +57,8 @@ GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt, const 
                                                      ", beyond max_position_embeddings " +
                                                      std::to_string(model->config().max_position_embeddings));
     }
-    KvCache cache = KvCache::allocate(model->config(), 1, std::max<int64_t>(capacity, result.prompt_tokens),
-                                      at::TensorOptions(model->dtype()).device(model->device()));
-    Sampler sampler(options.sampling);
+    KvCache cache =
+        allocate_kv_cache(model, std::max<int64_t>(capacity, result.prompt_tokens), options.max_new_tokens);
     auto t0 = clock::now();
     // logits of the last position only: [V]
     at::Tensor logits = model->forward(at::tensor(prompt, at::kLong).view({1, -1}), 0, &cache)[0][-1];

@@ -139,8 +139,10 @@ at::Tensor LlamaImpl::hidden_states(const at::Tensor& tokens, int64_t start_pos,
     const int64_t T = tokens.size(1);
     if (tokens.is_cpu() && tokens.numel() > 0) {
         int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
-        QLORA_CHECK(lo >= 0 && hi < config_.vocab_size, "token ids must lie in [0, ", config_.vocab_size,
-                    "), found ", lo < 0 ? lo : hi);
+        QLORA_CHECK(lo >= 0 && hi < config_.vocab_size, "token id ", lo < 0 ? lo : hi,
+                    " is outside the model's vocabulary: config.json has vocab_size ", config_.vocab_size,
+                    " (ids must lie in [0, ", config_.vocab_size,
+                    ")); the tokenizer does not match the model, or the ids come from another vocabulary");
     }
     if (cache != nullptr) {
         QLORA_CHECK(cache->k.size() == layers.size() && cache->k[0].size(0) == tokens.size(0),

@@ -2,10 +2,14 @@
 // problem collected and reported in one line ("config.json: 'hidden_size' expected ..., found ...").
 #include "model/llama_config.h"
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
+#include <optional>
 #include <fstream>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace qlora::model {
 namespace {
@@ -19,15 +23,22 @@ public:
 
     bool has(const std::string& key) const { return obj_.contains(key) && !obj_.at(key).is_null(); }
 
-    void integer(const std::string& key, int64_t& out, bool required, int64_t min = 1) {
+    void integer(const std::string& key, int64_t& out, bool required, int64_t min = 1,
+                 int64_t max = std::numeric_limits<int64_t>::max()) {
         if (!has(key)) {
             if (required) problem(key, "a required integer", "nothing");
             return;
         }
         const json& v = obj_.at(key);
-        if (!v.is_number_integer()) return problem(key, "an integer", v.dump());
+        // A number beyond int64 parses as unsigned (or float): is_number_integer() holds but
+        // get<int64_t>() would wrap it negative.
+        if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))) {
+            return v.is_number_integer() ? problem(key, "an integer <= " + std::to_string(max), v.dump())
+                                         : problem(key, "an integer", v.dump());
+        }
         int64_t x = v.get<int64_t>();
         if (x < min) return problem(key, "an integer >= " + std::to_string(min), v.dump());
+        if (x > max) return problem(key, "an integer <= " + std::to_string(max) + " (limits.h)", v.dump());
         out = x;
     }
     void optional_id(const std::string& key, std::optional<int64_t>& out) {
@@ -41,6 +52,7 @@ public:
         const json& v = obj_.at(key);
         if (!v.is_number()) return problem(key, "a number", v.dump());
         double x = v.get<double>();
+        if (!std::isfinite(x)) return problem(key, "a finite number", v.dump());
         if (positive && !(x > 0.0)) return problem(key, "a number > 0", v.dump());
         out = x;
     }
@@ -111,6 +123,19 @@ void read_rope(const json& j, LlamaConfig& c, KeyReader& top) {
     for (auto& p : r.problems()) top.problem(p);
 }
 
+// quantization_config.quant_method: only the layouts this project reads (bitsandbytes 4-bit,
+// written by qlora-quantize, and our hf-int4) load; AWQ, GPTQ, EETQ, HQQ, FP8 ... hold packed
+// weights we would misread, so they are refused by name.
+std::optional<std::string> foreign_quant_method(const json& q) {
+    if (!q.contains("quant_method")) return std::nullopt;  // our hf-int4 and old bnb configs
+    const json& m = q.at("quant_method");
+    const std::string method = m.is_string() ? m.get<std::string>() : m.dump();
+    if (method == "bitsandbytes" || method == "qlora_int4") return std::nullopt;
+    return "'quantization_config.quant_method' expected bitsandbytes (4-bit) or qlora_int4, found \"" +
+           method.substr(0, 40) + "\": " + method.substr(0, 40) +
+           "-quantized checkpoints are not supported; use the original 16-bit model";
+}
+
 }  // namespace
 
 bool LlamaConfig::is_eos(int64_t id) const {
@@ -140,16 +165,17 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& s
     r.string("hidden_act", act);
     if (act != "silu") r.problem("hidden_act", "\"silu\" (SwiGLU MLP)", "\"" + act + "\"");
 
-    r.integer("hidden_size", c.hidden_size, true);
-    r.integer("intermediate_size", c.intermediate_size, true);
-    r.integer("num_hidden_layers", c.num_hidden_layers, true);
-    r.integer("num_attention_heads", c.num_attention_heads, true);
-    r.integer("vocab_size", c.vocab_size, true);
+    // Every size is bounded (core/limits.h) before anything is sized from it.
+    r.integer("hidden_size", c.hidden_size, true, 1, limits::kMaxHiddenSize);
+    r.integer("intermediate_size", c.intermediate_size, true, 1, limits::kMaxIntermediateSize);
+    r.integer("num_hidden_layers", c.num_hidden_layers, true, 1, limits::kMaxLayers);
+    r.integer("num_attention_heads", c.num_attention_heads, true, 1, limits::kMaxHeads);
+    r.integer("vocab_size", c.vocab_size, true, 1, limits::kMaxVocabSize);
     c.num_key_value_heads = c.num_attention_heads;
-    r.integer("num_key_value_heads", c.num_key_value_heads, false);
+    r.integer("num_key_value_heads", c.num_key_value_heads, false, 1, limits::kMaxHeads);
     if (c.num_attention_heads > 0) c.head_dim = c.hidden_size / c.num_attention_heads;
-    r.integer("head_dim", c.head_dim, false);
-    r.integer("max_position_embeddings", c.max_position_embeddings, false);
+    r.integer("head_dim", c.head_dim, false, 1, limits::kMaxHeadDim);
+    r.integer("max_position_embeddings", c.max_position_embeddings, false, 1, limits::kMaxPositionEmbeddings);
     r.number("rms_norm_eps", c.rms_norm_eps);
     r.number("rope_theta", c.rope_theta);
     read_rope(j, c, r);
@@ -183,6 +209,7 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& s
     if (r.has("quantization_config")) {
         if (j.at("quantization_config").is_object()) {
             c.quantization_config = j.at("quantization_config");
+            if (auto foreign = foreign_quant_method(*c.quantization_config)) r.problem(*foreign);
         } else {
             r.problem("quantization_config", "an object", j.at("quantization_config").dump());
         }

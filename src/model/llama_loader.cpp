@@ -9,6 +9,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/limits.h"
+#include "io/finite_check.h"
 #include "io/safetensors.h"
 #include "model/gguf_model.h"
 #include "model/llama_layout.h"
@@ -67,8 +69,10 @@ quant::Nf4Options nf4_options(const LoadOptions& options) {
 // A dense checkpoint tensor into its slot, quantized when the options ask and it is a base linear.
 // Returns whether it was quantized.
 bool assign_dense(Slot& slot, const std::string& name, const at::Tensor& loaded, const LoadOptions& options,
-                  const quant::Nf4Options& nf4) {
+                  const quant::Nf4Options& nf4, const std::string& source) {
     at::Tensor t = loaded.to(options.device, options.dtype);
+    // After the cast: a float32 weight beyond the fp16 range becomes Inf here, not later.
+    io::check_finite(t, name, source);
     if (slot.linear && slot.is_bias) {
         slot.linear->set_bias(t);
     } else if (slot.linear && options.quant != "none" && is_quantized_weight_name(name)) {
@@ -119,6 +123,14 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     const quant::Nf4Options nf4 = nf4_options(options);
 
     io::SafetensorsFolder files(folder);
+    if (options.device.is_cpu()) {
+        // The weights config.json implies, at >= 1 byte per parameter even when 4-bit (packed data,
+        // absmax and the dense compute copy of one layer), checked before anything is allocated.
+        const uint64_t per_param = (quantize || prequantized) ? 1 : at::elementSize(options.dtype);
+        limits::check_host_memory(limits::saturating_mul(static_cast<uint64_t>(config.num_parameters()), per_param),
+                                  "the model of " + folder + "/config.json (" + std::to_string(config.num_parameters()) +
+                                      " parameters)");
+    }
     Llama model(config);
     std::map<std::string, Slot> slots = make_slots(*model);
     std::set<std::string> loaded;
@@ -141,6 +153,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                         ", expected [", slot.shape[0], ", ", (slot.shape[1] + 1) / 2, "] from config.json");
             at::Tensor t = quant::unpack_int4(files.load(name), files.load(module + ".scales"), slot.shape[1],
                                               int4_group, folder + ": " + module);
+            io::check_finite(t, module + ".scales", folder);
             slot.linear->set_weight(t.to(options.device, options.dtype));
             loaded.insert(module + ".weight");
             continue;
@@ -169,7 +182,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
         QLORA_CHECK(info.shape == slot.shape, folder, ": tensor '", name, "' has shape ",
                     c10::IntArrayRef(info.shape), ", expected ", c10::IntArrayRef(slot.shape),
                     " from config.json");
-        n_quantized += assign_dense(slot, name, files.load(name), options, nf4) ? 1 : 0;
+        n_quantized += assign_dense(slot, name, files.load(name), options, nf4, folder) ? 1 : 0;
         loaded.insert(name);
     }
     return finish_load(model, slots, loaded, n_quantized, options, folder);
@@ -191,7 +204,7 @@ Llama load_llama_tensors(const LlamaConfig& config, const std::vector<std::strin
         at::Tensor t = load(name);
         QLORA_CHECK(t.sizes() == c10::IntArrayRef(it->second.shape), source, ": tensor '", name, "' has shape ",
                     t.sizes(), ", expected ", c10::IntArrayRef(it->second.shape), " from the config");
-        n_quantized += assign_dense(it->second, name, t, options, nf4) ? 1 : 0;
+        n_quantized += assign_dense(it->second, name, t, options, nf4, source) ? 1 : 0;
     }
     return finish_load(model, slots, loaded, n_quantized, options, source);
 }

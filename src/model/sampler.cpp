@@ -13,10 +13,14 @@ namespace qlora::model {
 
 Sampler::Sampler(const SamplingOptions& options)
     : options_(options), state_(options.seed != 0 ? options.seed : 0x9E3779B97F4A7C15ULL) {
-    QLORA_CHECK(options.temperature >= 0.0, "temperature must be >= 0, got ", options.temperature);
+    // Written so that NaN fails every check (a comparison with NaN is false).
+    QLORA_CHECK(std::isfinite(options.temperature) && options.temperature >= 0.0,
+                "temperature must be a finite number >= 0, got ", options.temperature);
     QLORA_CHECK(options.top_k >= 0, "top-k must be >= 0, got ", options.top_k);
-    QLORA_CHECK(options.repetition_penalty > 0.0, "repetition penalty must be > 0, got ",
-                options.repetition_penalty);
+    QLORA_CHECK(std::isfinite(options.top_p), "top-p must be a finite number (<= 0 or >= 1 disables it), got ",
+                options.top_p);
+    QLORA_CHECK(std::isfinite(options.repetition_penalty) && options.repetition_penalty > 0.0,
+                "repetition penalty must be a finite number > 0, got ", options.repetition_penalty);
 }
 
 uint32_t Sampler::random_u32() {
@@ -28,12 +32,28 @@ uint32_t Sampler::random_u32() {
 
 float Sampler::random_f32() { return static_cast<float>(random_u32() >> 8) / 16777216.0f; }
 
+namespace {
+
+// NaN logits (a broken model) can be chosen by nothing: they become -inf.
+void replace_nan(float* p, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        if (std::isnan(p[i])) p[i] = -std::numeric_limits<float>::infinity();
+    }
+}
+
+// The first index holding the largest value; 0 when every value is -inf.
+int64_t argmax(const float* p, int64_t n) { return std::max_element(p, p + n) - p; }
+
+}  // namespace
+
 int64_t Sampler::sample(const at::Tensor& logits, const std::vector<int64_t>& history) {
     at::Tensor l = logits.detach().to(at::kCPU, at::kFloat).contiguous().view(-1);
     const int64_t n = l.numel();
+    QLORA_CHECK(n > 0, "sampler: empty logits (a model with vocab_size 0?)");
     const float* src = l.data_ptr<float>();
     probs_.assign(src, src + n);
     float* p = probs_.data();
+    replace_nan(p, n);
 
     if (options_.repetition_penalty != 1.0) {
         // CTRL / transformers: a seen token's logit is divided by the penalty when positive,
@@ -43,11 +63,15 @@ int64_t Sampler::sample(const at::Tensor& logits, const std::vector<int64_t>& hi
         for (int64_t id : seen) {
             if (id >= 0 && id < n) p[id] = p[id] > 0.0f ? p[id] / penalty : p[id] * penalty;
         }
+        replace_nan(p, n);  // 0 * inf, or a denormal penalty overflowing
     }
-    if (options_.temperature == 0.0) return std::max_element(p, p + n) - p;
+    if (options_.temperature == 0.0 || n == 1) return argmax(p, n);
 
+    // A denormal temperature overflows every logit to +-inf; the +inf ones then share the mass.
     const float temperature = static_cast<float>(options_.temperature);
+    if (!(temperature > 0.0f)) return argmax(p, n);  // a double too small for a float
     for (int64_t i = 0; i < n; ++i) p[i] /= temperature;
+    replace_nan(p, n);
     if (options_.top_k > 0 && options_.top_k < n) {
         // Keep the k largest logits (ties at the k-th value are kept too).
         std::vector<float> sorted(p, p + n);
@@ -58,11 +82,14 @@ int64_t Sampler::sample(const at::Tensor& logits, const std::vector<int64_t>& hi
             if (p[i] < kth) p[i] = -std::numeric_limits<float>::infinity();
         }
     }
-    // softmax, as run.c: subtract the max, expf, normalise.
+    // softmax, as run.c: subtract the max, expf, normalise. The max term gives exp(0) = 1, so the
+    // sum is >= 1; +inf logits (overflow) count as equal maxima.
     const float max = *std::max_element(p, p + n);
+    if (max == -std::numeric_limits<float>::infinity()) return 0;  // nothing finite to choose from
+    const bool infinite_max = std::isinf(max);
     float sum = 0.0f;
     for (int64_t i = 0; i < n; ++i) {
-        p[i] = std::exp(p[i] - max);
+        p[i] = infinite_max ? (p[i] == max ? 1.0f : 0.0f) : std::exp(p[i] - max);
         sum += p[i];
     }
     for (int64_t i = 0; i < n; ++i) p[i] /= sum;
@@ -75,7 +102,7 @@ int64_t Sampler::sample(const at::Tensor& logits, const std::vector<int64_t>& hi
             cdf += p[i];
             if (coin < cdf) return i;
         }
-        return n - 1;  // rounding
+        return n - 1;  // rounding, as run.c
     }
     // sample_topp: tokens below (1 - p) / (n - 1) cannot be in the nucleus, so skip sorting them.
     const float cutoff = (1.0f - top_p) / static_cast<float>(n - 1);
@@ -83,6 +110,9 @@ int64_t Sampler::sample(const at::Tensor& logits, const std::vector<int64_t>& hi
     for (int64_t i = 0; i < n; ++i) {
         if (p[i] >= cutoff) order_.emplace_back(p[i], static_cast<int32_t>(i));
     }
+    // The largest probability is >= 1/n >= cutoff, so the list is never empty; if rounding ever
+    // made it so, the most likely token is the nucleus.
+    if (order_.empty()) return argmax(p, n);
     std::sort(order_.begin(), order_.end(),
               [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
     float cumulative = 0.0f;

@@ -136,14 +136,19 @@ void AdamW::load_state_dict(const StateDict& state) {
         const std::string prefix = "state." + std::to_string(i) + ".";
         QLORA_CHECK(state.count(prefix + "step"), name_, ": optimizer state has no '", prefix,
                     "step' (saved for fewer parameters? this run has ", states_.size(), ")");
+        const at::Tensor& step = state.at(prefix + "step");
+        QLORA_CHECK(step.numel() == 1 && !step.is_floating_point() && step.item<int64_t>() >= 0, name_,
+                    ": optimizer state '", prefix, "step' must be one integer >= 0, found ", step.scalar_type(), " ",
+                    step.sizes());
         for (const auto& [key, t] : states_[i].tensors) {
             auto it = state.find(prefix + key);
             QLORA_CHECK(it != state.end(), name_, ": optimizer state has no '", prefix, key,
                         "' (saved by a different optimizer kind? ", name_, " keeps ",
                         states_[i].eight_bit ? "8-bit" : "32-bit", " states for parameter ", i, ")");
-            QLORA_CHECK(it->second.scalar_type() == t.scalar_type() && it->second.numel() == t.numel(), name_,
-                        ": optimizer state '", prefix, key, "' is ", it->second.scalar_type(), " with ",
-                        it->second.numel(), " elements, expected ", t.scalar_type(), " with ", t.numel(),
+            // state_dict() saves each state in its own shape, so anything else is a foreign file.
+            QLORA_CHECK(it->second.scalar_type() == t.scalar_type() && it->second.sizes() == t.sizes(), name_,
+                        ": optimizer state '", prefix, key, "' is ", it->second.scalar_type(), " ",
+                        it->second.sizes(), ", expected ", t.scalar_type(), " ", t.sizes(),
                         " (was it saved for a different model or rank?)");
         }
     }

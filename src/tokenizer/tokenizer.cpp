@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/parse_int.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -121,7 +122,7 @@ void Tokenizer::apply_config(const std::string& where) {
         for (const auto& [id, tok] : j["added_tokens_decoder"].items()) {
             if (tok.is_object() && tok.contains("content") && tok["content"].is_string()) {
                 try {
-                    added[tok["content"].get<std::string>()] = std::stoll(id);
+                    added[tok["content"].get<std::string>()] = parse_int64_or_fail(id, path_ + ": tokenizer_config.json added_tokens_decoder key");
                 } catch (const std::exception&) {
                     QLORA_FAIL(where, ": added_tokens_decoder key '", id, "' is not an id");
                 }
@@ -232,7 +233,7 @@ std::vector<AddedTokenInfo> Tokenizer::added_tokens() const {
             if (!tok.is_object() || !tok.contains("content") || !tok["content"].is_string())
                 continue;
             out.push_back(
-                {std::stoll(id), tok["content"].get<std::string>(), tok.value("special", false)});
+                {parse_int64_or_fail(id, "tokenizer_config.json added_tokens_decoder key"), tok["content"].get<std::string>(), tok.value("special", false)});
         }
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });

@@ -10,6 +10,7 @@
 #include "lora/lora_options.h"
 #include "train/config_fields.h"
 #include "train/config_validate.h"
+#include "train/yaml_checks.h"
 
 namespace qlora::train {
 namespace fs = std::filesystem;
@@ -144,6 +145,7 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
     TrainConfig config;
     ConfigSources sources;
     sources.file = path;
+    sources.problems = yaml_duplicate_keys(root, path);
     read_file_tree(root, config, sources);
     for (const std::string& o : overrides) apply_override(o, config, sources);
     apply_dependent_defaults(config, sources, path);

@@ -1,6 +1,8 @@
 // Range and name checks for every config key; messages say what was expected and what was found.
 #include "train/config_validate.h"
 
+#include "train/config_limits.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -204,6 +206,7 @@ void validate_config(const TrainConfig& config, ConfigSources& sources) {
     validate_data(config, sources);
     validate_loop_optim(config, sources);
     validate_rest(config, sources);
+    validate_config_limits(config, sources);
 }
 
 }  // namespace qlora::train

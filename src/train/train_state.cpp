@@ -1,6 +1,7 @@
 // Saving, finding and loading training checkpoints.
 #include "train/train_state.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -30,10 +31,44 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& output_
         const std::string name = entry.path().filename().string();
         if (!entry.is_directory() || !std::regex_match(name, m, kStepDir)) continue;
         if (!fs::exists(entry.path() / "trainer_state.json")) continue;  // not ours / incomplete
+        if (m[1].length() > 18) continue;  // beyond int64: not a step we wrote
         out.emplace_back(std::stoll(m[1].str()), entry.path());
     }
     std::sort(out.begin(), out.end());
     return out;
+}
+
+// A skipped non-finite step records a NaN loss, which JSON writes as null.
+std::vector<double> read_losses(const std::string& path, const nlohmann::json& j) {
+    QLORA_CHECK(j.is_array(), path, ": malformed trainer state: 'losses' must be an array, found ", j.type_name());
+    std::vector<double> out;
+    out.reserve(j.size());
+    for (const auto& x : j) {
+        QLORA_CHECK(x.is_number() || x.is_null(), path, ": malformed trainer state: 'losses' must hold numbers, found ",
+                    x.type_name());
+        out.push_back(x.is_null() ? std::nan("") : x.get<double>());
+    }
+    return out;
+}
+
+void check_counters(const std::string& path, const TrainState& s) {
+    QLORA_CHECK(s.step >= 0 && s.cursor.epoch >= 0 && s.cursor.index >= 0, path,
+                ": malformed trainer state: step, epoch and batch_index must be >= 0, found step ", s.step,
+                ", epoch ", s.cursor.epoch, ", batch_index ", s.cursor.index);
+    QLORA_CHECK(static_cast<int64_t>(s.losses.size()) <= s.step, path, ": malformed trainer state: ",
+                s.losses.size(), " losses for ", s.step, " steps");
+}
+
+// The byte size of torch's CPU generator state in this build (it depends on the LibTorch version).
+int64_t cpu_rng_state_bytes() { return at::detail::getDefaultCPUGenerator().get_state().numel(); }
+
+// An RNG state must be the uint8 vector torch's generator wrote (expected_bytes < 0: any length).
+void check_rng_state(const std::string& path, const char* name, const at::Tensor& t, int64_t expected_bytes) {
+    if (!t.defined()) return;
+    QLORA_CHECK(t.scalar_type() == at::kByte && t.dim() == 1 && (expected_bytes < 0 || t.numel() == expected_bytes),
+                path, ": malformed trainer state: '", name, "' must be a uint8 vector of ",
+                expected_bytes < 0 ? std::string("generator state bytes") : std::to_string(expected_bytes) + " bytes",
+                ", found ", t.scalar_type(), " ", t.sizes());
 }
 
 }  // namespace
@@ -91,12 +126,14 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
         out.state.step = j.at("step").get<int64_t>();
         out.state.cursor.epoch = j.at("epoch").get<int64_t>();
         out.state.cursor.index = j.at("batch_index").get<int64_t>();
-        out.state.losses = j.at("losses").get<std::vector<double>>();
+        out.state.losses = read_losses(json_path.string(), j.at("losses"));
     } catch (const nlohmann::json::exception& e) {
         QLORA_FAIL(json_path.string(), ": malformed trainer state (", e.what(), ")");
     }
+    check_counters(json_path.string(), out.state);
     out.adapter = lora::load_peft_adapter(dir);
-    io::SafetensorsReader reader((fs::path(dir) / "trainer_state.safetensors").string());
+    const std::string tensors_path = (fs::path(dir) / "trainer_state.safetensors").string();
+    io::SafetensorsReader reader(tensors_path);
     for (const std::string& name : reader.names()) {
         if (name.rfind("optimizer.", 0) == 0) {
             out.state.optimizer[name.substr(10)] = reader.load(name);
@@ -106,6 +143,8 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
             out.state.cuda_rng = reader.load(name);
         }
     }
+    check_rng_state(tensors_path, "rng.cpu", out.state.cpu_rng, cpu_rng_state_bytes());
+    check_rng_state(tensors_path, "rng.cuda", out.state.cuda_rng, -1);
     return out;
 }
 

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "optim/grad_clip.h"
 #include "train/loss.h"
+#include "train/nonfinite_report.h"
 
 namespace qlora::train {
 
@@ -36,9 +37,7 @@ WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader, std::
     r.grad_norm = optim::clip_grad_norm(params, clip);
     if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
         optimizer.zero_grad();
-        QLORA_RUNTIME_CHECK(o.skip_nonfinite, "non-finite ", std::isfinite(r.loss) ? "gradient norm" : "loss",
-                            " at step ", step, " (loss ", r.loss, ", grad_norm ", r.grad_norm,
-                            "); stopping without saving. Lower optim.lr, or set train.skip_nonfinite: true");
+        QLORA_RUNTIME_CHECK(o.skip_nonfinite, nonfinite_step_message(model, step, r.loss, r.grad_norm));
         log_warn("step ", step, ": non-finite loss or gradient, update skipped");
         return r;
     }

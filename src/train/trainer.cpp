@@ -20,11 +20,14 @@
 #include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
 #include "model/llama_loader.h"
+#include "model/vocab_check.h"
 #include "tokenizer/tokenizer.h"
 #include "train/eval_loop.h"
+#include "train/jsonl_repair.h"
 #include "train/metrics_writer.h"
 #include "train/qat_options.h"
 #include "train/recipe.h"
+#include "train/resume_checks.h"
 #include "train/train_state.h"
 #include "train/train_step.h"
 
@@ -107,6 +110,7 @@ void Trainer::State::build_data() {
 
 void Trainer::State::build_model() {
     model = model::load_llama(config.model.path, recipe.load);
+    model::check_vocab_fits(tok->vocab_size(), config.model.path, model->config(), config.model.path);
     lora::apply_lora(*model, recipe.lora);
     lora::set_gradient_checkpointing(*model, config.train.gradient_checkpointing);
     if (recipe.qat) {
@@ -135,7 +139,7 @@ void Trainer::State::restore_checkpoint() {
                     ", the model expects ", t.sizes());
         t.copy_(it->second);
     }
-    optimizer->load_state_dict(ck.state.optimizer);
+    restore_optimizer_state(*optimizer, ck.state.optimizer, from);
     state = ck.state;
     loader->restore(state.cursor);
     if (state.cpu_rng.defined()) {
@@ -155,6 +159,7 @@ void Trainer::State::open_outputs() {
     const std::string& out = config.output.dir;
     fs::create_directories(out);
     save_resolved_config(config, (fs::path(out) / "config.resolved.yaml").string());
+    if (resume_from) drop_partial_last_line((fs::path(out) / "metrics.jsonl").string());  // killed mid-line
     metrics = std::make_unique<MetricsWriter>(out, resume_from.has_value(), total_steps, config.train.log_every);
 }
 

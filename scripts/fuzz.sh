@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# libFuzzer runs of the parser targets in fuzz/ (clang 14 from Debian, ASan + UBSan).
+#   scripts/fuzz.sh TARGET SECONDS     run one target (safetensors or fuzz_safetensors) for SECONDS
+#   scripts/fuzz.sh --smoke [SECONDS]  every target for SECONDS each (default 20): the CI check
+#   scripts/fuzz.sh --build            configure and build build-fuzz only
+#   scripts/fuzz.sh --list             the targets
+# The build folder is build-fuzz (QLORA_FUZZ_BUILD); when build/libqlora_core.a exists (an ordinary
+# build) only the parser sources are compiled again, instrumented. Seeds come from
+# fuzz/corpus/<target>/ (kept small, in the repository); new inputs go to build-fuzz/corpus/<target>/,
+# crashes to build-fuzz/artifacts/<target>/. Exit status: 0 when no target found anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${QLORA_FUZZ_BUILD:-$ROOT/build-fuzz}
+JOBS=${QLORA_FUZZ_JOBS:-2}
+PYTHON=${QLORA_PYTHON:-$HOME/.cache/qlora-cpp/venv/bin/python}
+export QLORA_FUZZ_TOKENIZER_MODEL=${QLORA_FUZZ_TOKENIZER_MODEL:-$ROOT/../shared/data/stories260K/tok512.model}
+
+targets() { ls fuzz/fuzz_*.cpp | sed 's|fuzz/||; s|\.cpp$||' | grep -v '^fuzz_support$'; }
+
+build() {
+    if [[ ! -f $BUILD/build.ninja ]]; then
+        local core=()
+        [[ -f $ROOT/build/libqlora_core.a ]] && core=(-DQLORA_FUZZ_CORE_LIB="$ROOT/build/libqlora_core.a")
+        CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQLORA_FUZZ=ON \
+            -DQLORA_BUILD_TESTS=OFF -DQLORA_PYTHON="$PYTHON" "${core[@]}" >/dev/null
+    fi
+    cmake --build "$BUILD" -j"$JOBS" --target $(targets)
+}
+
+# Largest input per target: enough for every seed and for the structures each format nests.
+max_len() {
+    case $1 in
+        fuzz_records) echo 65536 ;;
+        fuzz_safetensors|fuzz_trainer_state) echo 16384 ;;
+        *) echo 8192 ;;
+    esac
+}
+
+run() {
+    local target=$1 seconds=$2
+    local corpus=$BUILD/corpus/$target artifacts=$BUILD/artifacts/$target/
+    mkdir -p "$corpus" "$artifacts"
+    [[ -d fuzz/corpus/$target ]] && cp -n fuzz/corpus/$target/* "$corpus"/ 2>/dev/null || true
+    echo "== $target: $seconds s"
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        "$BUILD/fuzz/$target" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+        -max_len="$(max_len "$target")" -artifact_prefix="$artifacts" -print_final_stats=1 2>&1 |
+        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|FUZZ FINDING|ERROR:|SUMMARY:|Test unit written" || true
+    local found
+    found=$(ls "$artifacts" | wc -l)
+    [[ $found -eq 0 ]] || { echo "$target: $found finding(s) in $artifacts"; return 1; }
+}
+
+case ${1:-} in
+    --list) targets ;;
+    --build) build ;;
+    --smoke)
+        build >/dev/null
+        status=0
+        for t in $(targets); do run "$t" "${2:-20}" || status=1; done
+        exit $status ;;
+    ""|-h|--help) sed -n '2,12p' "$0"; exit 2 ;;
+    *)
+        target=$1
+        [[ $target == fuzz_* ]] || target=fuzz_$target
+        [[ -f fuzz/$target.cpp ]] || { echo "unknown target $1; one of: $(targets | tr '\n' ' ')"; exit 2; }
+        build >/dev/null
+        run "$target" "${2:-60}" ;;
+esac

@@ -1,0 +1,264 @@
+// Fault injection on real qlora-train / qlora-export runs (stories260K, CPU): SIGKILL at random
+// moments (some while a checkpoint is being written) and --resume auto ends bit-identical to an
+// uninterrupted run; a file-size limit hit mid-checkpoint or mid-export is a clear error that
+// leaves the previous checkpoint/output intact; a read-only output folder is refused before
+// training; a second run on the same output folder is refused by a lock a killed run never leaves
+// stuck.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "io/safetensors.h"
+#include "robustness/robustness_support.h"
+#include "train/train_state.h"
+
+namespace qlora {
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+std::string write_config(const std::string& dir, int steps, int save_every) {
+    const std::string path = dir + "/train.yaml";
+    std::ofstream(path)
+        << "model: {path: " << test::shared_data("stories260K/hf") << "}\n"
+        << "quant: {type: nf4, blocksize: 64, double_quant: true}\n"
+        << "lora: {r: 4, alpha: 8, dropout: 0.1, targets: all-linear}\n"
+        << "data: {train: " << test::shared_data("instruct/alpaca_tiny_100.json")
+        << ", format: alpaca, template: alpaca, max_seq_len: 128}\n"
+        << "train: {max_steps: " << steps << ", micro_batch: 2, grad_accum: 2, seed: 11}\n"
+        << "optim: {name: adamw_32bit, lr: 3.0e-3, schedule: cosine, warmup_steps: 2}\n"
+        << "eval: {every: 0}\n"
+        << "output: {dir: " << dir << "/run, save_every: " << save_every << ", keep: 2}\n"
+        << "hardware: {device: cpu}\n";
+    return path;
+}
+
+// A child in its own process group running `argv` with stdout+stderr to `log`, optionally under a
+// file-size limit (bytes).
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log,
+            rlim_t fsize_limit = RLIM_INFINITY) {
+    const pid_t pid = fork();
+    if (pid != 0) return pid;
+    setpgid(0, 0);
+    if (fsize_limit != RLIM_INFINITY) {
+        struct rlimit r {
+            fsize_limit, fsize_limit
+        };
+        setrlimit(RLIMIT_FSIZE, &r);
+    }
+    freopen(log.c_str(), "a", stdout);
+    freopen(log.c_str(), "a", stderr);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+}
+
+int wait_exit(pid_t pid) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<std::string> train_argv(const std::string& config,
+                                    const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {test::tool("qlora-train"), config};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+}
+
+std::map<int64_t, double> losses(const std::string& run_dir) {
+    std::map<int64_t, double> out;
+    std::ifstream in(run_dir + "/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line);  // every line must be valid JSON, also after kills
+        if (j.contains("loss")) out[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    }
+    return out;
+}
+
+bool checkpoint_being_written(const std::string& run_dir) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run_dir + "/checkpoints", ec)) {
+        if (e.path().filename().string().find(".tmp-") != std::string::npos) return true;
+    }
+    return false;
+}
+
+void expect_same_adapter(const std::string& a, const std::string& b) {
+    io::SafetensorsReader wa(a + "/adapter_model.safetensors");
+    io::SafetensorsReader wb(b + "/adapter_model.safetensors");
+    ASSERT_EQ(wa.names(), wb.names());
+    for (const auto& name : wa.names())
+        EXPECT_TRUE(test::tensors_identical(wa.load(name), wb.load(name))) << name;
+}
+
+// One run killed again and again (random moments; every third kill lands while a checkpoint
+// folder is being written), each time continued with --resume auto, until it completes.
+TEST(FaultInjection, SigkillAtRandomMomentsThenResumeIsBitIdentical) {
+    constexpr int kTrials = 20;
+    const std::string a = test::scratch_dir("fault_kill_ref");
+    const std::string b = test::scratch_dir("fault_kill_chain");
+    const auto t0 = clock_type::now();
+    auto ref = test::run_command(test::tool("qlora-train") + " " + write_config(a, 16, 2));
+    ASSERT_EQ(ref.exit_code, 0) << ref.output;
+    const double full_ms =
+        std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+
+    const std::string config = write_config(b, 16, 2);
+    std::mt19937_64 rng(1234);
+    int kills = 0, during_checkpoint = 0, resumes = 0, finished_early = 0;
+    bool done = false;
+    for (int trial = 0; trial < kTrials && !done; ++trial) {
+        const pid_t pid = spawn(train_argv(config, {"--resume", "auto"}), b + "/log");
+        const bool at_checkpoint = trial % 3 == 2;
+        const auto deadline =
+            clock_type::now() +
+            std::chrono::milliseconds(static_cast<int64_t>(
+                std::uniform_real_distribution<double>(0.05, 1.0)(rng) * full_ms));
+        const auto give_up = clock_type::now() + std::chrono::seconds(60);
+        int status = 0;
+        bool exited = false;
+        while (clock_type::now() < give_up) {
+            if (waitpid(pid, &status, WNOHANG) == pid) {
+                exited = true;
+                break;
+            }
+            const bool now = at_checkpoint ? checkpoint_being_written(b + "/run")
+                                           : clock_type::now() >= deadline;
+            if (now) break;
+            std::this_thread::sleep_for(std::chrono::microseconds(300));
+        }
+        if (exited) {
+            ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                << test::read_text(b + "/log");
+            ++finished_early;
+            done = true;
+            break;
+        }
+        kill(-pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ++kills;
+        during_checkpoint += at_checkpoint ? 1 : 0;
+        resumes += 1;
+    }
+    if (!done) {
+        const pid_t pid = spawn(train_argv(config, {"--resume", "auto"}), b + "/log");
+        ASSERT_EQ(wait_exit(pid), 0) << test::read_text(b + "/log");
+    }
+    std::printf(
+        "[fault injection] %d SIGKILLs (%d while a checkpoint was being written), %d resumes; "
+        "reference run %.0f ms\n",
+        kills, during_checkpoint, resumes, full_ms);
+    RecordProperty("sigkills", kills);
+    EXPECT_GE(kills, kTrials / 2) << "the runs finished before most kills";
+    EXPECT_EQ(losses(a + "/run"), losses(b + "/run"));
+    expect_same_adapter(a + "/run/adapter", b + "/run/adapter");
+}
+
+TEST(FaultInjection, FileSizeLimitDuringACheckpointKeepsThePreviousOne) {
+    const std::string dir = test::scratch_dir("fault_fsize_ckpt");
+    const std::string config = write_config(dir, 4, 2);
+    auto first = test::run_command(test::tool("qlora-train") + " " + config);
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+    const std::string ckpt = dir + "/run/checkpoints/step-4";
+    const auto before = test::tree_digest(ckpt);
+    ASSERT_GT(fs::file_size(ckpt + "/trainer_state.safetensors"), 48u * 1024);
+    const pid_t pid = spawn(train_argv(config, {"train.max_steps=8", "--resume", "auto"}),
+                            dir + "/log", 48 * 1024);
+    EXPECT_EQ(wait_exit(pid), 1) << test::read_text(dir + "/log");
+    const std::string log = test::read_text(dir + "/log");
+    const auto errors = test::error_lines(log);
+    ASSERT_EQ(errors.size(), 1u) << log;
+    EXPECT_NE(errors[0].find("File too large"), std::string::npos) << log;
+    EXPECT_EQ(test::tree_digest(ckpt), before);
+    EXPECT_EQ(train::latest_checkpoint(dir + "/run"), std::optional<std::string>(ckpt));
+    EXPECT_NO_THROW(train::load_checkpoint(ckpt));
+    auto resumed = test::run_command(test::tool("qlora-train") + " " + config +
+                                     " train.max_steps=6 --resume auto");
+    EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+}
+
+TEST(FaultInjection, FileSizeLimitDuringAnExportKeepsThePreviousOutput) {
+    const std::string dir = test::scratch_dir("fault_fsize_export");
+    test::write_small_adapter(dir + "/adapter");
+    const std::vector<std::string> argv = {test::tool("qlora-export"),
+                                           "--base",
+                                           test::shared_data("stories260K/hf"),
+                                           "--adapter",
+                                           dir + "/adapter",
+                                           "--format",
+                                           "hf-bf16",
+                                           "--out",
+                                           dir + "/out",
+                                           "--overwrite"};
+    ASSERT_EQ(wait_exit(spawn(argv, dir + "/log0")), 0) << test::read_text(dir + "/log0");
+    const auto before = test::tree_digest(dir + "/out");
+    EXPECT_EQ(wait_exit(spawn(argv, dir + "/log", 64 * 1024)), 1) << test::read_text(dir + "/log");
+    EXPECT_NE(test::read_text(dir + "/log").find("File too large"), std::string::npos)
+        << test::read_text(dir + "/log");
+    EXPECT_EQ(test::tree_digest(dir + "/out"), before);
+    for (const auto& e : fs::directory_iterator(dir)) {
+        EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+    }
+}
+
+// As root a chmod does not stop writes, so the folder is a read-only tmpfs in a private mount
+// namespace (unshare -m); otherwise a chmod'ed folder.
+TEST(FaultInjection, ReadOnlyOutputFolderIsRefusedBeforeTraining) {
+    const std::string dir = test::scratch_dir("fault_readonly");
+    const std::string config = write_config(dir, 4, 2);
+    fs::create_directories(dir + "/run");
+    std::string command = test::tool("qlora-train") + " " + config;
+    if (::geteuid() == 0) {
+        command =
+            "unshare -m sh -c 'mount -t tmpfs -o ro tmpfs " + dir + "/run && " + command + "'";
+    } else {
+        fs::permissions(dir + "/run", fs::perms::owner_read | fs::perms::owner_exec);
+    }
+    const auto t0 = clock_type::now();
+    auto r = test::run_command(command);
+    fs::permissions(dir + "/run", fs::perms::owner_all);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("is not writable"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("refusing to start training"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("step 1"), std::string::npos) << r.output;
+    EXPECT_LT(std::chrono::duration<double>(clock_type::now() - t0).count(), 20.0);
+}
+
+TEST(FaultInjection, SecondRunOnTheSameOutputIsRefusedAndAKilledRunLeavesNoStaleLock) {
+    const std::string dir = test::scratch_dir("fault_lock");
+    const std::string config = write_config(dir, 400, 2);
+    const pid_t first = spawn(train_argv(config), dir + "/log1");
+    const auto deadline = clock_type::now() + std::chrono::seconds(60);
+    while (clock_type::now() < deadline &&
+           !fs::exists(dir + "/run/checkpoints/step-2/trainer_state.json")) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(fs::exists(dir + "/run/checkpoints/step-2")) << test::read_text(dir + "/log1");
+    auto second = test::run_command(test::tool("qlora-train") + " " + config + " --resume auto");
+    EXPECT_EQ(second.exit_code, 2) << second.output;
+    EXPECT_NE(second.output.find("is in use by another qlora-train run"), std::string::npos)
+        << second.output;
+    kill(-first, SIGKILL);
+    wait_exit(first);
+    auto third = test::run_command(test::tool("qlora-train") + " " + config +
+                                   " train.max_steps=4 --resume auto");
+    EXPECT_EQ(third.exit_code, 0) << third.output;
+}
+
+}  // namespace
+}  // namespace qlora
