@@ -21,6 +21,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/templates.h"
+#include "dist/replicas.h"
 #include "export/peft_adapter.h"
 #include "io/atomic_file.h"
 #include "lora/apply_lora.h"
@@ -94,9 +95,11 @@ struct Trainer::State {
     std::unique_ptr<optim::LrSchedule> schedule;
     int64_t total_steps = 0;
     TrainState state;
-    std::ofstream metrics;
+    std::ofstream metrics;  // opened on rank 0 only: writes elsewhere go nowhere
     std::string output_dir;
     bool qat_on = false;  // fake quantization switched on (from qat.start_step)
+    // Data parallelism under torchrun; a single process otherwise (then every call is a no-op).
+    std::unique_ptr<dist::Replicas> replicas;
 };
 
 Trainer::Trainer(TrainConfig config, std::string resume) : s_(std::make_unique<State>()) {
@@ -110,7 +113,11 @@ void Trainer::setup() {
     State& s = *s_;
     const TrainConfig& c = s.config;
     check_paths(c);
-    s.device = resolve_device(c.hardware.device);
+    dist::WorldOptions world_options;
+    world_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.hardware.dist_timeout_s * 1000));
+    s.replicas = std::make_unique<dist::Replicas>(resolve_device(c.hardware.device), c.train.grad_accum,
+                                                  c.hardware.parallel, world_options);
+    s.device = s.replicas->device();
     s.dtype = c.model.dtype == "auto" ? default_compute_dtype(s.device) : parse_dtype(c.model.dtype);
     s.output_dir = c.output.dir;
     at::manual_seed(c.train.seed);
@@ -138,7 +145,7 @@ void Trainer::setup() {
         eo.group_by_length = false;
         s.eval_loader = std::make_unique<data::DataLoader>(std::move(splits.eval), eo);
     }
-    const int64_t per_epoch = (s.loader->batches_in_epoch(0) + c.train.grad_accum - 1) / c.train.grad_accum;
+    const int64_t per_epoch = s.replicas->steps_per_epoch(s.loader->batches_in_epoch(0));
     s.total_steps = c.train.max_steps ? *c.train.max_steps : c.train.epochs.value_or(1) * per_epoch;
 
     model::LoadOptions load;
@@ -163,6 +170,7 @@ void Trainer::setup() {
         log_info("QAT: ", describe_qat(c));
     }
     for (auto& [name, t] : lora::adapter_parameters(*s.model)) s.params.push_back(t);
+    s.replicas->init_parameters(s.params);
 
     optim::OptimOptions oo;
     oo.beta1 = c.optim.betas.at(0);
@@ -195,6 +203,12 @@ void Trainer::setup() {
                         it->second.sizes(), ", the model expects ", t.sizes());
             t.copy_(it->second);
         }
+        const int64_t window = c.train.grad_accum * s.replicas->world_size();
+        QLORA_CHECK(ck.state.window_micro_batches == 0 || ck.state.window_micro_batches == window, *resume_from,
+                    ": was trained on ", ck.state.world_size, " rank(s) with ", ck.state.window_micro_batches,
+                    " micro-batches per step; this run has ", s.replicas->world_size(), " x grad_accum ",
+                    c.train.grad_accum, " = ", window, ", so its data shards cannot continue exactly; set "
+                    "train.grad_accum so that world size x grad_accum = ", ck.state.window_micro_batches);
         s.optimizer->load_state_dict(ck.state.optimizer);
         s.state = ck.state;
         s.loader->restore(s.state.cursor);
@@ -211,10 +225,14 @@ void Trainer::setup() {
         log_info("resumed from ", *resume_from, " at step ", s.state.step);
     }
 
-    fs::create_directories(s.output_dir);
-    save_resolved_config(c, (fs::path(s.output_dir) / "config.resolved.yaml").string());
-    s.metrics.open(fs::path(s.output_dir) / "metrics.jsonl", resume_from ? std::ios::app : std::ios::trunc);
-    QLORA_RUNTIME_CHECK(s.metrics.good(), "cannot write ", s.output_dir, "/metrics.jsonl");
+    s.replicas->on_main(
+        [&] {
+            fs::create_directories(s.output_dir);
+            save_resolved_config(c, (fs::path(s.output_dir) / "config.resolved.yaml").string());
+            s.metrics.open(fs::path(s.output_dir) / "metrics.jsonl", resume_from ? std::ios::app : std::ios::trunc);
+            QLORA_RUNTIME_CHECK(s.metrics.good(), "cannot write ", s.output_dir, "/metrics.jsonl");
+        },
+        "the output folder");
 
     int64_t trainable = 0;
     for (const auto& p : s.params) trainable += p.numel();
@@ -243,6 +261,8 @@ TrainResult Trainer::train() {
     };
     auto snapshot_state = [&] {
         s.state.cursor = s.loader->state();
+        s.state.world_size = s.replicas->world_size();
+        s.state.window_micro_batches = c.train.grad_accum * s.replicas->world_size();
         s.state.optimizer = s.optimizer->state_dict();
         s.state.cpu_rng = at::detail::getDefaultCPUGenerator().get_state();
 #ifdef QLORA_WITH_CUDA
@@ -256,19 +276,21 @@ TrainResult Trainer::train() {
         if (b.position_ids.defined()) b.position_ids = b.position_ids.to(s.device);
     };
 
-    Progress progress("train", s.total_steps, "step");
+    Progress progress("train", s.total_steps, "step", s.replicas->is_main() ? -1 : 0);
     auto t_start = std::chrono::steady_clock::now();
     while (s.state.step < s.total_steps) {
         s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, s.metrics);
         auto t0 = std::chrono::steady_clock::now();
         // The window's micro-batches first: the loss divides by all their label tokens.
-        std::vector<data::Batch> window;
+        // Under data parallelism this rank's share of the global window; the counts are global.
+        std::vector<data::Batch> window = s.replicas->next_window(*s.loader);
         int64_t window_labels = 0, window_tokens = 0;
-        for (int64_t i = 0; i < c.train.grad_accum; ++i) {
-            window.push_back(s.loader->next());
-            window_labels += shifted_label_count(window.back());
-            window_tokens += window.back().num_tokens;
+        for (const data::Batch& b : window) {
+            window_labels += shifted_label_count(b);
+            window_tokens += b.num_tokens;
         }
+        window_labels = s.replicas->sum(window_labels);
+        window_tokens = s.replicas->sum(window_tokens);
         double loss_sum = 0.0;
         if (window_labels > 0) {
             for (data::Batch& b : window) {
@@ -282,6 +304,8 @@ TrainResult Trainer::train() {
                 (loss / static_cast<double>(window_labels)).backward();
             }
         }
+        loss_sum = s.replicas->sum(loss_sum);
+        s.replicas->sync_gradients(s.params);  // before clipping: every rank clips the same sum
         const double loss = window_labels > 0 ? loss_sum / static_cast<double>(window_labels) : 0.0;
         const double grad_norm = optim::clip_grad_norm(
             s.params, c.optim.max_grad_norm > 0 ? c.optim.max_grad_norm : std::numeric_limits<double>::infinity());
@@ -315,7 +339,8 @@ TrainResult Trainer::train() {
         std::snprintf(extra, sizeof(extra), "loss=%.4f lr=%.2e grad_norm=%.3f tok/s=%.0f mem=%.0fMiB", loss, lr,
                       grad_norm, static_cast<double>(window_tokens) / dt, peak_memory_mb(s.device));
         progress.update(s.state.step, extra);
-        if (!progress.enabled() && (s.state.step % c.train.log_every == 0 || s.state.step == s.total_steps)) {
+        if (s.replicas->is_main() && !progress.enabled() &&
+            (s.state.step % c.train.log_every == 0 || s.state.step == s.total_steps)) {
             std::printf("step=%lld/%lld %s\n", static_cast<long long>(s.state.step),
                         static_cast<long long>(s.total_steps), extra);
             std::fflush(stdout);
@@ -330,6 +355,7 @@ TrainResult Trainer::train() {
             const int64_t batches = s.eval_loader->batches_in_epoch(0);
             const int64_t limit = c.eval.max_batches > 0 ? std::min(batches, c.eval.max_batches) : batches;
             for (int64_t i = 0; i < limit; ++i) {
+                if (!s.replicas->owns_eval_batch(i)) continue;  // dealt round-robin over ranks
                 data::Batch b = s.eval_loader->batch_at(0, i);
                 to_device(b);
                 model::ForwardOptions fo;
@@ -338,8 +364,10 @@ TrainResult Trainer::train() {
                 sum += summed_loss(s.model->forward(b.tokens, 0, nullptr, fo), b.labels).item<double>();
                 count += shifted_label_count(b);
             }
+            sum = s.replicas->sum(sum);
+            count = s.replicas->sum(count);
             // Sample generations: greedy, from each configured prompt in the training template.
-            for (const std::string& prompt : c.eval.prompts) {
+            for (const std::string& prompt : s.replicas->is_main() ? c.eval.prompts : std::vector<std::string>{}) {
                 model::GenerateOptions go;
                 go.max_new_tokens = c.eval.max_new_tokens;
                 go.stop_ids = {s.tok->eos_id()};
@@ -363,16 +391,23 @@ TrainResult Trainer::train() {
             e["eval_perplexity"] = std::exp(eval_loss);
             e["eval_tokens"] = count;
             s.metrics << e.dump() << '\n' << std::flush;
-            std::printf("eval step=%lld eval_loss=%.4f eval_perplexity=%.3f\n", static_cast<long long>(s.state.step),
-                        eval_loss, std::exp(eval_loss));
+            if (s.replicas->is_main()) {
+                std::printf("eval step=%lld eval_loss=%.4f eval_perplexity=%.3f\n",
+                            static_cast<long long>(s.state.step), eval_loss, std::exp(eval_loss));
+            }
             std::fflush(stdout);
         }
 
-        const bool interrupted = g_interrupted.load();
+        // Every rank stops at the same step, whichever of them saw the signal.
+        const bool interrupted = s.replicas->any(g_interrupted.load());
         if ((c.output.save_every > 0 && s.state.step % c.output.save_every == 0 && !last) || interrupted) {
             snapshot_state();
-            std::string path = save_checkpoint(s.output_dir, adapter_snapshot(), s.state, c.output.keep);
-            log_info("saved checkpoint ", path);
+            s.replicas->on_main(
+                [&] {
+                    std::string path = save_checkpoint(s.output_dir, adapter_snapshot(), s.state, c.output.keep);
+                    log_info("saved checkpoint ", path);
+                },
+                "a checkpoint");
         }
         if (interrupted && !last) {
             progress.finish();
@@ -386,12 +421,14 @@ TrainResult Trainer::train() {
     progress.finish();
 
     const std::string adapter_dir = (fs::path(s.output_dir) / "adapter").string();
-    {
-        io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
-        exporting::save_peft_adapter(dir.path(), adapter_snapshot());
-        dir.commit();
-    }
-    log_info("final adapter: ", adapter_dir);
+    s.replicas->on_main(
+        [&] {
+            io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
+            exporting::save_peft_adapter(dir.path(), adapter_snapshot());
+            dir.commit();
+            log_info("final adapter: ", adapter_dir);
+        },
+        "the final adapter");
     result.steps = s.state.step;
     result.losses = s.state.losses;
     result.adapter_dir = adapter_dir;
