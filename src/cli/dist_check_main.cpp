@@ -95,6 +95,8 @@ nlohmann::json check_data_parallel(dist::Collectives& comm, const std::string& o
                         "gradient bucket: rank ", r, " got ", params[0].grad()[0][0].item<float>(),
                         ", ", params[1].grad()[0][0].item<float>(), ", expected ", tri, ", ",
                         2 * tri);
+    const nlohmann::json first_window = {params[0].grad()[0][0].item<float>(),
+                                         params[1].grad()[0][0].item<float>()};
     // A second window: gradients are now views of the bucket; backward-style in-place
     // accumulation into them must reduce the same way, without a copy.
     const void* view = params[0].grad().data_ptr();
@@ -126,9 +128,7 @@ nlohmann::json check_data_parallel(dist::Collectives& comm, const std::string& o
         QLORA_RUNTIME_CHECK(std::filesystem::exists(marker), "rank ", r, ": ", marker.string(),
                             " missing after the rank-0 write");
     }
-    return {{"grad", {params[0].grad()[0][0].item<float>(), params[1].grad()[0][0].item<float>()}},
-            {"tokens", tokens},
-            {"loss_sum", loss}};
+    return {{"grad", first_window}, {"tokens", tokens}, {"loss_sum", loss}};
 }
 
 void fail_on_purpose(dist::World& world, int fail_rank, const std::string& mode) {

@@ -181,6 +181,10 @@ MemoryPlan plan_memory(const PlanInputs& in) {
         p.qat_transient = max_weight * (3 * 4 + e);
         if (in.qat_merge_aware) p.qat_transient += max_weight * (1 + 4) + n_tok * max_in_out * 4;
     }
+    if (in.offload_activations && in.checkpointing && c.num_hidden_layers > 2) {
+        p.host_activations = (c.num_hidden_layers - 2) * n_tok * c.hidden_size * e;
+        p.activations -= p.host_activations;
+    }
     apply_parallel(in, targets, p);
     return p;
 }
@@ -207,6 +211,7 @@ std::string MemoryPlan::describe() const {
         s += row("collective buffers", comm_buffers);
     }
     s += row("total", total());
+    if (host_activations > 0) s += row("host: offloaded ckpts", host_activations);
     s += row("total without paged", total_without_paged());
     return s;
 }

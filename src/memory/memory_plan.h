@@ -46,6 +46,9 @@ struct PlanInputs {
     // rank: each rank trains its own micro_batch × seq_len.
     int64_t world_size = 1;
     ParallelMode parallel = ParallelMode::kData;
+    // With checkpointing: the saved layer inputs live in pinned host memory and come back one
+    // layer ahead of its backward recompute (two layers' inputs stay on the device).
+    bool offload_activations = false;
 };
 
 // Every figure in bytes.
@@ -71,6 +74,7 @@ struct MemoryPlan {
     int64_t comm_buffers = 0;
     int64_t world_size = 1;
     ParallelMode parallel = ParallelMode::kData;
+    int64_t host_activations = 0;  // offloaded checkpoints, in host RAM (not in total())
 
     int64_t total() const {
         return quantized_weights + dense_weights + lora_params + lora_grads + optimizer_resident +

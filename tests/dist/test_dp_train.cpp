@@ -121,7 +121,7 @@ TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
     if (pid == 0) {
         setpgid(0, 0);
         const std::string cmd = "exec " +
-                                torchrun(2, write_config(cut, 2, 5), "", "--monitor-interval=30") +
+                                torchrun(2, write_config(cut, 2, 5), "", "--monitor-interval=15") +
                                 " > " + log + " 2>&1";
         execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
         _exit(127);
@@ -160,7 +160,7 @@ TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
     EXPECT_NE(out.find("qlora-train: error: dist: rank 1 of 2 did not reach "), std::string::npos)
         << out;
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t_kill).count(),
-              5 + 30 + 15)
+              5 + 15 + 30)
         << out;
     ASSERT_FALSE(fs::exists(cut + "/run/adapter")) << "the run finished before rank 1 was killed";
 
