@@ -5,7 +5,7 @@ find_program(QLORA_CCACHE ccache)
 if(QLORA_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
     get_filename_component(_qlora_ccache_base "${CMAKE_SOURCE_DIR}/.." ABSOLUTE)
     set(_qlora_ccache ${CMAKE_COMMAND} -E env
-        "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+        "CCACHE_SLOPPINESS=pch_defines,time_macros"
         "CCACHE_BASEDIR=${_qlora_ccache_base}" ${QLORA_CCACHE})
     set(CMAKE_CXX_COMPILER_LAUNCHER ${_qlora_ccache})
     set(CMAKE_CUDA_COMPILER_LAUNCHER ${_qlora_ccache})

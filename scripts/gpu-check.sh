@@ -13,7 +13,8 @@
 # On the GPU machine the .debs are unpacked into /tmp/deps (never into /). When .gpu-bin runs there
 # (torch found, libraries resolve) it is used; otherwise the tree is built against the machine's
 # torch (QLORA_GPU_BUILD=1 forces that). Then: the cuda tests, the dequant and training-step
-# benchmarks, and a QLoRA run of the quickstart config on the GPU. Every stage has its own time limit
+# benchmarks, a one-rank NCCL world under torchrun (collectives, then data-parallel training), and
+# a QLoRA run of the quickstart config on the GPU. Every stage has its own time limit
 # and a failure does not stop the later ones. Results (at most 8 files): gpu-check.log, *.xml,
 # bench-*.jsonl, train-metrics.jsonl. Budget: under 8 minutes.
 set -uo pipefail
@@ -23,7 +24,7 @@ debs="$root/.debs"
 bin="$root/.gpu-bin"
 packages=(libyaml-cpp0.7 libyaml-cpp-dev libsentencepiece0 libsentencepiece-dev nlohmann-json3-dev
           libgtest-dev googletest libcli11-dev)
-tools=(qlora-bench qlora-train qlora-generate qlora-eval)
+tools=(qlora-bench qlora-train qlora-generate qlora-eval qlora-dist-check)
 tests=(test_kernels test_core)
 
 if [[ "${1:-}" == "--prepare" || "${1:-}" == "--fetch-debs" ]]; then
@@ -116,6 +117,17 @@ stage 180 "bench step 7B (seq 2048): NF4 base vs bf16 base" \
     bash -o pipefail -c "'$bin/qlora-bench' --device cuda step --shape 7b --seq 2048 --iters 5 --base nf4 --base bf16 | tee '$results/bench-step.jsonl'"
 stage 180 "bench step 65B NF4 (seq 512, paged AdamW): does a step fit 48 GB?" \
     bash -o pipefail -c "'$bin/qlora-bench' --device cuda step --shape 65b --seq 512 --iters 3 --warmup 1 --base nf4 | tee -a '$results/bench-step.jsonl'"
+
+# Distributed over c10d + NCCL, launched by torchrun. This machine has one GPU and NCCL refuses two
+# ranks on one device, so these are one-rank worlds; with two GPUs use --nproc-per-node=2 (and drop
+# --single-rank-world / hardware.parallel=data, which only force a world of one).
+torchrun1=(python3 -m torch.distributed.run --nproc-per-node=1 --master-addr=127.0.0.1 --max-restarts=0)
+stage 120 "NCCL, one rank under torchrun: agent store, ProcessGroupNCCL, all-reduce/broadcast/all-gather/barrier" \
+    "${torchrun1[@]}" --master-port=29531 --no-python "$bin/qlora-dist-check" --device cuda --backend nccl \
+    --single-rank-world --timeout-s 60 --out /tmp
+stage 180 "data-parallel qlora-train (quickstart, 20 steps), one NCCL rank" \
+    "${torchrun1[@]}" --master-port=29532 --no-python "$bin/qlora-train" "$root/configs/quickstart.yaml" \
+    hardware.device=cuda hardware.parallel=data train.max_steps=20 output.dir=/tmp/gpu-dp
 
 run=/tmp/gpu-quickstart
 stage 180 "qlora-train configs/quickstart.yaml on cuda (bf16, paged AdamW)" \

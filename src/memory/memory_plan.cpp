@@ -48,7 +48,61 @@ int64_t layer_activation_bytes(const model::LlamaConfig& c, int64_t n, int64_t e
     return n * per_token + mask_bytes;
 }
 
+// Per-layer sizes the multi-GPU plans split or gather.
+struct LayerBytes {
+    int64_t base = 0;         // one layer's projection bytes, whole (NF4, or dense without quant)
+    int64_t base_slice = 0;   // one rank's slice: ceil(blocks / world) NF4 blocks per projection
+    int64_t lora_numel = 0;   // one layer's LoRA parameters
+};
+
+LayerBytes layer_bytes(const PlanInputs& in, const std::vector<std::string>& targets) {
+    LayerBytes b;
+    for (const Projection& pr : layer_projections(in.model)) {
+        const int64_t w = pr.in * pr.out;
+        if (in.quantize) {
+            b.base += nf4_nbytes(w, in.quant);
+            const int64_t slice_blocks = (nf4::num_blocks(w, in.quant.blocksize) + in.world_size - 1) / in.world_size;
+            b.base_slice += nf4_nbytes(slice_blocks * in.quant.blocksize, in.quant);
+        } else {
+            const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
+            b.base += w * e;
+            b.base_slice += (w + in.world_size - 1) / in.world_size * e;
+        }
+        if (contains(targets, pr.key)) b.lora_numel += in.lora.r * (pr.in + pr.out);
+    }
+    return b;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The single-GPU plan `p` turned into one rank's (see ParallelMode).
+void apply_parallel(const PlanInputs& in, const std::vector<std::string>& targets, MemoryPlan& p) {
+    p.world_size = in.world_size;
+    p.parallel = in.parallel;
+    if (in.world_size == 1) return;
+    const int64_t lora_e = static_cast<int64_t>(c10::elementSize(in.lora.dtype));
+    if (in.parallel == ParallelMode::kData) {
+        // float32 gradients become views of the flat bucket (dist::GradBucket): no extra bytes.
+        if (in.lora.dtype != c10::kFloat) p.comm_buffers = p.lora_numel * 4;
+        return;
+    }
+    const LayerBytes layer = layer_bytes(in, targets);
+    const int64_t w = in.world_size;
+    const int64_t unsharded = (layer.base - layer.base_slice) * in.model.num_hidden_layers;
+    (in.quantize ? p.quantized_weights : p.dense_weights) -= unsharded;
+    p.gathered_weights = 2 * (layer.base + layer.lora_numel * lora_e);
+    p.lora_params = ceil_div(p.lora_params, w);
+    p.lora_grads = ceil_div(p.lora_grads, w);
+    p.optimizer_resident = ceil_div(p.optimizer_resident, w);
+    p.optimizer_paged = ceil_div(p.optimizer_paged, w);
+    p.comm_buffers = layer.lora_numel * lora_e;
+}
+
 }  // namespace
+
+const char* parallel_mode_name(ParallelMode mode) {
+    return mode == ParallelMode::kData ? "data" : "shard_base";
+}
 
 int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& o) {
     const int64_t blocks = nf4::num_blocks(numel, o.blocksize);
@@ -62,6 +116,8 @@ int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& o) {
 
 MemoryPlan plan_memory(const PlanInputs& in) {
     lora::validate(in.lora);
+    QLORA_CHECK(in.world_size >= 1 && in.world_size <= (1 << 20), "memory plan: world_size must be in [1, ",
+                1 << 20, "], found ", in.world_size);
     QLORA_CHECK(in.micro_batch > 0 && in.seq_len > 0, "memory plan: micro_batch and seq_len must be > 0, found ",
                 in.micro_batch, " and ", in.seq_len);
     const model::LlamaConfig& c = in.model;
@@ -126,6 +182,11 @@ MemoryPlan plan_memory(const PlanInputs& in) {
         p.qat_transient = max_weight * (3 * 4 + e);
         if (in.qat_merge_aware) p.qat_transient += max_weight * (1 + 4) + n_tok * max_in_out * 4;
     }
+    if (in.offload_activations && in.checkpointing && c.num_hidden_layers > 2) {
+        p.host_activations = (c.num_hidden_layers - 2) * n_tok * c.hidden_size * e;
+        p.activations -= p.host_activations;
+    }
+    apply_parallel(in, targets, p);
     return p;
 }
 
@@ -146,7 +207,12 @@ std::string MemoryPlan::describe() const {
     s += row("activations", activations);
     s += row("workspace", workspace);
     if (qat_transient > 0) s += row("QAT transient", qat_transient);
+    if (world_size > 1) {
+        if (parallel == ParallelMode::kShardBase) s += row("gathered layer (x2)", gathered_weights);
+        s += row("collective buffers", comm_buffers);
+    }
     s += row("total", total());
+    if (host_activations > 0) s += row("host: offloaded ckpts", host_activations);
     s += row("total without paged", total_without_paged());
     return s;
 }

@@ -14,6 +14,16 @@
 
 namespace qlora::memory {
 
+// How a multi-GPU run splits the work (hardware.parallel; src/dist/).
+//  kData: every rank holds the whole 4-bit base and the LoRA; gradients meet in one flat bucket.
+//  kShardBase: FSDP-style; each rank owns a block-aligned 1/world slice of every layer's NF4 bytes
+//    (and their double-quant scales) and of the LoRA parameters, gradients and optimizer states;
+//    a layer is all-gathered for its forward and again for its backward recompute, the next one
+//    prefetched, then freed; its LoRA gradients are reduce-scattered back to their owners. Dense
+//    weights (embeddings, norms, lm_head) stay replicated.
+enum class ParallelMode { kData, kShardBase };
+const char* parallel_mode_name(ParallelMode mode);
+
 struct PlanInputs {
     model::LlamaConfig model;
     lora::LoraOptions lora;
@@ -32,6 +42,13 @@ struct PlanInputs {
     bool qat = false;
     bool qat_merge_aware = false;
     bool qat_activations_int8 = false;  // each projection also saves its fake-quantized input + mask
+    // Ranks of a multi-GPU run; 1 is the single-GPU plan, unchanged. With more, the plan is per
+    // rank: each rank trains its own micro_batch × seq_len.
+    int64_t world_size = 1;
+    ParallelMode parallel = ParallelMode::kData;
+    // With checkpointing: the saved layer inputs live in pinned host memory and come back one
+    // layer ahead of its backward recompute (two layers' inputs stay on the device).
+    bool offload_activations = false;
 };
 
 // Every figure in bytes.
@@ -49,14 +66,24 @@ struct MemoryPlan {
     // and float32 copies of the layer's input and output gradient. Never more than one layer's.
     int64_t qat_transient = 0;
     int64_t lora_numel = 0;       // trainable parameter count
+    // Multi-GPU only (0 on one GPU): shard_base's all-gathered layer (NF4 bytes and LoRA, the one
+    // in use and the prefetched next), and the collective buffers (data: the flat float32
+    // gradient bucket, which float32 gradients are views of, so 0 then; shard_base: one layer's
+    // full LoRA gradients before the reduce-scatter).
+    int64_t gathered_weights = 0;
+    int64_t comm_buffers = 0;
+    int64_t world_size = 1;
+    ParallelMode parallel = ParallelMode::kData;
+    int64_t host_activations = 0;  // offloaded checkpoints, in host RAM (not in total())
 
     int64_t total() const {
         return quantized_weights + dense_weights + lora_params + lora_grads + optimizer_resident +
-               optimizer_paged + activations + workspace + qat_transient;
+               optimizer_paged + activations + workspace + qat_transient + gathered_weights +
+               comm_buffers;
     }
     // What must stay on the device when paged states are evicted.
     int64_t total_without_paged() const { return total() - optimizer_paged; }
-    // A multi-line table (GiB and bytes per component).
+    // A multi-line table (GiB and bytes per component); per rank when world_size > 1.
     std::string describe() const;
 };
 

@@ -114,6 +114,11 @@ struct QatConfig {
 struct HardwareConfig {
     std::string device = "auto";          // auto | cpu | cuda | cuda:N
     std::optional<double> memory_limit_gb;
+    // Multi-GPU (src/dist/): auto = data when WORLD_SIZE > 1; data | shard_base. world_size plans
+    // a multi-GPU run with --dry-run without GPUs (under torchrun, WORLD_SIZE wins).
+    std::string parallel = "auto";
+    std::optional<int64_t> world_size;
+    double dist_timeout_s = 600;  // a collective waiting longer names the missing ranks and fails
     bool operator==(const HardwareConfig&) const = default;
 };
 

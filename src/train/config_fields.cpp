@@ -250,6 +250,9 @@ std::vector<ConfigField> build_fields() {
         QLORA_FIELD("qat", qat.start_step, "start_step"),
         QLORA_FIELD("hardware", hardware.device, "device"),
         QLORA_FIELD("hardware", hardware.memory_limit_gb, "memory_limit_gb"),
+        QLORA_FIELD("hardware", hardware.parallel, "parallel"),
+        QLORA_FIELD("hardware", hardware.world_size, "world_size"),
+        QLORA_FIELD("hardware", hardware.dist_timeout_s, "dist_timeout_s"),
     };
 }
 

@@ -197,6 +197,16 @@ void validate_rest(const TrainConfig& c, ConfigSources& s) {
     if (c.hardware.memory_limit_gb && !(*c.hardware.memory_limit_gb > 0)) {
         s.add("hardware.memory_limit_gb", "expected a number > 0, found " + num(*c.hardware.memory_limit_gb));
     }
+    if (c.hardware.parallel != "auto" && c.hardware.parallel != "data" && c.hardware.parallel != "shard_base") {
+        s.add("hardware.parallel", "expected auto, data or shard_base, found '" + c.hardware.parallel.substr(0, 40) + "'");
+    }
+    if (c.hardware.world_size && (*c.hardware.world_size < 1 || *c.hardware.world_size > (1 << 20))) {
+        s.add("hardware.world_size", "expected an integer in [1, 1048576], found " +
+                                         std::to_string(*c.hardware.world_size));
+    }
+    if (!(c.hardware.dist_timeout_s >= 1 && c.hardware.dist_timeout_s <= 86400)) {
+        s.add("hardware.dist_timeout_s", "expected seconds in [1, 86400], found " + num(c.hardware.dist_timeout_s));
+    }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "dist/world_env.h"
 #include "memory/memory_plan.h"
 #include "model/llama_config.h"
 #include "optim/optimizer_factory.h"
@@ -20,6 +21,23 @@ namespace qlora::train {
 namespace {
 
 double gib(int64_t bytes) { return static_cast<double>(bytes) / static_cast<double>(1ull << 30); }
+
+// Under torchrun WORLD_SIZE is the truth; hardware.world_size plans a run without GPUs.
+int64_t planned_world_size(const TrainConfig& c) {
+    if (std::optional<int64_t> env = dist::world_size_from_env()) return *env;
+    return c.hardware.world_size.value_or(1);
+}
+
+std::string parallel_line(const memory::PlanInputs& in) {
+    if (in.world_size == 1) return {};
+    const char* what = in.parallel == memory::ParallelMode::kData
+                           ? "every rank holds the whole 4-bit base; LoRA gradients all-reduced in one bucket"
+                           : "FSDP-style: each rank owns 1/world of every layer's NF4 blocks and of the LoRA "
+                             "states; a layer is all-gathered for its forward and its backward recompute";
+    return detail::concat("per rank of ", in.world_size, " (hardware.parallel ", memory::parallel_mode_name(in.parallel),
+                          ": ", what, "); each rank trains micro_batch x seq, the global batch is ", in.world_size,
+                          " x micro_batch x grad_accum\n");
+}
 
 }  // namespace
 
@@ -35,7 +53,9 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
 
     // Planned for the device the config names: anything but cpu plans a GPU (auto dtype = bf16).
     const c10::Device planned = c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
-    const memory::PlanInputs in = plan_inputs(c, mc, planned);
+    memory::PlanInputs in = plan_inputs(c, mc, planned);
+    in.world_size = planned_world_size(c);
+    in.parallel = c.hardware.parallel == "shard_base" ? memory::ParallelMode::kShardBase : memory::ParallelMode::kData;
     const memory::MemoryPlan plan = memory::plan_memory(in);
 
     std::string out;
@@ -54,6 +74,7 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
         out += describe_qat(c);
         out += '\n';
     }
+    out += parallel_line(in);
     out += plan.describe();
 
     struct Variant {
@@ -80,9 +101,9 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
     const double limit = c.hardware.memory_limit_gb.value_or(0.0);
     if (limit > 0) {
         const double need = gib(plan.total_without_paged());
-        std::snprintf(line, sizeof(line), "limit hardware.memory_limit_gb = %.1f GiB: the run needs %.2f GiB on the "
+        std::snprintf(line, sizeof(line), "limit hardware.memory_limit_gb = %.1f GiB: the run needs %.2f GiB on %s "
                       "device (%.2f GiB with paged optimizer states resident) -> %s\n",
-                      limit, need, gib(plan.total()), need <= limit ? "FITS" : "DOES NOT FIT");
+                      limit, need, in.world_size > 1 ? "each rank's" : "the", gib(plan.total()), need <= limit ? "FITS" : "DOES NOT FIT");
         out += line;
     }
     for (const Variant& v : variants) {

@@ -11,7 +11,7 @@
 namespace qlora::train {
 
 EvalLoss evaluate_loader(model::LlamaImpl& model, data::DataLoader& loader, int64_t max_batches,
-                         const c10::Device& device) {
+                         const c10::Device& device, dist::Replicas* replicas) {
     torch::NoGradGuard no_grad;
     model.eval();
     double sum = 0.0;
@@ -19,10 +19,15 @@ EvalLoss evaluate_loader(model::LlamaImpl& model, data::DataLoader& loader, int6
     const int64_t batches = loader.batches_in_epoch(0);
     const int64_t limit = max_batches > 0 ? std::min(batches, max_batches) : batches;
     for (int64_t i = 0; i < limit; ++i) {
+        if (replicas != nullptr && !replicas->owns_eval_batch(i)) continue;
         data::Batch b = loader.batch_at(0, i);
         batch_to(b, device);
         sum += batch_loss_sum(model, b).item<double>();
         r.tokens += shifted_label_count(b);
+    }
+    if (replicas != nullptr) {
+        sum = replicas->sum(sum);
+        r.tokens = replicas->sum(r.tokens);
     }
     r.loss = r.tokens > 0 ? sum / static_cast<double>(r.tokens) : 0.0;
     return r;

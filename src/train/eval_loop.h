@@ -8,6 +8,7 @@
 
 #include "data/loader.h"
 #include "data/templates.h"
+#include "dist/replicas.h"
 #include "model/llama.h"
 
 namespace qlora::tokenizer {
@@ -22,8 +23,9 @@ struct EvalLoss {
 };
 
 // Batches 0..limit-1 of epoch 0 (max_batches 0: all), no gradients; the model is left in eval mode.
+// With replicas, the batches are dealt round-robin over the ranks and the sums reduced.
 EvalLoss evaluate_loader(model::LlamaImpl& model, data::DataLoader& loader, int64_t max_batches,
-                         const c10::Device& device);
+                         const c10::Device& device, dist::Replicas* replicas = nullptr);
 
 struct PromptSample {
     std::string prompt;

@@ -35,7 +35,9 @@ struct EvalRecord {
 class MetricsWriter {
 public:
     // Opens output_dir/metrics.jsonl, appending when resuming. `total_steps` sizes the progress line.
-    MetricsWriter(const std::string& output_dir, bool append, int64_t total_steps, int64_t log_every);
+    // `enabled` false (every rank but 0 of a distributed run): nothing is written or printed.
+    MetricsWriter(const std::string& output_dir, bool append, int64_t total_steps, int64_t log_every,
+                  bool enabled = true);
 
     void step(const StepRecord& r);
     void eval(const EvalRecord& r);
@@ -52,6 +54,7 @@ private:
     std::string path_;
     Progress progress_;
     int64_t log_every_;
+    bool enabled_;
 };
 
 }  // namespace qlora::train

@@ -93,6 +93,8 @@ std::string save_checkpoint(const std::string& output_dir, const lora::PeftAdapt
     j["epoch"] = state.cursor.epoch;
     j["batch_index"] = state.cursor.index;
     j["losses"] = state.losses;
+    j["world_size"] = state.world_size;
+    j["window_micro_batches"] = state.window_micro_batches;
     io::write_file_atomic((fs::path(dir.path()) / "trainer_state.json").string(), j.dump(1) + "\n");
     dir.commit();
 
@@ -127,6 +129,8 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
         out.state.cursor.epoch = j.at("epoch").get<int64_t>();
         out.state.cursor.index = j.at("batch_index").get<int64_t>();
         out.state.losses = read_losses(json_path.string(), j.at("losses"));
+        out.state.world_size = j.value("world_size", int64_t{1});
+        out.state.window_micro_batches = j.value("window_micro_batches", int64_t{0});
     } catch (const nlohmann::json::exception& e) {
         QLORA_FAIL(json_path.string(), ": malformed trainer state (", e.what(), ")");
     }

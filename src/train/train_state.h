@@ -23,6 +23,11 @@ struct TrainState {
     at::Tensor cpu_rng;                      // torch's default CPU generator state (dropout)
     at::Tensor cuda_rng;                     // and the CUDA one, when training on a GPU
     std::vector<double> losses;              // train loss of every step so far
+    // The run's layout: ranks and micro-batches per optimizer step over all of them (world ×
+    // grad_accum). Resuming with another world size is exact only when this window is the same
+    // (the loader cursor is global). 0 = unknown (a checkpoint from before these were saved).
+    int64_t world_size = 1;
+    int64_t window_micro_batches = 0;
 };
 
 // Writes dir/checkpoints/step-N atomically (the adapter, its qlora_adapter.json and the trainer

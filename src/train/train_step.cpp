@@ -17,11 +17,18 @@ WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader, std::
                         optim::Optimizer& optimizer, double lr, int64_t step, const WindowOptions& o) {
     WindowResult r;
     std::vector<data::Batch> window;
-    window.reserve(static_cast<size_t>(o.grad_accum));
-    for (int64_t i = 0; i < o.grad_accum; ++i) {
-        window.push_back(loader.next());
-        r.label_tokens += shifted_label_count(window.back());
-        r.tokens += window.back().num_tokens;
+    if (o.replicas != nullptr) {
+        window = o.replicas->next_window(loader);
+    } else {
+        for (int64_t i = 0; i < o.grad_accum; ++i) window.push_back(loader.next());
+    }
+    for (const data::Batch& b : window) {
+        r.label_tokens += shifted_label_count(b);
+        r.tokens += b.num_tokens;
+    }
+    if (o.replicas != nullptr) {
+        r.label_tokens = o.replicas->sum(r.label_tokens);
+        r.tokens = o.replicas->sum(r.tokens);
     }
     double loss_sum = 0.0;
     if (r.label_tokens > 0) {
@@ -31,8 +38,12 @@ WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader, std::
             loss_sum += loss.item<double>();
             (loss / static_cast<double>(r.label_tokens)).backward();
         }
-        r.loss = loss_sum / static_cast<double>(r.label_tokens);
     }
+    if (o.replicas != nullptr) {
+        loss_sum = o.replicas->sum(loss_sum);
+        o.replicas->sync_gradients(params);  // before clipping: every rank clips the same sum
+    }
+    if (r.label_tokens > 0) r.loss = loss_sum / static_cast<double>(r.label_tokens);
     const double clip = o.max_grad_norm > 0 ? o.max_grad_norm : std::numeric_limits<double>::infinity();
     r.grad_norm = optim::clip_grad_norm(params, clip);
     if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {

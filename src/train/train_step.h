@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/loader.h"
+#include "dist/replicas.h"
 #include "model/llama.h"
 #include "optim/optimizer.h"
 
@@ -26,6 +27,9 @@ struct WindowOptions {
     double max_grad_norm = 0;     // 0: no clipping
     bool skip_nonfinite = false;  // a non-finite loss/gradient skips the update instead of stopping
     c10::Device device{c10::kCPU};
+    // Data parallelism: this rank reads its share of the global window, counts and gradients are
+    // summed over ranks before the loss division and the clipping. nullptr: one process.
+    dist::Replicas* replicas = nullptr;
 };
 
 // Reads the window from `loader`, accumulates gradients into `params`, clips and steps `optimizer`

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/peak_memory.h"
+#include "dist/replicas.h"
 #include "lora/peft_adapter.h"
 #include "io/atomic_file.h"
 #include "lora/apply_lora.h"
@@ -62,8 +63,10 @@ struct Trainer::State {
     std::unique_ptr<optim::LrSchedule> schedule;
     int64_t total_steps = 0;
     TrainState state;
-    std::unique_ptr<MetricsWriter> metrics;
+    std::unique_ptr<MetricsWriter> metrics;  // writes on rank 0 only
     bool qat_on = false;  // fake quantization switched on (from qat.start_step)
+    // Data parallelism under torchrun; a single process otherwise (then every call is a no-op).
+    std::unique_ptr<dist::Replicas> replicas;
 
     void choose_resume();
     void build_data();
@@ -104,7 +107,7 @@ void Trainer::State::build_data() {
         eo.group_by_length = false;
         eval_loader = std::make_unique<data::DataLoader>(std::move(splits.eval), eo);
     }
-    const int64_t per_epoch = (loader->batches_in_epoch(0) + c.train.grad_accum - 1) / c.train.grad_accum;
+    const int64_t per_epoch = replicas->steps_per_epoch(loader->batches_in_epoch(0));
     total_steps = c.train.max_steps ? *c.train.max_steps : c.train.epochs.value_or(1) * per_epoch;
 }
 
@@ -118,6 +121,7 @@ void Trainer::State::build_model() {
         log_info("QAT: ", describe_qat(config));
     }
     for (auto& [name, t] : lora::adapter_parameters(*model)) params.push_back(t);
+    replicas->init_parameters(params);  // rank 0's LoRA init on every rank
 }
 
 void Trainer::State::build_optimizer() {
@@ -139,6 +143,12 @@ void Trainer::State::restore_checkpoint() {
                     ", the model expects ", t.sizes());
         t.copy_(it->second);
     }
+    const int64_t window = config.train.grad_accum * replicas->world_size();
+    QLORA_CHECK(ck.state.window_micro_batches == 0 || ck.state.window_micro_batches == window, from,
+                ": was trained on ", ck.state.world_size, " rank(s) with ", ck.state.window_micro_batches,
+                " micro-batches per step; this run has ", replicas->world_size(), " x grad_accum ",
+                config.train.grad_accum, " = ", window, ", so its data shards cannot continue exactly; set "
+                "train.grad_accum so that world size x grad_accum = ", ck.state.window_micro_batches);
     restore_optimizer_state(*optimizer, ck.state.optimizer, from);
     state = ck.state;
     loader->restore(state.cursor);
@@ -157,10 +167,15 @@ void Trainer::State::restore_checkpoint() {
 
 void Trainer::State::open_outputs() {
     const std::string& out = config.output.dir;
-    fs::create_directories(out);
-    save_resolved_config(config, (fs::path(out) / "config.resolved.yaml").string());
-    if (resume_from) drop_partial_last_line((fs::path(out) / "metrics.jsonl").string());  // killed mid-line
-    metrics = std::make_unique<MetricsWriter>(out, resume_from.has_value(), total_steps, config.train.log_every);
+    replicas->on_main(
+        [&] {
+            fs::create_directories(out);
+            save_resolved_config(config, (fs::path(out) / "config.resolved.yaml").string());
+            if (resume_from) drop_partial_last_line((fs::path(out) / "metrics.jsonl").string());  // killed mid-line
+        },
+        "the output folder");
+    metrics = std::make_unique<MetricsWriter>(out, resume_from.has_value(), total_steps, config.train.log_every,
+                                              replicas->is_main());
 }
 
 lora::PeftAdapter Trainer::State::adapter_snapshot() {
@@ -172,6 +187,8 @@ lora::PeftAdapter Trainer::State::adapter_snapshot() {
 
 void Trainer::State::snapshot_state() {
     state.cursor = loader->state();
+    state.world_size = replicas->world_size();
+    state.window_micro_batches = config.train.grad_accum * replicas->world_size();
     state.optimizer = optimizer->state_dict();
     state.cpu_rng = at::detail::getDefaultCPUGenerator().get_state();
 #ifdef QLORA_WITH_CUDA
@@ -187,9 +204,10 @@ void Trainer::State::save_adapter(const std::string& dir) {
 }
 
 void Trainer::State::evaluate() {
-    const EvalLoss e = evaluate_loader(*model, *eval_loader, config.eval.max_batches, recipe.device);
+    const EvalLoss e = evaluate_loader(*model, *eval_loader, config.eval.max_batches, recipe.device, replicas.get());
+    const std::vector<std::string> prompts = replicas->is_main() ? config.eval.prompts : std::vector<std::string>{};
     for (const PromptSample& s :
-         sample_prompts(model, *tok, config.eval.prompts, config.data.template_name, config.eval.max_new_tokens)) {
+         sample_prompts(model, *tok, prompts, config.data.template_name, config.eval.max_new_tokens)) {
         metrics->sample(state.step, s.prompt, s.text);
     }
     model->train();
@@ -198,9 +216,13 @@ void Trainer::State::evaluate() {
 
 void Trainer::State::save_checkpoint_now() {
     snapshot_state();
-    const std::string path = save_checkpoint(config.output.dir, adapter_snapshot(),
-                                             adapter_metadata(config, recipe.dtype), state, config.output.keep);
-    log_info("saved checkpoint ", path);
+    replicas->on_main(
+        [&] {
+            const std::string path = save_checkpoint(config.output.dir, adapter_snapshot(),
+                                                     adapter_metadata(config, recipe.dtype), state, config.output.keep);
+            log_info("saved checkpoint ", path);
+        },
+        "a checkpoint");
 }
 
 Trainer::Trainer(TrainConfig config, std::string resume) : s_(std::make_unique<State>()) {
@@ -214,7 +236,11 @@ void Trainer::setup() {
     State& s = *s_;
     const TrainConfig& c = s.config;
     check_paths(c);
-    s.recipe = make_recipe(c, resolve_device(c.hardware.device));
+    dist::WorldOptions world_options;
+    world_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.hardware.dist_timeout_s * 1000));
+    s.replicas = std::make_unique<dist::Replicas>(resolve_device(c.hardware.device), c.train.grad_accum,
+                                                  c.hardware.parallel, world_options);
+    s.recipe = make_recipe(c, s.replicas->device());
     at::manual_seed(c.train.seed);
     s.choose_resume();
     s.build_data();
@@ -241,6 +267,7 @@ TrainResult Trainer::train() {
     wo.max_grad_norm = c.optim.max_grad_norm;
     wo.skip_nonfinite = c.train.skip_nonfinite;
     wo.device = s.recipe.device;
+    wo.replicas = s.replicas.get();
 
     TrainResult result;
     const auto t_start = std::chrono::steady_clock::now();
@@ -261,7 +288,8 @@ TrainResult Trainer::train() {
 
         const bool last = s.state.step == s.total_steps;
         if (s.eval_loader && ((c.eval.every > 0 && s.state.step % c.eval.every == 0) || last)) s.evaluate();
-        const bool interrupted = g_interrupted.load();
+        // Every rank stops at the same step, whichever of them saw the signal.
+        const bool interrupted = s.replicas->any(g_interrupted.load());
         if ((c.output.save_every > 0 && s.state.step % c.output.save_every == 0 && !last) || interrupted) {
             s.save_checkpoint_now();
         }
@@ -274,12 +302,14 @@ TrainResult Trainer::train() {
     s.metrics->finish();
 
     const std::string adapter_dir = (fs::path(c.output.dir) / "adapter").string();
-    {
-        io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
-        s.save_adapter(dir.path());
-        dir.commit();
-    }
-    log_info("final adapter: ", adapter_dir);
+    s.replicas->on_main(
+        [&] {
+            io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
+            s.save_adapter(dir.path());
+            dir.commit();
+            log_info("final adapter: ", adapter_dir);
+        },
+        "the final adapter");
     result.steps = s.state.step;
     result.losses = s.state.losses;
     result.adapter_dir = adapter_dir;
