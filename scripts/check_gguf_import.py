@@ -37,6 +37,7 @@ import os
 import sys
 
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import numpy as np
 
@@ -242,6 +243,8 @@ def logits(hf_dir, ids, ours_path):
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
     AutoTokenizer.from_pretrained(hf_dir)  # the folder's tokenizer must load too
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
     model.eval()
