@@ -86,15 +86,4 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
     pcre2_match_data_free(data);
 }
 
-std::string regex_escape(std::string_view text) {
-    std::string out;
-    for (char c : text) {
-        if (std::string_view("\\^$.|?*+()[]{}-/#&~ ").find(c) != std::string_view::npos) {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out;
-}
-
 }  // namespace qlora::tokenizer

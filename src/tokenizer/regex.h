@@ -31,7 +31,4 @@ class Regex {
     std::string pattern_;
 };
 
-// `text` with regex metacharacters escaped, so a literal string can be searched as a pattern.
-std::string regex_escape(std::string_view text);
-
 }  // namespace qlora::tokenizer
