@@ -140,7 +140,8 @@ std::vector<std::string> run_all(const InferenceBenchOptions& o, const c10::Devi
                                  const char* bench,
                                  nlohmann::ordered_json (*one)(const InferenceBenchOptions&,
                                                                const std::string&,
-                                                               const c10::Device&)) {
+                                                               const c10::Device&),
+                                 const LineSink& emit) {
     QLORA_CHECK(o.prompt > 0 && o.tokens > 0 && o.iters > 0 && !o.bases.empty(), "qlora-bench ",
                 bench, ": --prompt, --tokens and --iters must be positive and --base non-empty");
     if (o.threads > 0) at::set_num_threads(o.threads);
@@ -149,6 +150,7 @@ std::vector<std::string> run_all(const InferenceBenchOptions& o, const c10::Devi
     for (const auto& base : o.bases) {
         cases.push_back(one(o, base, device));
         lines.push_back(cases.back().dump());
+        if (emit) emit(lines.back());
     }
     if (cases.size() >= 2) {
         nlohmann::ordered_json s;
@@ -160,18 +162,21 @@ std::vector<std::string> run_all(const InferenceBenchOptions& o, const c10::Devi
             static_cast<double>(cases.front()["weight_bytes"].get<int64_t>()) /
             static_cast<double>(cases.back()["weight_bytes"].get<int64_t>());
         lines.push_back(s.dump());
+        if (emit) emit(lines.back());
     }
     return lines;
 }
 
 }  // namespace
 
-std::vector<std::string> bench_decode(const InferenceBenchOptions& o, const c10::Device& device) {
-    return run_all(o, device, "decode", decode_case);
+std::vector<std::string> bench_decode(const InferenceBenchOptions& o, const c10::Device& device,
+                                      const LineSink& emit) {
+    return run_all(o, device, "decode", decode_case, emit);
 }
 
-std::vector<std::string> bench_prefill(const InferenceBenchOptions& o, const c10::Device& device) {
-    return run_all(o, device, "prefill", prefill_case);
+std::vector<std::string> bench_prefill(const InferenceBenchOptions& o, const c10::Device& device,
+                                       const LineSink& emit) {
+    return run_all(o, device, "prefill", prefill_case, emit);
 }
 
 }  // namespace qlora::bench

@@ -9,6 +9,7 @@
 
 #include <c10/core/Device.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,10 +29,12 @@ struct InferenceBenchOptions {
     int iters = 3;         // timed runs (median)
 };
 
-// One JSON line per base, then a summary line (first base vs last).
+// One JSON line per base, then a summary line (first base vs last). `emit`, when set, also gets
+// each line as soon as it is measured (a long run killed midway keeps what it finished).
+using LineSink = std::function<void(const std::string&)>;
 std::vector<std::string> bench_decode(const InferenceBenchOptions& options,
-                                      const c10::Device& device);
+                                      const c10::Device& device, const LineSink& emit = {});
 std::vector<std::string> bench_prefill(const InferenceBenchOptions& options,
-                                       const c10::Device& device);
+                                       const c10::Device& device, const LineSink& emit = {});
 
 }  // namespace qlora::bench

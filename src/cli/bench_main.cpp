@@ -76,12 +76,9 @@ int main(int argc, char** argv) {
             if (dequant->parsed()) {
                 for (const auto& line : qlora::bench::bench_dequant(dq, d)) std::cout << line << std::endl;
             }
-            if (decode->parsed()) {
-                for (const auto& line : qlora::bench::bench_decode(inf, d)) std::cout << line << std::endl;
-            }
-            if (prefill->parsed()) {
-                for (const auto& line : qlora::bench::bench_prefill(inf, d)) std::cout << line << std::endl;
-            }
+            const auto print = [](const std::string& line) { std::cout << line << std::endl; };
+            if (decode->parsed()) qlora::bench::bench_decode(inf, d, print);
+            if (prefill->parsed()) qlora::bench::bench_prefill(inf, d, print);
             if (step->parsed()) {
                 for (const auto& line : qlora::bench::bench_step(st, d)) std::cout << line << std::endl;
             }
