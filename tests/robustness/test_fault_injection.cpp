@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -125,10 +126,22 @@ TEST(FaultInjection, SigkillAtRandomMomentsThenResumeIsBitIdentical) {
     for (int trial = 0; trial < kTrials && !done; ++trial) {
         const pid_t pid = spawn(train_argv(config, {"--resume", "auto"}), b + "/log");
         const bool at_checkpoint = trial % 3 == 2;
-        const auto deadline =
-            clock_type::now() +
-            std::chrono::milliseconds(static_cast<int64_t>(
-                std::uniform_real_distribution<double>(0.05, 1.0)(rng) * full_ms));
+        // Kill at a random point of the run's own progress (not wall time: the machine's load
+        // varies): once metrics.jsonl reaches a random step of those left, after a random delay.
+        // Polled while the run appends: a half-written last line is not a step yet.
+        const auto last_step = [&] {
+            try {
+                auto l = losses(b + "/run");
+                return l.empty() ? int64_t{0} : l.rbegin()->first;
+            } catch (const std::exception&) {
+                return int64_t{0};
+            }
+        };
+        const int64_t kill_step =
+            std::uniform_int_distribution<int64_t>(std::min<int64_t>(last_step(), 15), 15)(rng);
+        const auto extra =
+            std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 200)(rng));
+        std::optional<clock_type::time_point> deadline;
         const auto give_up = clock_type::now() + std::chrono::seconds(60);
         int status = 0;
         bool exited = false;
@@ -137,8 +150,9 @@ TEST(FaultInjection, SigkillAtRandomMomentsThenResumeIsBitIdentical) {
                 exited = true;
                 break;
             }
+            if (!deadline && last_step() >= kill_step) deadline = clock_type::now() + extra;
             const bool now = at_checkpoint ? checkpoint_being_written(b + "/run")
-                                           : clock_type::now() >= deadline;
+                                           : deadline && clock_type::now() >= *deadline;
             if (now) break;
             std::this_thread::sleep_for(std::chrono::microseconds(300));
         }
