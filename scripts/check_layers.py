@@ -13,8 +13,8 @@ import sys
 LAYERS = [
     "kernels",    # raw math beside CPU references: includes nothing from src/
     "core",       # errors, logging, devices, progress
-    "io",         # safetensors, GGUF, atomic files
     "quant",      # NF4/FP4, double quant, int4, fake quant, ggml block formats
+    "io",         # safetensors, GGUF, bitsandbytes 4-bit state, atomic files
     "optim",      # AdamW 32/8-bit, paged buffers, schedules, clipping
     "tokenizer",  # SentencePiece and tokenizer.json
     "jinja",      # the chat-template engine
@@ -24,6 +24,7 @@ LAYERS = [
     "memory",     # memory plan
     "data",       # records, templates, samples, loader
     "dist",       # world set-up and collectives (torchrun, c10d)
+    "convert",    # GGUF -> Hugging Face folder
     "export",     # merged checkpoints, HF/PEFT/GGUF writers, bnb quantization
     "train",      # config, recipe, trainer
     "bench",      # qlora-bench

@@ -24,7 +24,7 @@
 #include "io/path_guard.h"
 #include "io/safetensors.h"
 #include "core/log.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 #include "quant/fake_quant.h"
 #include "quant/int4_format.h"
 #include "export/quantize_model.h"
@@ -67,7 +67,7 @@ nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat form
         config.erase("quantization_config");
     }
     if (format == ExportFormat::kHfNf4) {
-        config["quantization_config"] = quant::bnb_quantization_config(merged.quant().options, compute);
+        config["quantization_config"] = io::bnb_quantization_config(merged.quant().options, compute);
     } else if (format == ExportFormat::kHfInt4) {
         // torch_dtype stays the base's: the dtype of the tensors stored unquantized.
         config["quantization_config"] = quant::int4_quantization_config(int4_group);
@@ -253,7 +253,7 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
                 at::Tensor exact = w.to(merged.base_dtype(name));
                 quant::NF4Tensor q = quant::NF4Tensor::quantize(exact, merged.quant().options, name);
                 summary.nf4_errors.push_back({name, rel_error(q.dequantize(at::kFloat), exact)});
-                for (auto& [key, value] : quant::bnb_4bit_tensors(q, name)) {
+                for (auto& [key, value] : io::bnb_4bit_tensors(q, name)) {
                     summary.bytes += value.nbytes();
                     writer.add(key, value);
                 }

@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "model/llama.h"
 #include "model/llama_layout.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 #include "export/quantize_model.h"
 #include "lora/adapter_metadata.h"
 
@@ -86,11 +86,11 @@ MergedView::MergedView(std::string base_dir, std::string adapter_dir, const Merg
 void MergedView::resolve_quant(const MergeOptions& options) {
     if (base_is_4bit_) {
         const std::string config_path = (fs::path(base_dir_) / "config.json").string();
-        quant_.options = quant::parse_bnb_quantization_config(*config_.quantization_config, config_path);
+        quant_.options = io::parse_bnb_quantization_config(*config_.quantization_config, config_path);
         quant_.source = "the base's quantization_config";
         for (const std::string& name : files_.names()) {  // the blocksize lives in each quant_state
-            if (model::is_quantized_weight_name(name) && quant::is_bnb_4bit_weight(files_, name)) {
-                quant_.options.blocksize = quant::read_bnb_4bit(files_, name).blocksize();
+            if (model::is_quantized_weight_name(name) && io::is_bnb_4bit_weight(files_, name)) {
+                quant_.options.blocksize = io::read_bnb_4bit(files_, name).blocksize();
                 break;
             }
         }
@@ -121,7 +121,7 @@ void MergedView::check_base_tensors() const {
     if (untied_lm_head_) expected.erase("lm_head.weight");  // comes from the embeddings
     for (const std::string& name : files_.names()) {
         if (expected.erase(name) != 0) {
-            if (base_is_4bit_ && quant::is_bnb_4bit_weight(files_, name)) continue;
+            if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, name)) continue;
             const io::TensorInfo& info = files_.info(name);
             QLORA_CHECK(info.shape == shapes_.at(name), base_dir_, ": tensor '", name, "' has shape ",
                         shape_str(info.shape), ", expected ", shape_str(shapes_.at(name)), " from config.json");
@@ -129,7 +129,7 @@ void MergedView::check_base_tensors() const {
         }
         const bool ignorable = name.find("rotary_emb.inv_freq") != std::string::npos ||
                                (name == "lm_head.weight" && (config_.tie_word_embeddings || untied_lm_head_)) ||
-                               (base_is_4bit_ && quant::is_bnb_state_key(name));
+                               (base_is_4bit_ && io::is_bnb_state_key(name));
         QLORA_CHECK(ignorable, base_dir_, ": unexpected tensor '", name, "' for a ", config_.model_type, " model with ",
                     config_.num_hidden_layers, " layers");
     }
@@ -206,14 +206,14 @@ bool MergedView::has_adapter(const std::string& weight_name) const { return delt
 c10::ScalarType MergedView::base_dtype(const std::string& name) const {
     const std::string stored = untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
     QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name, "' in the merged checkpoint");
-    if (base_is_4bit_ && quant::is_bnb_4bit_weight(files_, stored)) return quant::read_bnb_4bit(files_, stored).dtype();
+    if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored)) return io::read_bnb_4bit(files_, stored).dtype();
     return files_.info(stored).dtype;
 }
 
 at::Tensor MergedView::base_weight(const std::string& name) const {
     const std::string stored = untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
-    if (base_is_4bit_ && quant::is_bnb_4bit_weight(files_, stored)) {
-        return quant::read_bnb_4bit(files_, stored).dequantize(at::kFloat);
+    if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored)) {
+        return io::read_bnb_4bit(files_, stored).dequantize(at::kFloat);
     }
     at::Tensor w = files_.load(stored);
     if (merge_base_ == MergeBase::kNf4 && !base_is_4bit_ && model::is_quantized_weight_name(name)) {

@@ -12,7 +12,7 @@
 #include "io/path_guard.h"
 #include "io/safetensors.h"
 #include "model/llama_layout.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 
 namespace fs = std::filesystem;
 
@@ -74,7 +74,7 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
                 summary.quantized_params += t.numel();
                 summary.quantized_bytes_before += bytes;
                 summary.quantized_bytes_after += q.nbytes();
-                for (auto& [key, value] : quant::bnb_4bit_tensors(q, name)) {
+                for (auto& [key, value] : io::bnb_4bit_tensors(q, name)) {
                     summary.bytes_after += value.nbytes();
                     writer.add(key, value);
                 }
@@ -90,7 +90,7 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
     QLORA_CHECK(summary.quantized_tensors > 0, options.model_dir,
                 ": no decoder linear weights (model.layers.N.self_attn.q_proj.weight, ...) found to quantize");
 
-    config["quantization_config"] = quant::bnb_quantization_config(options.quant, options.compute_dtype);
+    config["quantization_config"] = io::bnb_quantization_config(options.quant, options.compute_dtype);
     io::write_file_atomic((fs::path(out.path()) / "config.json").string(), config.dump(2) + "\n");
     for (const char* file : kSideFiles) {
         const fs::path from = fs::path(options.model_dir) / file;

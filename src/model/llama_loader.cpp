@@ -15,7 +15,7 @@
 #include "model/gguf_model.h"
 #include "model/llama_layout.h"
 
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 #include "quant/int4_format.h"
 
 namespace qlora::model {
@@ -167,13 +167,13 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
                 log_debug(folder, ": ignoring lm_head.weight (tie_word_embeddings is true)");
                 continue;
             }
-            if (prequantized && !int4 && quant::is_bnb_state_key(name)) continue;  // read with its weight
+            if (prequantized && !int4 && io::is_bnb_state_key(name)) continue;  // read with its weight
             QLORA_FAIL(folder, ": unexpected tensor '", name, "' for a ", config.model_type, " model with ",
                        config.num_hidden_layers, " layers (expected names: ", kNamePatterns, ")");
         }
         Slot& slot = it->second;
-        if (prequantized && !int4 && slot.linear && !slot.is_bias && quant::is_bnb_4bit_weight(files, name)) {
-            slot.linear->set_quantized(quant::read_bnb_4bit(files, name).to(options.device));
+        if (prequantized && !int4 && slot.linear && !slot.is_bias && io::is_bnb_4bit_weight(files, name)) {
+            slot.linear->set_quantized(io::read_bnb_4bit(files, name).to(options.device));
             loaded.insert(name);
             ++n_quantized;
             continue;

@@ -10,7 +10,7 @@
 
 #include "export/export_fixture.h"
 #include "export/export_hf.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 
 namespace qlora::exporting {
 namespace {
@@ -91,10 +91,10 @@ TEST(ExportHf, Nf4IsTheBnbLayoutOfTheRequantizedMergedWeights) {
     io::SafetensorsFolder out(s.dir + "/out");
     ASSERT_EQ(summary.nf4_errors.size(), 14u);
     for (const LayerQuantError& e : summary.nf4_errors) {
-        ASSERT_TRUE(quant::is_bnb_4bit_weight(out, e.name)) << e.name;
+        ASSERT_TRUE(io::is_bnb_4bit_weight(out, e.name)) << e.name;
         at::Tensor w = merged.tensor(e.name);
         quant::NF4Tensor want = quant::NF4Tensor::quantize(w, {});
-        quant::NF4Tensor got = quant::read_bnb_4bit(out, e.name);
+        quant::NF4Tensor got = io::read_bnb_4bit(out, e.name);
         EXPECT_TRUE(tensors_identical(want.packed(), got.packed())) << e.name;
         EXPECT_TRUE(tensors_identical(want.absmax(), got.absmax())) << e.name;
         const double rel = (got.dequantize(at::kFloat) - w).norm().item<double>() / w.norm().item<double>();

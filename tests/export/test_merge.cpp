@@ -9,7 +9,7 @@
 #include "export/merge.h"
 #include "export/export_fixture.h"
 #include "model/llama_loader.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 #include "export/quantize_model.h"
 #include "lora/adapter_metadata.h"
 #include "train/config.h"

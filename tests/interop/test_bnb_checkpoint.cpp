@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "io/safetensors.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 #include "export/quantize_model.h"
 #include "model/llama_layout.h"
 #include "support/test_support.h"
@@ -39,8 +39,8 @@ TEST(BnbCheckpoint, QuantizeToolOutputLoadsInTransformersWithOurValues) {
             EXPECT_TRUE(tensors_identical(w, written.load(name))) << name;
             continue;
         }
-        ASSERT_TRUE(is_bnb_4bit_weight(written, name)) << name;
-        NF4Tensor q = read_bnb_4bit(written, name);
+        ASSERT_TRUE(io::is_bnb_4bit_weight(written, name)) << name;
+        NF4Tensor q = io::read_bnb_4bit(written, name);
         NF4Tensor fresh = NF4Tensor::quantize(w, {});
         EXPECT_TRUE(tensors_identical(fresh.packed(), q.packed())) << name;
         EXPECT_TRUE(tensors_identical(fresh.absmax(), q.absmax())) << name;
@@ -65,7 +65,7 @@ TEST(BnbCheckpoint, CorruptedStatesAreRejected) {
     const std::string dir = qlora::test::scratch_dir("bnb_corrupt");
     at::Tensor w = at::randn({16, 64});
     NF4Tensor q = NF4Tensor::quantize(w, {});
-    auto tensors = bnb_4bit_tensors(q, "x.weight");
+    auto tensors = io::bnb_4bit_tensors(q, "x.weight");
     auto write_variant = [&](const std::string& name, auto mutate) {
         auto copy = tensors;
         mutate(copy);
@@ -79,32 +79,32 @@ TEST(BnbCheckpoint, CorruptedStatesAreRejected) {
         t.back().second = bytes;
     };
     auto good = write_variant("good", [](auto&) {});
-    EXPECT_TRUE(tensors_identical(q.dequantize(), read_bnb_4bit(good, "x.weight").dequantize()));
+    EXPECT_TRUE(tensors_identical(q.dequantize(), io::read_bnb_4bit(good, "x.weight").dequantize()));
 
     auto bad_json = write_variant("bad_json", [&](auto& t) { set_json(t, "{\"quant_type\": \"nf4\", "); });
-    EXPECT_NE(error_of([&] { read_bnb_4bit(bad_json, "x.weight"); })
+    EXPECT_NE(error_of([&] { io::read_bnb_4bit(bad_json, "x.weight"); })
                   .find("x.weight.quant_state.bitsandbytes__nf4: quant_state is not valid JSON"),
               std::string::npos);
     auto no_shape = write_variant("no_shape", [&](auto& t) {
         set_json(t, R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32"})");
     });
-    EXPECT_NE(error_of([&] { read_bnb_4bit(no_shape, "x.weight"); }).find("quant_state has no \"shape\""),
+    EXPECT_NE(error_of([&] { io::read_bnb_4bit(no_shape, "x.weight"); }).find("quant_state has no \"shape\""),
               std::string::npos);
     auto wrong_shape = write_variant("wrong_shape", [&](auto& t) {
         set_json(t, R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [16, 128],
                         "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.1})");
     });
-    EXPECT_NE(error_of([&] { read_bnb_4bit(wrong_shape, "x.weight"); })
+    EXPECT_NE(error_of([&] { io::read_bnb_4bit(wrong_shape, "x.weight"); })
                   .find("x.weight: shape [16, 128] needs 1024 packed bytes, found 512"),
               std::string::npos);
     auto short_absmax = write_variant("short_absmax", [&](auto& t) { t[1].second = t[1].second.slice(0, 0, 10); });
-    EXPECT_NE(error_of([&] { read_bnb_4bit(short_absmax, "x.weight"); })
+    EXPECT_NE(error_of([&] { io::read_bnb_4bit(short_absmax, "x.weight"); })
                   .find("needs 16 absmax values, found 10"),
               std::string::npos);
     auto type_clash = write_variant("type_clash", [&](auto& t) {
         set_json(t, R"({"quant_type": "fp4", "blocksize": 64, "dtype": "float32", "shape": [16, 64]})");
     });
-    EXPECT_NE(error_of([&] { read_bnb_4bit(type_clash, "x.weight"); })
+    EXPECT_NE(error_of([&] { io::read_bnb_4bit(type_clash, "x.weight"); })
                   .find("quant_type \"fp4\" contradicts the key's suffix \"nf4\""),
               std::string::npos);
 }

@@ -11,7 +11,7 @@
 
 #include "lora/peft_adapter.h"
 #include "io/safetensors.h"
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 #include "export/quantize_model.h"
 #include "model/llama_layout.h"
 #include "support/test_support.h"
@@ -123,8 +123,8 @@ TEST(ExportInterop, TransformersAndBitsandbytesLoadTheMergedFolders) {
     io::SafetensorsFolder nf4(dir + "/nf4");
     std::vector<std::pair<std::string, at::Tensor>> ours;
     for (const std::string& name : nf4.names()) {
-        if (model::is_quantized_weight_name(name) && quant::is_bnb_4bit_weight(nf4, name)) {
-            ours.emplace_back(name, quant::read_bnb_4bit(nf4, name).dequantize(at::kFloat));
+        if (model::is_quantized_weight_name(name) && io::is_bnb_4bit_weight(nf4, name)) {
+            ours.emplace_back(name, io::read_bnb_4bit(nf4, name).dequantize(at::kFloat));
         }
     }
     ASSERT_EQ(ours.size(), 35u);

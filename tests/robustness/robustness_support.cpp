@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -48,17 +48,17 @@ void patch_config(const std::string& model_dir, const std::string& json_patch) {
 }
 
 void write_small_adapter(const std::string& dir, float value) {
-    exporting::PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = 2;
     adapter.config.lora_alpha = 4;
     adapter.config.target_modules = {"q_proj"};
     for (int l = 0; l < 5; ++l) {
         const std::string m = "model.layers." + std::to_string(l) + ".self_attn.q_proj";
-        adapter.tensors[exporting::lora_name(m, 'A')] = at::full({2, 64}, value);
-        adapter.tensors[exporting::lora_name(m, 'B')] = at::full({64, 2}, value);
+        adapter.tensors[lora::lora_name(m, 'A')] = at::full({2, 64}, value);
+        adapter.tensors[lora::lora_name(m, 'B')] = at::full({64, 2}, value);
     }
     fs::create_directories(dir);
-    exporting::save_peft_adapter(dir, adapter);
+    lora::save_peft_adapter(dir, adapter);
 }
 
 std::string read_text(const std::string& path) {

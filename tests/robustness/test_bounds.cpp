@@ -19,7 +19,7 @@
 #include "model/llama_config.h"
 #include "model/llama_loader.h"
 #include "robustness/robustness_support.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "train/config.h"
 
 namespace qlora {

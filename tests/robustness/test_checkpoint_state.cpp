@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 #include "optim/optimizer_factory.h"
 #include "robustness/robustness_support.h"
@@ -22,12 +22,12 @@ namespace fs = std::filesystem;
 
 // A valid checkpoint of a 1-module adapter with a real AdamW state and the CPU RNG state.
 std::string write_checkpoint(const std::string& dir, std::vector<at::Tensor>& params) {
-    exporting::PeftAdapter adapter;
+    lora::PeftAdapter adapter;
     adapter.config.r = 2;
     adapter.config.target_modules = {"q_proj"};
     const std::string m = "model.layers.0.self_attn.q_proj";
-    adapter.tensors[exporting::lora_name(m, 'A')] = at::full({2, 8}, 0.1);
-    adapter.tensors[exporting::lora_name(m, 'B')] = at::zeros({8, 2});
+    adapter.tensors[lora::lora_name(m, 'A')] = at::full({2, 8}, 0.1);
+    adapter.tensors[lora::lora_name(m, 'B')] = at::zeros({8, 2});
     params = {adapter.tensors.begin()->second.clone().requires_grad_(),
               std::next(adapter.tensors.begin())->second.clone().requires_grad_()};
     auto opt = optim::make_optimizer("adamw_32bit", params);

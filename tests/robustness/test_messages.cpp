@@ -15,7 +15,7 @@
 #include "model/llama_loader.h"
 #include "model/vocab_check.h"
 #include "robustness/robustness_support.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora {
 namespace {

@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "export/peft_adapter.h"
+#include "lora/peft_adapter.h"
 #include "io/finite_check.h"
 #include "model/llama_loader.h"
 #include "robustness/robustness_support.h"
@@ -51,7 +51,7 @@ TEST(NonFinite, AdapterLoadNamesTheTensor) {
     test::poison_tensor(dir + "/a",
                         "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight",
                         std::numeric_limits<float>::infinity(), "adapter_model.safetensors");
-    const std::string e = test::error_of([&] { exporting::load_peft_adapter(dir + "/a"); });
+    const std::string e = test::error_of([&] { lora::load_peft_adapter(dir + "/a"); });
     EXPECT_NE(e.find("adapter_model.safetensors: tensor "
                      "'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight'"),
               std::string::npos)

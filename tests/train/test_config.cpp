@@ -84,10 +84,12 @@ TEST(Config, BadValueSaysExpectedAndFound) {
     const std::string path = write_text(dir, "x.yaml", std::string(kMinimal) +
                                                            "lora:\n  dropout: 1.5\n"
                                                            "optim:\n  name: sgd\n");
+    // A name outside a vocabulary is a reading problem (the YAML codec parses enums), reported
+    // before the range checks that run on the values read.
     EXPECT_EQ(error_of([&] { load_config(path); }),
-              path + ":6:12: lora.dropout: expected a number in [0, 1), found 1.5\n" + path +
-                  ":8:9: optim.name: expected one of adamw_32bit, adamw_torch, paged_adamw_32bit, "
-                  "adamw_8bit, paged_adamw_8bit, found 'sgd'");
+              path + ":8:9: optim.name: expected one of adamw_32bit, adamw_torch, paged_adamw_32bit, "
+                     "adamw_8bit, paged_adamw_8bit, found 'sgd'\n" +
+                  path + ":6:12: lora.dropout: expected a number in [0, 1), found 1.5");
 }
 
 TEST(Config, EveryProblemIsReportedAtOnce) {
@@ -106,8 +108,8 @@ TEST(Config, EveryProblemIsReportedAtOnce) {
                                         "  device: tpu\n");
     EXPECT_EQ(error_of([&] { load_config(path); }),
               path + ":3:3: unknown key 'model.dtyp'; did you mean 'model.dtype'?\n" +
-                  path + ":8:16: train.micro_batch: expected an integer, found 'two'\n" +
                   path + ":6:11: data.format: expected one of text, alpaca, chat, found 'csv'\n" +
+                  path + ":8:16: train.micro_batch: expected an integer, found 'two'\n" +
                   path + ":9:15: train.grad_accum: expected an integer > 0, found 0\n" +
                   path + ":11:11: hardware.device: expected auto, cpu, cuda or cuda:N, found 'tpu'");
 }

@@ -1,5 +1,5 @@
 // Writing and reading quantized weights in the bitsandbytes / transformers 4-bit layout.
-#include "quant/bnb_format.h"
+#include "io/bnb_format.h"
 
 #include <cmath>
 #include <cstring>
@@ -7,13 +7,13 @@
 #include "core/device.h"
 #include "core/error.h"
 
-namespace qlora::quant {
+namespace qlora::io {
 namespace {
 
 const char* kStatePrefix = ".quant_state.bitsandbytes__";
 
-std::string state_key(const std::string& weight_name, QuantType type) {
-    return weight_name + kStatePrefix + quant_type_name(type);
+std::string state_key(const std::string& weight_name, quant::QuantType type) {
+    return weight_name + kStatePrefix + quant::quant_type_name(type);
 }
 
 at::Tensor json_bytes(const std::string& text) {
@@ -47,10 +47,10 @@ T json_field(const nlohmann::json& j, const char* key, const std::string& where)
 
 }  // namespace
 
-std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const NF4Tensor& t,
+std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::NF4Tensor& t,
                                                                  const std::string& weight_name) {
     nlohmann::ordered_json state;
-    state["quant_type"] = quant_type_name(t.type());
+    state["quant_type"] = quant::quant_type_name(t.type());
     state["blocksize"] = t.blocksize();
     state["dtype"] = dtype_name(t.dtype());
     state["shape"] = t.shape();
@@ -79,16 +79,16 @@ bool is_bnb_state_key(const std::string& name) {
     return name.find(kStatePrefix) != std::string::npos;
 }
 
-bool is_bnb_4bit_weight(const io::SafetensorsFolder& folder, const std::string& weight_name) {
-    return folder.contains(state_key(weight_name, QuantType::kNF4)) ||
-           folder.contains(state_key(weight_name, QuantType::kFP4));
+bool is_bnb_4bit_weight(const SafetensorsFolder& folder, const std::string& weight_name) {
+    return folder.contains(state_key(weight_name, quant::QuantType::kNF4)) ||
+           folder.contains(state_key(weight_name, quant::QuantType::kFP4));
 }
 
-NF4Tensor read_bnb_4bit(const io::SafetensorsFolder& folder, const std::string& weight_name) {
-    const bool nf4 = folder.contains(state_key(weight_name, QuantType::kNF4));
-    QLORA_CHECK(nf4 || folder.contains(state_key(weight_name, QuantType::kFP4)), folder.folder(), ": '",
+quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name) {
+    const bool nf4 = folder.contains(state_key(weight_name, quant::QuantType::kNF4));
+    QLORA_CHECK(nf4 || folder.contains(state_key(weight_name, quant::QuantType::kFP4)), folder.folder(), ": '",
                 weight_name, "' has no quant_state.bitsandbytes__nf4 or __fp4 entry");
-    const QuantType key_type = nf4 ? QuantType::kNF4 : QuantType::kFP4;
+    const quant::QuantType key_type = nf4 ? quant::QuantType::kNF4 : quant::QuantType::kFP4;
     const std::string key = state_key(weight_name, key_type);
     const std::string where = folder.folder() + ": " + key;
     nlohmann::json state;
@@ -98,9 +98,9 @@ NF4Tensor read_bnb_4bit(const io::SafetensorsFolder& folder, const std::string& 
         QLORA_FAIL(where, ": quant_state is not valid JSON (", e.what(), ")");
     }
     QLORA_CHECK(state.is_object(), where, ": quant_state must be a JSON object, found ", state.type_name());
-    const QuantType type = parse_quant_type(json_field<std::string>(state, "quant_type", where));
-    QLORA_CHECK(type == key_type, where, ": quant_type \"", quant_type_name(type),
-                "\" contradicts the key's suffix \"", quant_type_name(key_type), "\"");
+    const quant::QuantType type = quant::parse_quant_type(json_field<std::string>(state, "quant_type", where));
+    QLORA_CHECK(type == key_type, where, ": quant_type \"", quant::quant_type_name(type),
+                "\" contradicts the key's suffix \"", quant::quant_type_name(key_type), "\"");
     const int64_t blocksize = json_field<int64_t>(state, "blocksize", where);
     const c10::ScalarType dtype = state_dtype(json_field<std::string>(state, "dtype", where), where);
     const std::vector<int64_t> shape = json_field<std::vector<int64_t>>(state, "shape", where);
@@ -126,17 +126,17 @@ NF4Tensor read_bnb_4bit(const io::SafetensorsFolder& folder, const std::string& 
         nested_absmax = folder.load(nested);
         nested_code = folder.load(nested_map);
     }
-    return NF4Tensor::from_parts(packed, absmax, nested_absmax, nested_code, offset, shape, dtype, type,
+    return quant::NF4Tensor::from_parts(packed, absmax, nested_absmax, nested_code, offset, shape, dtype, type,
                                  blocksize, folder.folder() + ": " + weight_name);
 }
 
-nlohmann::ordered_json bnb_quantization_config(const Nf4Options& options, c10::ScalarType compute_dtype) {
+nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options, c10::ScalarType compute_dtype) {
     nlohmann::ordered_json q;
     q["_load_in_4bit"] = true;
     q["_load_in_8bit"] = false;
     q["bnb_4bit_compute_dtype"] = dtype_name(compute_dtype);
     q["bnb_4bit_quant_storage"] = "uint8";
-    q["bnb_4bit_quant_type"] = quant_type_name(options.type);
+    q["bnb_4bit_quant_type"] = quant::quant_type_name(options.type);
     q["bnb_4bit_use_double_quant"] = options.double_quant;
     q["llm_int8_enable_fp32_cpu_offload"] = false;
     q["llm_int8_has_fp16_weight"] = false;
@@ -148,17 +148,17 @@ nlohmann::ordered_json bnb_quantization_config(const Nf4Options& options, c10::S
     return q;
 }
 
-Nf4Options parse_bnb_quantization_config(const nlohmann::json& config, const std::string& where) {
+quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config, const std::string& where) {
     QLORA_CHECK(config.is_object(), where, ": quantization_config must be an object");
     const std::string method = config.value("quant_method", std::string());
     QLORA_CHECK(method == "bitsandbytes", where, ": quantization_config.quant_method must be \"bitsandbytes\", found \"",
                 method, "\"");
     QLORA_CHECK(config.value("load_in_4bit", false) || config.value("_load_in_4bit", false), where,
                 ": only 4-bit bitsandbytes checkpoints are supported (load_in_4bit is not true)");
-    Nf4Options options;
-    options.type = parse_quant_type(config.value("bnb_4bit_quant_type", std::string("fp4")));
+    quant::Nf4Options options;
+    options.type = quant::parse_quant_type(config.value("bnb_4bit_quant_type", std::string("fp4")));
     options.double_quant = config.value("bnb_4bit_use_double_quant", false);
     return options;
 }
 
-}  // namespace qlora::quant
+}  // namespace qlora::io

@@ -14,25 +14,25 @@
 #include "io/safetensors.h"
 #include "quant/nf4_tensor.h"
 
-namespace qlora::quant {
+namespace qlora::io {
 
 // The tensors bitsandbytes' QuantState.as_dict(packed=True) + Params4bit save for one weight.
-std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const NF4Tensor& t,
+std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::NF4Tensor& t,
                                                                  const std::string& weight_name);
 
 // True when `weight_name` is stored in the bnb-4bit layout (its quant_state key exists).
-bool is_bnb_4bit_weight(const io::SafetensorsFolder& folder, const std::string& weight_name);
+bool is_bnb_4bit_weight(const SafetensorsFolder& folder, const std::string& weight_name);
 // Names that belong to a quantized weight's state (P.weight.absmax, ...): not model tensors.
 bool is_bnb_state_key(const std::string& name);
 
 // Reads a quantized weight, validating the JSON state and every size against the shape; errors
 // name the file and the key.
-NF4Tensor read_bnb_4bit(const io::SafetensorsFolder& folder, const std::string& weight_name);
+quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name);
 
 // config.json's "quantization_config" as transformers' BitsAndBytesConfig writes it.
-nlohmann::ordered_json bnb_quantization_config(const Nf4Options& options,
+nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
                                                c10::ScalarType compute_dtype);
 // Parses it back (quant type, double quant); `where` names the file for errors.
-Nf4Options parse_bnb_quantization_config(const nlohmann::json& config, const std::string& where);
+quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config, const std::string& where);
 
-}  // namespace qlora::quant
+}  // namespace qlora::io
