@@ -19,7 +19,7 @@ using qlora::test::error_of;
 const char* kTargets[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                           "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
-TEST(lora::PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
+TEST(PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
     const std::string base = qlora::test::shared_data("stories260K/hf");
     const std::string dir = qlora::test::scratch_dir("peft_ours");
     io::SafetensorsFolder model(base);
@@ -58,7 +58,7 @@ TEST(lora::PeftAdapter, PeftLoadsOursAndMergesToOurWeights) {
     EXPECT_NE(r.output.find("merged 35 weights equal to ours"), std::string::npos) << r.output;
 }
 
-TEST(lora::PeftAdapter, WeReadWhatPeftSaves) {
+TEST(PeftAdapter, WeReadWhatPeftSaves) {
     const std::string base = qlora::test::shared_data("stories260K/hf");
     const std::string dir = qlora::test::scratch_dir("peft_theirs");
     auto r = qlora::test::run_command(python() + " " + QLORA_SOURCE_DIR + "/scripts/check_peft_adapter.py make " +
@@ -77,7 +77,7 @@ TEST(lora::PeftAdapter, WeReadWhatPeftSaves) {
     EXPECT_GT(vb.abs().max().item<float>(), 0.0f);
 }
 
-TEST(lora::PeftAdapter, BadAdaptersAreClearErrors) {
+TEST(PeftAdapter, BadAdaptersAreClearErrors) {
     const std::string dir = qlora::test::scratch_dir("peft_bad");
     EXPECT_EQ(error_of([&] { lora::load_peft_adapter(dir); }),
               dir + "/adapter_config.json: cannot open (expected a PEFT LoRA adapter folder)");

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "lora/adapter_metadata.h"
 #include "lora/peft_adapter.h"
 #include "io/safetensors.h"
 #include "optim/optimizer_factory.h"
@@ -36,7 +37,7 @@ std::string write_checkpoint(const std::string& dir, std::vector<at::Tensor>& pa
     state.losses = {1.0, 0.9, 0.8};
     state.optimizer = opt->state_dict();
     state.cpu_rng = at::detail::getDefaultCPUGenerator().get_state();
-    return train::save_checkpoint(dir, adapter, state, 0);
+    return train::save_checkpoint(dir, adapter, lora::AdapterMetadata{}, state, 0);
 }
 
 void rewrite_state_tensor(const std::string& ckpt, const std::string& name,
