@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Small hand-built tokenizer.json files and the peer's (HF `tokenizers`) encodings of them.
 
-usage: check_tokenizer_cases.py CASES.json OUT_DIR
+usage: check_tokenizer_cases.py CASES.json OUT_DIR [CASE_NAME]   (CASE_NAME: build only that case)
 
 CASES.json: {"texts": [...], "cases": [{"name", "normalizer", "pre_tokenizer", "decoder",
 "model": {BPE options}, "added": [AddedToken fields], "template": "<s> $A </s>" or null,
@@ -73,7 +73,11 @@ def build(case, texts):
 def main():
     spec = json.load(open(sys.argv[1], encoding="utf-8"))
     texts = spec["texts"]
-    for case in spec["cases"]:
+    only = sys.argv[3] if len(sys.argv) > 3 else None
+    cases = [c for c in spec["cases"] if only in (None, c["name"])]
+    if not cases:
+        sys.exit(f"check_tokenizer_cases.py: no case named {only!r} in {sys.argv[1]}")
+    for case in cases:
         tok = build(case, texts)
         folder = os.path.join(sys.argv[2], case["name"])
         os.makedirs(folder, exist_ok=True)

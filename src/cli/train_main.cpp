@@ -2,11 +2,13 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <optional>
 #include <vector>
 
 #include "cli/run_tool.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/world_env.h"
 #include "io/path_guard.h"
 #include "train/config.h"
 #include "train/dry_run.h"
@@ -37,7 +39,11 @@ int main(int argc, char** argv) {
             std::fputs(qlora::train::dry_run_report(config, model_config).c_str(), stdout);
             return;
         }
-        const qlora::train::RunLock lock(config.output.dir);  // before any work; held to the end
+        // Before any work, held to the end. Under torchrun every rank runs this main, but rank 0
+        // alone writes output.dir: it alone takes the lock (a second launch's rank 0 is refused).
+        std::optional<qlora::train::RunLock> lock;
+        const std::optional<qlora::dist::WorldEnv> world = qlora::dist::read_world_env();
+        if (!world || world->rank == 0) lock.emplace(config.output.dir);
         qlora::train::install_interrupt_handler();
         qlora::train::Trainer trainer(config, resume);
         trainer.setup();

@@ -31,8 +31,10 @@ inline constexpr int64_t kMaxNewTokens = 1 << 20;
 // encode: tokenizing stays bounded however big the record.
 inline constexpr int64_t kMaxBytesPerToken = 64;
 
-// Errors: one line of at most this many characters reaches the user (core/error_text.h).
-inline constexpr size_t kMaxErrorChars = 300;
+// Errors: one line of at most this many characters reaches the user (core/error_text.h). Room for
+// two absolute paths of a deep checkout and the words around them; only an over-long value (a
+// 51 MB JSONL line) is cut.
+inline constexpr size_t kMaxErrorChars = 640;
 
 // Bytes of memory this process can still get: MemAvailable + SwapFree of /proc/meminfo, capped by
 // RLIMIT_AS/RLIMIT_DATA; UINT64_MAX when unknown (then only the documented limits apply).

@@ -25,14 +25,12 @@ std::vector<std::string> case_names() {
     return names;
 }
 
-// All cases are built by one run of the peer script.
-const std::string& built_cases() {
-    static const std::string dir = [] {
-        const std::string out = qlora::test::scratch_dir("tokenizer_hf_cases");
-        test::run_peer_script("check_tokenizer_cases.py", kCases + " " + out);
-        return out;
-    }();
-    return dir;
+// The peer script builds one case into a folder of its own: CTest runs each case in its own
+// process, in parallel.
+std::string built_case(const std::string& name) {
+    const std::string out = qlora::test::scratch_dir("tokenizer_hf_cases/" + name);
+    test::run_peer_script("check_tokenizer_cases.py", kCases + " " + out + " " + name);
+    return out + "/" + name;
 }
 
 std::vector<std::string> case_texts() {
@@ -43,7 +41,7 @@ std::vector<std::string> case_texts() {
 class HfComponent : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HfComponent, MatchesPeer) {
-    const std::string folder = built_cases() + "/" + GetParam();
+    const std::string folder = built_case(GetParam());
     const Tokenizer tok(folder);
     const std::vector<std::string> texts = case_texts();
     // Under Unicode normalizers our offsets may be wider than HF's (see hf_reference.h).

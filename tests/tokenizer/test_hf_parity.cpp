@@ -15,16 +15,13 @@
 namespace qlora::tokenizer {
 namespace {
 
-// Generated once per test run: every vocabulary reads the same corpus.
-const std::string& corpus() {
-    static const std::string path = [] {
-        const std::string dir = qlora::test::scratch_dir("tokenizer_corpus");
-        const std::string file = dir + "/corpus.jsonl";
-        test::run_peer_script("gen_tokenizer_corpus.py",
-                              std::string(QLORA_SHARED_DIR) + "/data " + file + " 1100000");
-        return file;
-    }();
-    return path;
+// Every vocabulary reads the same (deterministic) corpus. CTest runs each vocabulary in its own
+// process, in parallel, so each writes its copy to a folder of its own.
+std::string corpus(const std::string& name) {
+    const std::string file = qlora::test::scratch_dir("tokenizer_corpus_" + name) + "/corpus.jsonl";
+    test::run_peer_script("gen_tokenizer_corpus.py",
+                          std::string(QLORA_SHARED_DIR) + "/data " + file + " 1100000");
+    return file;
 }
 
 class HfParity : public ::testing::TestWithParam<std::string> {};
@@ -32,13 +29,14 @@ class HfParity : public ::testing::TestWithParam<std::string> {};
 TEST_P(HfParity, MatchesPeerOnEveryDocument) {
     const std::string name = GetParam();
     const std::string folder = qlora::test::shared_data("tokenizers/" + name);
+    const std::string corpus_file = corpus(name);
     const std::string expected_file =
         qlora::test::scratch_dir("tokenizer_parity_" + name) + "/peer.jsonl";
     test::run_peer_script("check_tokenizer_parity.py",
-                          folder + " " + corpus() + " " + expected_file);
+                          folder + " " + corpus_file + " " + expected_file);
     const Tokenizer tok(folder);
     ASSERT_EQ(tok.kind(), BackendKind::kHfJson);
-    const std::vector<std::string> texts = test::read_texts(corpus());
+    const std::vector<std::string> texts = test::read_texts(corpus_file);
     // Qwen2 normalizes to NFC: there our offsets may be wider than HF's (see hf_reference.h).
     const test::ParityReport r = test::compare_with_peer(
         tok, texts, test::read_expected(expected_file), /*exact_offsets=*/name != "qwen2");
