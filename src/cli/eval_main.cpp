@@ -45,8 +45,9 @@ void eval_model(const EvalArgs& a) {
     load.quant = a.quant;
     tokenizer::Tokenizer tok(a.model_dir);
     model::Llama llama = model::load_llama(a.model_dir, load);
-    model::check_vocab_fits(tok.vocab_size(), a.model_dir, llama->config(), a.model_dir);
+    // The adapter first: one for another model is the likelier mistake, and its message says so.
     if (!a.adapter.empty()) exporting::attach_peft_adapter(*llama, a.adapter);
+    model::check_vocab_fits(tok.vocab_size(), a.model_dir, llama->config(), a.model_dir);
     const int64_t max_seq_len = a.max_seq_len > 0 ? a.max_seq_len : llama->config().max_position_embeddings;
     const bool stream = a.stream || a.format.empty() || a.format == "jsonl";
     if (stream) {

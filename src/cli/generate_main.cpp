@@ -88,8 +88,9 @@ int main(int argc, char** argv) {
         load.quant = quant;
         tokenizer::Tokenizer tok(model_dir);
         model::Llama llama = model::load_llama(model_dir, load);
-        model::check_vocab_fits(tok.vocab_size(), model_dir, llama->config(), model_dir);
+        // The adapter first: one for another model is the likelier mistake, and its message says so.
         if (!adapter.empty()) exporting::attach_peft_adapter(*llama, adapter);
+        model::check_vocab_fits(tok.vocab_size(), model_dir, llama->config(), model_dir);
 
         model::GenerateOptions options;
         options.max_new_tokens = max_new_tokens;

@@ -121,11 +121,8 @@ void Tokenizer::apply_config(const std::string& where) {
     if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
         for (const auto& [id, tok] : j["added_tokens_decoder"].items()) {
             if (tok.is_object() && tok.contains("content") && tok["content"].is_string()) {
-                try {
-                    added[tok["content"].get<std::string>()] = parse_int64_or_fail(id, path_ + ": tokenizer_config.json added_tokens_decoder key");
-                } catch (const std::exception&) {
-                    QLORA_FAIL(where, ": added_tokens_decoder key '", id, "' is not an id");
-                }
+                added[tok["content"].get<std::string>()] =
+                    parse_int64_or_fail(id, where + ": added_tokens_decoder key");
             }
         }
     }

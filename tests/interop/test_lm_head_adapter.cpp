@@ -22,7 +22,7 @@ std::string write_config(const std::string& dir) {
         << "quant: {enabled: false}\n"
         << "lora: {r: 4, alpha: 8, dropout: 0.0, targets: [q_proj, lm_head]}\n"
         << "data: {train: " << test::shared_data("instruct/alpaca_tiny_100.json")
-        << ", format: alpaca, template: alpaca, max_seq_len: 96}\n"
+        << ", format: alpaca, template: alpaca, max_seq_len: 256}\n"
         << "train: {max_steps: 6, micro_batch: 2, grad_accum: 1, seed: 3}\n"
         << "optim: {name: adamw_32bit, lr: 1.0e-2, warmup_steps: 0}\n"
         << "eval: {every: 0}\n"
