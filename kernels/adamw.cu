@@ -1,6 +1,7 @@
 // Fused AdamW updates: fp32 states (one thread per element) and 8-bit blockwise states (one CTA of
 // 256 threads per quantization block: dequantize, update, block absmax, requantize). Twins of
-// src/optim/adamw_ref.cpp; explicit _rn intrinsics keep nvcc from fusing into FMAs, so the bits match.
+// src/optim/adamw_ref.cpp; explicit _rn intrinsics keep nvcc from fusing into FMAs, so the bits
+// match.
 #include <algorithm>
 
 #include "kernels/adamw_cuda.h"
@@ -15,8 +16,8 @@ constexpr int kWarp = 32;
 static_assert(adamw::kStateBlocksize == kThreads, "one thread per element of a state block");
 
 // Same operations, same order as optim::adamw_element.
-__device__ __forceinline__ void adamw_element_rn(const adamw::AdamwScalars& s, float g, float& p, float& m,
-                                              float& v) {
+__device__ __forceinline__ void adamw_element_rn(const adamw::AdamwScalars& s, float g, float& p,
+                                                 float& m, float& v) {
     p = __fmul_rn(p, s.decay);
     m = __fadd_rn(__fmul_rn(s.beta1, m), __fmul_rn(s.one_minus_beta1, g));
     v = __fadd_rn(__fmul_rn(s.beta2, v), __fmul_rn(s.one_minus_beta2, __fmul_rn(g, g)));
@@ -24,10 +25,12 @@ __device__ __forceinline__ void adamw_element_rn(const adamw::AdamwScalars& s, f
     p = __fsub_rn(p, __fmul_rn(s.step_size, __fdiv_rn(m, denom)));
 }
 
-__global__ void adamw_step_kernel(const float* __restrict__ g, float* __restrict__ p, float* __restrict__ m,
-                                  float* __restrict__ v, int64_t n, adamw::AdamwScalars s) {
+__global__ void adamw_step_kernel(const float* __restrict__ g, float* __restrict__ p,
+                                  float* __restrict__ m, float* __restrict__ v, int64_t n,
+                                  adamw::AdamwScalars s) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += stride) {
         float pi = p[i], mi = m[i], vi = v[i];
         adamw_element_rn(s, g[i], pi, mi, vi);
         p[i] = pi;
@@ -37,7 +40,8 @@ __global__ void adamw_step_kernel(const float* __restrict__ g, float* __restrict
 }
 
 __device__ __forceinline__ float block_max(float x, float* scratch /* [kThreads / kWarp] */) {
-    for (int offset = kWarp / 2; offset > 0; offset >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+    for (int offset = kWarp / 2; offset > 0; offset >>= 1)
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
     const int warp = threadIdx.x / kWarp;
     if (threadIdx.x % kWarp == 0) scratch[warp] = x;
     __syncthreads();
@@ -46,7 +50,8 @@ __device__ __forceinline__ float block_max(float x, float* scratch /* [kThreads 
     return result;
 }
 
-__device__ __forceinline__ uint8_t requantize(float x, float absmax, bool partial, const float* midpoints) {
+__device__ __forceinline__ uint8_t requantize(float x, float absmax, bool partial,
+                                              const float* midpoints) {
     const float clamped = fmaxf(absmax, 1e-38f);
     const float scaled = partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, __fdiv_rn(1.0f, clamped));
     return nf4::encode_8bit(midpoints, nf4::clamp_unit(scaled));
@@ -55,7 +60,8 @@ __device__ __forceinline__ uint8_t requantize(float x, float absmax, bool partia
 __global__ void adamw8bit_step_kernel(const float* __restrict__ g, float* __restrict__ p,
                                       uint8_t* __restrict__ m_codes, uint8_t* __restrict__ v_codes,
                                       float* __restrict__ m_absmax, float* __restrict__ v_absmax,
-                                      adamw::Blockwise8bitMaps maps, int64_t n, adamw::AdamwScalars s) {
+                                      adamw::Blockwise8bitMaps maps, int64_t n,
+                                      adamw::AdamwScalars s) {
     __shared__ float smap[256], umap[256], smid[255], umid[255];
     __shared__ float scratch_m[kThreads / kWarp], scratch_v[kThreads / kWarp];
     const int t = threadIdx.x;
@@ -105,13 +111,14 @@ cudaError_t adamw_step_cuda(const float* g, float* p, float* m, float* v, int64_
 }
 
 cudaError_t adamw8bit_step_cuda(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes,
-                                float* m_absmax, float* v_absmax, const adamw::Blockwise8bitMaps& maps,
-                                int64_t n, const adamw::AdamwScalars& s, cudaStream_t stream) {
+                                float* m_absmax, float* v_absmax,
+                                const adamw::Blockwise8bitMaps& maps, int64_t n,
+                                const adamw::AdamwScalars& s, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     const int64_t blocks = adamw::state_blocks(n);
     if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-    adamw8bit_step_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(g, p, m_codes, v_codes,
-                                                                                  m_absmax, v_absmax, maps, n, s);
+    adamw8bit_step_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+        g, p, m_codes, v_codes, m_absmax, v_absmax, maps, n, s);
     return cudaGetLastError();
 }
 

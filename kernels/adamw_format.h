@@ -1,6 +1,6 @@
 // AdamW's shared facts for the CPU reference (src/optim/adamw_ref.h) and the CUDA kernels
-// (adamw.cu): the per-step scalars and the 8-bit blockwise state layout. Plain structs, no LibTorch,
-// so kernels/ includes nothing from src/.
+// (adamw.cu): the per-step scalars and the 8-bit blockwise state layout. Plain structs, no
+// LibTorch, so kernels/ includes nothing from src/.
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,9 @@ struct AdamwScalars {
     float beta2 = 0.999f;
     float one_minus_beta2 = 0.001f;
     float eps = 1e-8f;
-    float decay = 1.0f;         // 1 - lr * wd
-    float step_size = 0.0f;     // lr / (1 - b1^t)
-    float bc2_sqrt = 1.0f;      // sqrt(1 - b2^t)
+    float decay = 1.0f;      // 1 - lr * wd
+    float step_size = 0.0f;  // lr / (1 - b1^t)
+    float bc2_sqrt = 1.0f;   // sqrt(1 - b2^t)
 };
 
 // 8-bit blockwise states (bitsandbytes' "blockwise dynamic" optimizer, blocksize 256): element i
@@ -27,10 +27,10 @@ struct AdamwScalars {
 // x / absmax for the tail, as bitsandbytes' quantize_blockwise does). An absmax of 0 stays 0.
 // Maps are [256] ascending; midpoints [255] are the nearest-code thresholds.
 struct Blockwise8bitMaps {
-    const float* signed_map;         // [256] for m
-    const float* signed_midpoints;   // [255]
-    const float* unsigned_map;       // [256] for v
-    const float* unsigned_midpoints; // [255]
+    const float* signed_map;          // [256] for m
+    const float* signed_midpoints;    // [255]
+    const float* unsigned_map;        // [256] for v
+    const float* unsigned_midpoints;  // [255]
 };
 
 inline constexpr int64_t kStateBlocksize = 256;

@@ -4,8 +4,8 @@
 
 #include <cuda_runtime_api.h>
 
-#define QLORA_CUDA_RETURN_IF_ERROR(expr)          \
-    do {                                          \
-        cudaError_t qlora_err_ = (expr);          \
+#define QLORA_CUDA_RETURN_IF_ERROR(expr)                  \
+    do {                                                  \
+        cudaError_t qlora_err_ = (expr);                  \
         if (qlora_err_ != cudaSuccess) return qlora_err_; \
     } while (0)

@@ -20,20 +20,32 @@ constexpr int kElemsPerThread = 8;  // 4 packed bytes; never straddles a block (
 template <typename T>
 __device__ __forceinline__ float to_float(T v);
 template <>
-__device__ __forceinline__ float to_float<float>(float v) { return v; }
+__device__ __forceinline__ float to_float<float>(float v) {
+    return v;
+}
 template <>
-__device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float<__half>(__half v) {
+    return __half2float(v);
+}
 template <>
-__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
 
 template <typename T>
 __device__ __forceinline__ T from_float(float v);
 template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
+__device__ __forceinline__ float from_float<float>(float v) {
+    return v;
+}
 template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half from_float<__half>(float v) {
+    return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
 
 __device__ __forceinline__ float warp_max(float v) {
     for (int offset = kWarp / 2; offset > 0; offset >>= 1) {
@@ -42,15 +54,18 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// bitsandbytes scales a full block by the reciprocal of its clamped absmax and divides a partial one.
-__device__ __forceinline__ float scale_into_unit(float x, float clamped, float reciprocal, bool partial) {
+// bitsandbytes scales a full block by the reciprocal of its clamped absmax and divides a partial
+// one.
+__device__ __forceinline__ float scale_into_unit(float x, float clamped, float reciprocal,
+                                                 bool partial) {
     return nf4::clamp_unit(partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, reciprocal));
 }
 
 // ---- quantize: one warp per block ------------------------------------------------------------
 template <typename T>
-__global__ void nf4_quantize_kernel(const T* __restrict__ x, nf4::Codebook cb, uint8_t* __restrict__ packed,
-                                    float* __restrict__ absmax, int64_t n, int64_t blocksize) {
+__global__ void nf4_quantize_kernel(const T* __restrict__ x, nf4::Codebook cb,
+                                    uint8_t* __restrict__ packed, float* __restrict__ absmax,
+                                    int64_t n, int64_t blocksize) {
     const int lane = threadIdx.x % kWarp;
     const int64_t block = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / kWarp;
     const int64_t blocks = nf4::num_blocks(n, blocksize);
@@ -67,18 +82,20 @@ __global__ void nf4_quantize_kernel(const T* __restrict__ x, nf4::Codebook cb, u
     if (lane == 0) absmax[block] = partial ? clamped : am;
 
     for (int64_t i = 2 * lane; i < len; i += 2 * kWarp) {
-        const uint8_t hi = nf4::encode_4bit(cb, scale_into_unit(to_float(x[start + i]), clamped, reciprocal, partial));
+        const uint8_t hi = nf4::encode_4bit(
+            cb, scale_into_unit(to_float(x[start + i]), clamped, reciprocal, partial));
         const uint8_t lo = i + 1 < len
-                               ? nf4::encode_4bit(cb, scale_into_unit(to_float(x[start + i + 1]), clamped,
-                                                                      reciprocal, partial))
+                               ? nf4::encode_4bit(cb, scale_into_unit(to_float(x[start + i + 1]),
+                                                                      clamped, reciprocal, partial))
                                : nf4::encode_4bit(cb, 0.0f);
         packed[(start + i) / 2] = nf4::pack_pair(hi, lo);
     }
 }
 
 // ---- double quantization of the absmax vector: one warp per 256-block ------------------------
-__global__ void absmax_quantize_kernel(const float* __restrict__ v, const float* __restrict__ midpoints,
-                                       float offset, uint8_t* __restrict__ codes, float* __restrict__ nested,
+__global__ void absmax_quantize_kernel(const float* __restrict__ v,
+                                       const float* __restrict__ midpoints, float offset,
+                                       uint8_t* __restrict__ codes, float* __restrict__ nested,
                                        int64_t n) {
     __shared__ float s_mid[255];
     for (int i = threadIdx.x; i < 255; i += blockDim.x) s_mid[i] = midpoints[i];
@@ -91,21 +108,25 @@ __global__ void absmax_quantize_kernel(const float* __restrict__ v, const float*
     const bool partial = len < nf4::kNestedBlocksize;
 
     float am = 0.0f;
-    for (int64_t i = lane; i < len; i += kWarp) am = fmaxf(am, fabsf(__fsub_rn(v[start + i], offset)));
+    for (int64_t i = lane; i < len; i += kWarp)
+        am = fmaxf(am, fabsf(__fsub_rn(v[start + i], offset)));
     am = warp_max(am);
     const float clamped = fmaxf(am, nf4::kMinAbsmax);
     const float reciprocal = __fdiv_rn(1.0f, clamped);
     if (lane == 0) nested[block] = partial ? clamped : am;
     for (int64_t i = lane; i < len; i += kWarp) {
         const float centered = __fsub_rn(v[start + i], offset);
-        codes[start + i] = nf4::encode_8bit(s_mid, scale_into_unit(centered, clamped, reciprocal, partial));
+        codes[start + i] =
+            nf4::encode_8bit(s_mid, scale_into_unit(centered, clamped, reciprocal, partial));
     }
 }
 
 // ---- dequantize: 8 elements (4 packed bytes) per thread --------------------------------------
 template <typename Out>
-__global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed, const float* __restrict__ absmax_f32,
-                                      const uint8_t* __restrict__ codes, const float* __restrict__ nested,
+__global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed,
+                                      const float* __restrict__ absmax_f32,
+                                      const uint8_t* __restrict__ codes,
+                                      const float* __restrict__ nested,
                                       const float* __restrict__ map, float offset, nf4::Codebook cb,
                                       Out* __restrict__ out, int64_t n, int blocksize_log2) {
     __shared__ float s_values[16];
@@ -113,7 +134,8 @@ __global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed, const 
     __syncthreads();
     const int64_t groups = (n + kElemsPerThread - 1) / kElemsPerThread;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+         g += stride) {
         const int64_t e0 = g * kElemsPerThread;
         const int64_t b = e0 >> blocksize_log2;
         float scale;
@@ -169,12 +191,12 @@ cudaError_t nf4_quantize_cuda(const void* x, FloatType x_type, const nf4::Codebo
     const unsigned int threads = kWarp * kWarpsPerCta;
     switch (x_type) {
         case FloatType::kFloat32:
-            nf4_quantize_kernel<float><<<grid, threads, 0, stream>>>(static_cast<const float*>(x), cb, packed,
-                                                                     absmax, n, blocksize);
+            nf4_quantize_kernel<float><<<grid, threads, 0, stream>>>(
+                static_cast<const float*>(x), cb, packed, absmax, n, blocksize);
             break;
         case FloatType::kFloat16:
-            nf4_quantize_kernel<__half><<<grid, threads, 0, stream>>>(static_cast<const __half*>(x), cb, packed,
-                                                                      absmax, n, blocksize);
+            nf4_quantize_kernel<__half><<<grid, threads, 0, stream>>>(
+                static_cast<const __half*>(x), cb, packed, absmax, n, blocksize);
             break;
         case FloatType::kBFloat16:
             nf4_quantize_kernel<__nv_bfloat16><<<grid, threads, 0, stream>>>(
@@ -188,35 +210,41 @@ cudaError_t absmax_quantize_cuda(const float* absmax, const float* map_midpoints
                                  uint8_t* codes, float* nested, int64_t n, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     const unsigned int grid = warp_grid(nf4::num_blocks(n, nf4::kNestedBlocksize));
-    absmax_quantize_kernel<<<grid, kWarp * kWarpsPerCta, 0, stream>>>(absmax, map_midpoints, offset, codes,
-                                                                      nested, n);
+    absmax_quantize_kernel<<<grid, kWarp * kWarpsPerCta, 0, stream>>>(absmax, map_midpoints, offset,
+                                                                      codes, nested, n);
     return cudaGetLastError();
 }
 
-cudaError_t nf4_dequantize_cuda(const uint8_t* packed, const float* absmax_f32, const uint8_t* codes,
-                                const float* nested, const float* map, float offset, const nf4::Codebook& cb,
-                                void* out, FloatType out_type, int64_t n, int64_t blocksize,
+cudaError_t nf4_dequantize_cuda(const uint8_t* packed, const float* absmax_f32,
+                                const uint8_t* codes, const float* nested, const float* map,
+                                float offset, const nf4::Codebook& cb, void* out,
+                                FloatType out_type, int64_t n, int64_t blocksize,
                                 cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     const int64_t groups = (n + kElemsPerThread - 1) / kElemsPerThread;
     int device = 0, sms = 0;
     QLORA_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
-    QLORA_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    QLORA_CUDA_RETURN_IF_ERROR(
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     const int64_t wanted = (groups + kDequantThreads - 1) / kDequantThreads;
-    const unsigned int grid = static_cast<unsigned int>(wanted < int64_t{sms} * 16 ? wanted : int64_t{sms} * 16);
+    const unsigned int grid =
+        static_cast<unsigned int>(wanted < int64_t{sms} * 16 ? wanted : int64_t{sms} * 16);
     const int shift = log2_exact(blocksize);
     switch (out_type) {
         case FloatType::kFloat32:
             nf4_dequantize_kernel<float><<<grid, kDequantThreads, 0, stream>>>(
-                packed, absmax_f32, codes, nested, map, offset, cb, static_cast<float*>(out), n, shift);
+                packed, absmax_f32, codes, nested, map, offset, cb, static_cast<float*>(out), n,
+                shift);
             break;
         case FloatType::kFloat16:
             nf4_dequantize_kernel<__half><<<grid, kDequantThreads, 0, stream>>>(
-                packed, absmax_f32, codes, nested, map, offset, cb, static_cast<__half*>(out), n, shift);
+                packed, absmax_f32, codes, nested, map, offset, cb, static_cast<__half*>(out), n,
+                shift);
             break;
         case FloatType::kBFloat16:
             nf4_dequantize_kernel<__nv_bfloat16><<<grid, kDequantThreads, 0, stream>>>(
-                packed, absmax_f32, codes, nested, map, offset, cb, static_cast<__nv_bfloat16*>(out), n, shift);
+                packed, absmax_f32, codes, nested, map, offset, cb,
+                static_cast<__nv_bfloat16*>(out), n, shift);
             break;
     }
     return cudaGetLastError();

@@ -1,5 +1,6 @@
 // Launchers for the 4-bit kernels in nf4.cu: raw pointers + sizes + stream, no LibTorch, no
-// validation (the binding in src/quant/nf4_ops.cpp validates). Same contracts as src/quant/nf4_ref.h.
+// validation (the binding in src/quant/nf4_ops.cpp validates). Same contracts as
+// src/quant/nf4_ref.h.
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -29,9 +29,9 @@ constexpr int kDynamicMapSize = 256;       // signed 8-bit dynamic map for the n
 constexpr float kMinAbsmax = 1e-38f;
 
 // The 16 NF4 levels, index = 4-bit code (bitsandbytes get_4bit_type("nf4"), exact float32).
-#define QLORA_NF4_CODES                                                                       \
-    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,                \
-        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,           \
+#define QLORA_NF4_CODES                                                                         \
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,                   \
+        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,              \
         0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f, \
         0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f
 
@@ -39,10 +39,10 @@ constexpr float kMinAbsmax = 1e-38f;
 // normalised by 12 in float32 (bitsandbytes divides its table by its absolute maximum). Code 8 is
 // -0.0 as in bitsandbytes' CUDA and native CPU dequantizers (its Python quant_map stores +0.0;
 // only the sign of a zero output differs, and NF4Tensor::code() writes bitsandbytes' +0.0).
-#define QLORA_FP4_CODES                                                                      \
-    0.0f, 0.0625f / 12.0f, 8.0f / 12.0f, 1.0f, 4.0f / 12.0f, 6.0f / 12.0f, 2.0f / 12.0f,      \
-        3.0f / 12.0f, -0.0f, -0.0625f / 12.0f, -8.0f / 12.0f, -1.0f, -4.0f / 12.0f,           \
-        -6.0f / 12.0f, -2.0f / 12.0f, -3.0f / 12.0f
+#define QLORA_FP4_CODES                                                                            \
+    0.0f, 0.0625f / 12.0f, 8.0f / 12.0f, 1.0f, 4.0f / 12.0f, 6.0f / 12.0f, 2.0f / 12.0f,           \
+        3.0f / 12.0f, -0.0f, -0.0625f / 12.0f, -8.0f / 12.0f, -1.0f, -4.0f / 12.0f, -6.0f / 12.0f, \
+        -2.0f / 12.0f, -3.0f / 12.0f
 
 // Encoding sorts the codebook, takes float32 midpoints (a + b) / 2 of neighbours, and picks the
 // sorted position = number of midpoints strictly below x (torch.bucketize, right=False): a value
@@ -53,9 +53,9 @@ constexpr float kMinAbsmax = 1e-38f;
 #define QLORA_FP4_SORTED_CODES 11, 10, 13, 12, 15, 14, 9, 0, 8, 1, 6, 7, 4, 5, 2, 3
 
 struct Codebook {
-    float values[16];      // value of each 4-bit code
-    float midpoints[15];   // sorted-neighbour midpoints
-    uint8_t sorted[16];    // sorted position -> 4-bit code
+    float values[16];     // value of each 4-bit code
+    float midpoints[15];  // sorted-neighbour midpoints
+    uint8_t sorted[16];   // sorted position -> 4-bit code
 };
 
 // Builds the codebook tables; constexpr so host code gets them at compile time and kernels can

@@ -3,6 +3,7 @@
 #include "bench/bench_dequant.h"
 
 #include <ATen/Parallel.h>
+
 #include <nlohmann/json.hpp>
 
 #include "bench/timer.h"
@@ -17,7 +18,8 @@ std::vector<std::string> bench_dequant(const DequantBenchOptions& o, const c10::
     std::vector<std::string> lines;
     at::manual_seed(0);
     at::Tensor w = (at::randn({o.rows, o.cols}) * 0.02).to(device, at::kBFloat16);
-    quant::NF4Tensor q = quant::NF4Tensor::quantize(w, {quant::QuantType::kNF4, o.blocksize, o.double_quant}, "bench");
+    quant::NF4Tensor q = quant::NF4Tensor::quantize(
+        w, {quant::QuantType::kNF4, o.blocksize, o.double_quant}, "bench");
     const int64_t n = q.numel();
     for (auto dtype : {at::kBFloat16, at::kFloat}) {
         const double out_bytes = static_cast<double>(n) * static_cast<double>(dtype_size(dtype));
@@ -38,7 +40,8 @@ std::vector<std::string> bench_dequant(const DequantBenchOptions& o, const c10::
         j["threads"] = device.is_cpu() ? at::get_num_threads() : 0;
         j["dequant_ms"] = t_deq * 1e3;
         j["dequant_gbps_written"] = out_bytes / t_deq / 1e9;
-        // The same into a freshly allocated tensor each call, as dequantize() does (page faults on CPU).
+        // The same into a freshly allocated tensor each call, as dequantize() does (page faults on
+        // CPU).
         j["dequant_with_alloc_ms"] = t_alloc * 1e3;
         j["copy_ms"] = t_copy * 1e3;
         j["copy_gbps_written"] = out_bytes / t_copy / 1e9;
@@ -52,9 +55,9 @@ std::vector<std::string> bench_dequant(const DequantBenchOptions& o, const c10::
             at::Tensor out = at::empty({n}, at::kFloat);
             double t_ref = time_call(
                 [&] {
-                    quant::nf4_dequantize_ref(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n,
-                                              o.blocksize, quant::codebook(quant::QuantType::kNF4),
-                                              out.data_ptr<float>());
+                    quant::nf4_dequantize_ref(
+                        packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n, o.blocksize,
+                        quant::codebook(quant::QuantType::kNF4), out.data_ptr<float>());
                 },
                 device, 1, std::max(1, o.iters / 3));
             j["reference_ms"] = t_ref * 1e3;

@@ -20,6 +20,7 @@ struct DequantBenchOptions {
 };
 
 // One JSON line per (device, output dtype).
-std::vector<std::string> bench_dequant(const DequantBenchOptions& options, const c10::Device& device);
+std::vector<std::string> bench_dequant(const DequantBenchOptions& options,
+                                       const c10::Device& device);
 
 }  // namespace qlora::bench

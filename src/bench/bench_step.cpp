@@ -4,20 +4,20 @@
 #include "bench/bench_step.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
 
 #include <array>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "bench/timer.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/peak_memory.h"
-#include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
+#include "lora/apply_lora.h"
 #include "model/llama.h"
 #include "optim/optimizer_factory.h"
 
@@ -71,10 +71,12 @@ double step_flops(const model::LlamaConfig& c, int64_t linear_params, int64_t to
     const double mult = checkpointing ? 6.0 : 4.0;
     const double attn = 2.0 * static_cast<double>(seq) * static_cast<double>(c.hidden_size) *
                         static_cast<double>(c.num_hidden_layers);  // per token, causal half
-    return mult / 2.0 * (2.0 * static_cast<double>(linear_params) + attn) * static_cast<double>(tokens);
+    return mult / 2.0 * (2.0 * static_cast<double>(linear_params) + attn) *
+           static_cast<double>(tokens);
 }
 
-nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& base, const c10::Device& device) {
+nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& base,
+                                const c10::Device& device) {
     const BaseKind kind = parse_base(base, device);
     const PeakMemory peak(device);
     const auto config = step_bench_config(o.shape, o.layers);
@@ -106,7 +108,8 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
         auto step = [&] {
             opt->zero_grad();
             at::Tensor logits = m->forward(inputs);
-            at::Tensor loss = at::cross_entropy_loss(logits.view({-1, config.vocab_size}).to(at::kFloat), targets);
+            at::Tensor loss = at::cross_entropy_loss(
+                logits.view({-1, config.vocab_size}).to(at::kFloat), targets);
             logits = at::Tensor();
             loss.backward();
             opt->step(1e-5);
@@ -132,7 +135,8 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
         j["optimizer_state_bytes"] = opt->state_bytes();
         j["step_ms"] = secs * 1e3;
         j["tokens_per_s"] = static_cast<double>(tokens_per_step) / secs;
-        j["approx_tflops"] = step_flops(config, linear_params, tokens_per_step, seq, o.checkpointing) / secs / 1e12;
+        j["approx_tflops"] =
+            step_flops(config, linear_params, tokens_per_step, seq, o.checkpointing) / secs / 1e12;
         j["peak_step_bytes"] = peak.peak_bytes();
         j["loss"] = last_loss;
     }
@@ -145,15 +149,16 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
 model::LlamaConfig step_bench_config(const std::string& shape, int64_t layers) {
     // hidden, intermediate, layers, heads, kv heads (published Llama / TinyLlama shapes)
     static const std::map<std::string, std::array<int64_t, 5>> shapes = {
-        {"tiny", {256, 688, 4, 8, 8}},          {"1b", {2048, 5632, 22, 32, 4}},
-        {"7b", {4096, 11008, 32, 32, 32}},      {"13b", {5120, 13824, 40, 40, 40}},
+        {"tiny", {256, 688, 4, 8, 8}},      {"1b", {2048, 5632, 22, 32, 4}},
+        {"7b", {4096, 11008, 32, 32, 32}},  {"13b", {5120, 13824, 40, 40, 40}},
         {"65b", {8192, 22016, 80, 64, 64}},
     };
     auto it = shapes.find(shape);
-    QLORA_CHECK(it != shapes.end(), "qlora-bench step: --shape expects tiny, 1b, 7b, 13b or 65b, found '", shape, "'");
+    QLORA_CHECK(it != shapes.end(),
+                "qlora-bench step: --shape expects tiny, 1b, 7b, 13b or 65b, found '", shape, "'");
     const auto& s = it->second;
-    QLORA_CHECK(layers >= 0 && layers <= s[2], "qlora-bench step: --layers expects 0..", s[2], " for ", shape,
-                ", found ", layers);
+    QLORA_CHECK(layers >= 0 && layers <= s[2], "qlora-bench step: --layers expects 0..", s[2],
+                " for ", shape, ", found ", layers);
     return model::LlamaConfig::from_json({{"hidden_size", s[0]},
                                           {"intermediate_size", s[1]},
                                           {"num_hidden_layers", layers > 0 ? layers : s[2]},
@@ -181,8 +186,8 @@ std::vector<std::string> bench_step(const StepBenchOptions& o, const c10::Device
         s["shape"] = o.shape;
         s["compare"] = a["base"].get<std::string>() + " vs " + b["base"].get<std::string>();
         s["speed_ratio"] = a["tokens_per_s"].get<double>() / b["tokens_per_s"].get<double>();
-        s["peak_memory_ratio"] =
-            static_cast<double>(a["peak_step_bytes"].get<int64_t>()) / static_cast<double>(b["peak_step_bytes"].get<int64_t>());
+        s["peak_memory_ratio"] = static_cast<double>(a["peak_step_bytes"].get<int64_t>()) /
+                                 static_cast<double>(b["peak_step_bytes"].get<int64_t>());
         s["weight_bytes_ratio"] = static_cast<double>(a["base_weight_bytes"].get<int64_t>()) /
                                   static_cast<double>(b["base_weight_bytes"].get<int64_t>());
         lines.push_back(s.dump());

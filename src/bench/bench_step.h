@@ -19,7 +19,7 @@ struct StepBenchOptions {
     int64_t layers = 0;          // >0: keep only this many decoder layers (a cheaper run)
     int64_t seq = 512;
     int64_t micro_batch = 1;
-    int64_t lora_r = 64;         // the QLoRA paper's r, alpha 16, every linear
+    int64_t lora_r = 64;  // the QLoRA paper's r, alpha 16, every linear
     double lora_alpha = 16.0;
     std::string optimizer = "paged_adamw_32bit";
     bool checkpointing = true;

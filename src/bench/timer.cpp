@@ -9,7 +9,8 @@
 
 namespace qlora::bench {
 
-double time_call(const std::function<void()>& fn, const c10::Device& device, int warmup, int iters) {
+double time_call(const std::function<void()>& fn, const c10::Device& device, int warmup,
+                 int iters) {
     auto sync = [&] {
         if (device.is_cuda()) torch::cuda::synchronize(device.index());
     };
@@ -21,7 +22,8 @@ double time_call(const std::function<void()>& fn, const c10::Device& device, int
         auto start = std::chrono::steady_clock::now();
         fn();
         sync();
-        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        times.push_back(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     std::sort(times.begin(), times.end());
     return times[times.size() / 2];

@@ -1,7 +1,6 @@
 // qlora-bench: kernel and training-step benchmarks, one JSON line per case, each with a baseline
 // measured in the same run (DESIGN.md section 12).
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "bench/bench_decode.h"
@@ -15,22 +14,28 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", QLORA_VERSION);
     app.require_subcommand(1);
     std::string device = "auto";
-    app.add_option("--device", device, "auto, cpu, cuda, cuda:N; 'all' runs cpu and (if present) cuda")
+    app.add_option("--device", device,
+                   "auto, cpu, cuda, cuda:N; 'all' runs cpu and (if present) cuda")
         ->capture_default_str();
 
     qlora::bench::DequantBenchOptions dq;
-    auto* dequant = app.add_subcommand("dequant", "NF4(+DQ) dequantize GB/s vs a plain copy of the output");
+    auto* dequant =
+        app.add_subcommand("dequant", "NF4(+DQ) dequantize GB/s vs a plain copy of the output");
     dequant->add_option("--rows", dq.rows, "weight rows")->capture_default_str();
     dequant->add_option("--cols", dq.cols, "weight columns")->capture_default_str();
     dequant->add_option("--blocksize", dq.blocksize)->capture_default_str();
     dequant->add_flag("--double-quant,!--no-double-quant", dq.double_quant)->capture_default_str();
-    dequant->add_option("--iters", dq.iters, "timed iterations (median reported)")->capture_default_str();
+    dequant->add_option("--iters", dq.iters, "timed iterations (median reported)")
+        ->capture_default_str();
 
     qlora::bench::StepBenchOptions st;
-    auto* step = app.add_subcommand(
-        "step", "one QLoRA training step (NF4 base + LoRA) vs the same with a 16-bit base: time, tokens/s, peak memory");
-    step->add_option("--shape", st.shape, "tiny, 1b, 7b, 13b or 65b (random weights)")->capture_default_str();
-    step->add_option("--layers", st.layers, "keep only this many decoder layers (0: all)")->capture_default_str();
+    auto* step = app.add_subcommand("step",
+                                    "one QLoRA training step (NF4 base + LoRA) vs the same with a "
+                                    "16-bit base: time, tokens/s, peak memory");
+    step->add_option("--shape", st.shape, "tiny, 1b, 7b, 13b or 65b (random weights)")
+        ->capture_default_str();
+    step->add_option("--layers", st.layers, "keep only this many decoder layers (0: all)")
+        ->capture_default_str();
     step->add_option("--seq", st.seq, "tokens per sequence")->capture_default_str();
     step->add_option("--micro-batch", st.micro_batch)->capture_default_str();
     step->add_option("--lora-r", st.lora_r)->capture_default_str();
@@ -44,23 +49,30 @@ int main(int argc, char** argv) {
     // decode and prefill share their options: a 4-bit base vs dense fp32 in the same process.
     qlora::bench::InferenceBenchOptions inf;
     auto add_inference = [&](CLI::App* sub) {
-        sub->add_option("--shape", inf.shape, "tiny, 1b, 7b, 13b or 65b (random weights)")->capture_default_str();
-        sub->add_option("--layers", inf.layers, "keep only this many decoder layers (0: all)")->capture_default_str();
+        sub->add_option("--shape", inf.shape, "tiny, 1b, 7b, 13b or 65b (random weights)")
+            ->capture_default_str();
+        sub->add_option("--layers", inf.layers, "keep only this many decoder layers (0: all)")
+            ->capture_default_str();
         sub->add_option("--model", inf.model_dir, "an HF Llama folder instead of random weights");
-        sub->add_option("--base", inf.bases, "nf4, fp4 or fp32; the first is compared with the last")
+        sub->add_option("--base", inf.bases,
+                        "nf4, fp4 or fp32; the first is compared with the last")
             ->capture_default_str();
         sub->add_flag("--quantize-lm-head,!--dense-lm-head", inf.quantize_lm_head,
                       "4-bit lm_head too (llama.cpp quantizes output.weight)")
             ->capture_default_str();
         sub->add_option("--blocksize", inf.blocksize)->capture_default_str();
         sub->add_flag("--double-quant,!--no-double-quant", inf.double_quant)->capture_default_str();
-        sub->add_option("--threads", inf.threads, "intra-op threads (0: LibTorch's default)")->capture_default_str();
-        sub->add_option("--iters", inf.iters, "timed runs (median reported)")->capture_default_str();
+        sub->add_option("--threads", inf.threads, "intra-op threads (0: LibTorch's default)")
+            ->capture_default_str();
+        sub->add_option("--iters", inf.iters, "timed runs (median reported)")
+            ->capture_default_str();
     };
-    auto* decode = app.add_subcommand("decode", "tokens/s of KV-cached greedy decoding, 4-bit vs dense fp32 base");
+    auto* decode = app.add_subcommand(
+        "decode", "tokens/s of KV-cached greedy decoding, 4-bit vs dense fp32 base");
     add_inference(decode);
     decode->add_option("--tokens", inf.tokens, "generated tokens per run")->capture_default_str();
-    auto* prefill = app.add_subcommand("prefill", "tokens/s of one prompt forward, 4-bit vs dense fp32 base");
+    auto* prefill =
+        app.add_subcommand("prefill", "tokens/s of one prompt forward, 4-bit vs dense fp32 base");
     add_inference(prefill);
     prefill->add_option("--prompt", inf.prompt, "prompt tokens")->capture_default_str();
 
@@ -74,13 +86,15 @@ int main(int argc, char** argv) {
         }
         for (const auto& d : devices) {
             if (dequant->parsed()) {
-                for (const auto& line : qlora::bench::bench_dequant(dq, d)) std::cout << line << std::endl;
+                for (const auto& line : qlora::bench::bench_dequant(dq, d))
+                    std::cout << line << std::endl;
             }
             const auto print = [](const std::string& line) { std::cout << line << std::endl; };
             if (decode->parsed()) qlora::bench::bench_decode(inf, d, print);
             if (prefill->parsed()) qlora::bench::bench_prefill(inf, d, print);
             if (step->parsed()) {
-                for (const auto& line : qlora::bench::bench_step(st, d)) std::cout << line << std::endl;
+                for (const auto& line : qlora::bench::bench_step(st, d))
+                    std::cout << line << std::endl;
             }
         }
     });

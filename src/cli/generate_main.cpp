@@ -1,9 +1,9 @@
 // qlora-generate --model DIR [--adapter A] [--quant nf4|fp4|none] --prompt T [--max-new-tokens N]
-//   [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--device D] [--dtype T]
+//   [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--device D]
+//   [--dtype T]
 //   [--threads N]
 // Samples from a Llama-family model, streaming the text (prompt included) to stdout.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,11 +12,11 @@
 
 #include "cli/cli_checks.h"
 #include "cli/run_tool.h"
-#include "export/attach_adapter.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "export/attach_adapter.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
 #include "model/vocab_check.h"
@@ -56,39 +56,49 @@ int main(int argc, char** argv) {
     int64_t max_new_tokens = 256;
     model::SamplingOptions sampling;
     bool no_bos = false, stats = false;
-    app.add_option("--model", model_dir, "Hugging Face model folder (config.json, *.safetensors, tokenizer.model)")
+    app.add_option("--model", model_dir,
+                   "Hugging Face model folder (config.json, *.safetensors, tokenizer.model)")
         ->required()
         ->check(CLI::ExistingDirectory);
     app.add_option("--adapter", adapter, "PEFT LoRA adapter folder");
     app.add_option("--quant", quant, "quantize the base linears while loading")
         ->check(CLI::IsMember({"none", "nf4", "fp4"}));
     app.add_option("--prompt", prompt, "the text to continue (may be empty: BOS only)")->required();
-    app.add_option("--max-new-tokens,-n", max_new_tokens, "stop after this many new tokens (at most 1048576)")
+    app.add_option("--max-new-tokens,-n", max_new_tokens,
+                   "stop after this many new tokens (at most 1048576)")
         ->check(CLI::Range(int64_t{0}, limits::kMaxNewTokens));
-    app.add_option("--temperature,-t", sampling.temperature, "0 = greedy")->check(cli::FiniteRange(0.0, 1e6));
-    app.add_option("--top-p,-p", sampling.top_p, "nucleus sampling mass (1 = off)")->check(cli::FiniteRange(0.0, 1.0));
+    app.add_option("--temperature,-t", sampling.temperature, "0 = greedy")
+        ->check(cli::FiniteRange(0.0, 1e6));
+    app.add_option("--top-p,-p", sampling.top_p, "nucleus sampling mass (1 = off)")
+        ->check(cli::FiniteRange(0.0, 1.0));
     app.add_option("--top-k,-k", sampling.top_k, "keep the k most likely tokens (0 = off)")
         ->check(CLI::NonNegativeNumber);
-    app.add_option("--repetition-penalty", sampling.repetition_penalty, "> 1 discourages repeats (1 = off)")
+    app.add_option("--repetition-penalty", sampling.repetition_penalty,
+                   "> 1 discourages repeats (1 = off)")
         ->check(cli::FiniteRange(1e-6, 1e6));
     app.add_option("--seed,-s", sampling.seed, "random seed (xorshift64*, as llama2.c)");
     app.add_option("--device", device_name, "auto, cpu, cuda or cuda:N");
     int threads = 0;
-    app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core; 1 is fastest for "
-                                         "tiny models on a busy machine)")
+    app.add_option("--threads", threads,
+                   "CPU threads for LibTorch (default: one per core; 1 is fastest for "
+                   "tiny models on a busy machine)")
         ->check(CLI::NonNegativeNumber);
-    app.add_option("--dtype", dtype_name_arg, "compute dtype: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)");
+    app.add_option(
+        "--dtype", dtype_name_arg,
+        "compute dtype: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)");
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
         if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
         load.device = resolve_device(device_name);
-        load.dtype = dtype_name_arg.empty() ? default_compute_dtype(load.device) : parse_dtype(dtype_name_arg);
+        load.dtype = dtype_name_arg.empty() ? default_compute_dtype(load.device)
+                                            : parse_dtype(dtype_name_arg);
         load.quant = quant;
         tokenizer::Tokenizer tok(model_dir);
         model::Llama llama = model::load_llama(model_dir, load);
-        // The adapter first: one for another model is the likelier mistake, and its message says so.
+        // The adapter first: one for another model is the likelier mistake, and its message says
+        // so.
         if (!adapter.empty()) exporting::attach_peft_adapter(*llama, adapter);
         model::check_vocab_fits(tok.vocab_size(), model_dir, llama->config(), model_dir);
 
@@ -105,10 +115,12 @@ int main(int argc, char** argv) {
         });
         std::cout << streamer.finish() << '\n' << std::flush;
         if (stats) {
-            std::fprintf(stderr, "prompt %lld tokens, generated %lld%s; prefill %.3fs, decode %.1f tokens/s\n",
-                         static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens),
-                         r.stopped_at_eos ? " (stopped at EOS)" : "", r.prefill_seconds,
-                         r.decode_tokens_per_second());
+            std::fprintf(
+                stderr,
+                "prompt %lld tokens, generated %lld%s; prefill %.3fs, decode %.1f tokens/s\n",
+                static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens),
+                r.stopped_at_eos ? " (stopped at EOS)" : "", r.prefill_seconds,
+                r.decode_tokens_per_second());
         }
     });
 }

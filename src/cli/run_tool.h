@@ -2,14 +2,14 @@
 // and the exit code of DESIGN.md section 1 (0 ok, 1 runtime failure, 2 bad usage/config/input).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <exception>
-#include <new>
 #include <functional>
 #include <iostream>
+#include <new>
 #include <string>
 
 #include "core/error.h"
@@ -29,7 +29,8 @@ inline int run_tool(const std::string& name, CLI::App& app, int argc, char** arg
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << name << ": error: " << first_line_cut(e.what()) << " (see " << name << " --help)\n";
+        std::cerr << name << ": error: " << first_line_cut(e.what()) << " (see " << name
+                  << " --help)\n";
         return static_cast<int>(ExitCode::kBadInput);
     }
     // A file-size limit (ulimit -f) must surface as a write error (EFBIG) with a clear message, not
@@ -48,7 +49,9 @@ inline int run_tool(const std::string& name, CLI::App& app, int argc, char** arg
         std::cerr << name << ": error: " << first_line_cut(e.what_without_backtrace()) << '\n';
         return static_cast<int>(ExitCode::kRuntime);
     } catch (const std::bad_alloc&) {
-        std::cerr << name << ": error: out of memory (a size in the input may be larger than this machine holds)\n";
+        std::cerr << name
+                  << ": error: out of memory (a size in the input may be larger than this machine "
+                     "holds)\n";
         return static_cast<int>(ExitCode::kRuntime);
     } catch (const std::exception& e) {
         std::cerr << name << ": error: " << first_line_cut(e.what()) << '\n';

@@ -1,6 +1,5 @@
 // qlora-train CONFIG.yaml [key=value ...] [--dry-run [--model-config FILE]] [--resume auto|DIR]
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -23,12 +22,17 @@ int main(int argc, char** argv) {
     bool dry_run = false;
     std::string model_config;
     std::string resume;
-    app.add_option("config", config_path, "training config (YAML), e.g. configs/quickstart.yaml")->required();
-    app.add_option("overrides", overrides, "key.sub=value overrides of config entries, e.g. optim.lr=1e-4");
-    app.add_flag("--dry-run", dry_run, "validate the config and data files, print the memory plan, train nothing");
-    app.add_option("--model-config", model_config,
-                   "with --dry-run: a config.json to plan with when the model is not downloaded yet");
-    app.add_option("--resume", resume, "auto (newest complete checkpoint in output.dir) or a checkpoint folder");
+    app.add_option("config", config_path, "training config (YAML), e.g. configs/quickstart.yaml")
+        ->required();
+    app.add_option("overrides", overrides,
+                   "key.sub=value overrides of config entries, e.g. optim.lr=1e-4");
+    app.add_flag("--dry-run", dry_run,
+                 "validate the config and data files, print the memory plan, train nothing");
+    app.add_option(
+        "--model-config", model_config,
+        "with --dry-run: a config.json to plan with when the model is not downloaded yet");
+    app.add_option("--resume", resume,
+                   "auto (newest complete checkpoint in output.dir) or a checkpoint folder");
     return qlora::cli::run_tool("qlora-train", app, argc, argv, [&] {
         qlora::train::TrainConfig config = qlora::train::load_config(config_path, overrides);
         qlora::io::check_output_not_input({"output.dir", config.output.dir},
@@ -52,8 +56,9 @@ int main(int argc, char** argv) {
             std::printf("interrupted at step %lld: checkpoint saved; continue with --resume auto\n",
                         static_cast<long long>(r.steps));
         } else {
-            std::printf("done: %lld steps, final loss %.4f, adapter in %s\n", static_cast<long long>(r.steps),
-                        r.losses.empty() ? 0.0 : r.losses.back(), r.adapter_dir.c_str());
+            std::printf("done: %lld steps, final loss %.4f, adapter in %s\n",
+                        static_cast<long long>(r.steps), r.losses.empty() ? 0.0 : r.losses.back(),
+                        r.adapter_dir.c_str());
         }
     });
 }

@@ -12,7 +12,8 @@ namespace qlora {
 bool cuda_available() { return torch::cuda::is_available(); }
 
 c10::Device resolve_device(std::string_view name) {
-    if (name == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+    if (name == "auto")
+        return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
     if (name == "cpu") return c10::Device(c10::kCPU);
     if (name.starts_with("cuda")) {
         int index = 0;
@@ -46,16 +47,20 @@ c10::ScalarType parse_dtype(std::string_view name) {
     if (name == "float32" || name == "fp32" || name == "float") return c10::kFloat;
     if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;
     if (name == "float16" || name == "fp16" || name == "half") return c10::kHalf;
-    QLORA_FAIL("dtype must be one of float32, bfloat16, float16 (or fp32, bf16, fp16); got '",
-               name, "'");
+    QLORA_FAIL("dtype must be one of float32, bfloat16, float16 (or fp32, bf16, fp16); got '", name,
+               "'");
 }
 
 std::string dtype_name(c10::ScalarType dtype) {
     switch (dtype) {
-        case c10::kFloat: return "float32";
-        case c10::kBFloat16: return "bfloat16";
-        case c10::kHalf: return "float16";
-        default: return std::string(c10::toString(dtype));
+        case c10::kFloat:
+            return "float32";
+        case c10::kBFloat16:
+            return "bfloat16";
+        case c10::kHalf:
+            return "float16";
+        default:
+            return std::string(c10::toString(dtype));
     }
 }
 

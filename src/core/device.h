@@ -19,8 +19,8 @@ c10::Device resolve_device(std::string_view name);
 // bf16 on CUDA, fp32 on CPU (DESIGN.md section 6).
 c10::ScalarType default_compute_dtype(const c10::Device& device);
 
-// "auto" (default_compute_dtype of the device) or a name parse_dtype reads: what model.dtype and the
-// tools' --dtype mean.
+// "auto" (default_compute_dtype of the device) or a name parse_dtype reads: what model.dtype and
+// the tools' --dtype mean.
 c10::ScalarType resolve_dtype(std::string_view name, const c10::Device& device);
 
 // "float32"/"fp32"/"float", "bfloat16"/"bf16", "float16"/"fp16"/"half".

@@ -12,7 +12,7 @@ namespace qlora {
 enum class ExitCode : int { kOk = 0, kRuntime = 1, kBadInput = 2 };
 
 class Error : public std::runtime_error {
-public:
+  public:
     Error(std::string message, ExitCode code = ExitCode::kBadInput, std::string where = {})
         : std::runtime_error(std::move(message)), code_(code), where_(std::move(where)) {}
 
@@ -20,7 +20,7 @@ public:
     // "src/io/safetensors.cpp:88": where in our code the problem was detected (for debug logs).
     const std::string& where() const { return where_; }
 
-private:
+  private:
     ExitCode code_;
     std::string where_;
 };
@@ -40,24 +40,24 @@ std::string concat(const Parts&... parts) {
 
 // Throws qlora::Error (exit code 2: bad input) unless cond holds. The message parts are streamed:
 //   QLORA_CHECK(bs >= 32, "quant.blocksize must be >= 32, got ", bs, " (", path, ")");
-#define QLORA_CHECK(cond, ...)                                                              \
-    do {                                                                                    \
-        if (!(cond)) [[unlikely]] {                                                         \
-            ::qlora::detail::throw_error(__FILE__, __LINE__, ::qlora::ExitCode::kBadInput, \
-                                         ::qlora::detail::concat(__VA_ARGS__));             \
-        }                                                                                   \
-    } while (0)
-
-// Same, for failures of the environment rather than the input (I/O, devices): exit code 1.
-#define QLORA_RUNTIME_CHECK(cond, ...)                                                     \
+#define QLORA_CHECK(cond, ...)                                                             \
     do {                                                                                   \
         if (!(cond)) [[unlikely]] {                                                        \
-            ::qlora::detail::throw_error(__FILE__, __LINE__, ::qlora::ExitCode::kRuntime, \
+            ::qlora::detail::throw_error(__FILE__, __LINE__, ::qlora::ExitCode::kBadInput, \
                                          ::qlora::detail::concat(__VA_ARGS__));            \
         }                                                                                  \
     } while (0)
 
-#define QLORA_FAIL(...)                                                                    \
+// Same, for failures of the environment rather than the input (I/O, devices): exit code 1.
+#define QLORA_RUNTIME_CHECK(cond, ...)                                                    \
+    do {                                                                                  \
+        if (!(cond)) [[unlikely]] {                                                       \
+            ::qlora::detail::throw_error(__FILE__, __LINE__, ::qlora::ExitCode::kRuntime, \
+                                         ::qlora::detail::concat(__VA_ARGS__));           \
+        }                                                                                 \
+    } while (0)
+
+#define QLORA_FAIL(...)                                                            \
     ::qlora::detail::throw_error(__FILE__, __LINE__, ::qlora::ExitCode::kBadInput, \
                                  ::qlora::detail::concat(__VA_ARGS__))
 

@@ -39,10 +39,14 @@ LogSink& sink_storage() {
 
 char level_letter(LogLevel level) {
     switch (level) {
-        case LogLevel::kError: return 'E';
-        case LogLevel::kWarn: return 'W';
-        case LogLevel::kInfo: return 'I';
-        case LogLevel::kDebug: return 'D';
+        case LogLevel::kError:
+            return 'E';
+        case LogLevel::kWarn:
+            return 'W';
+        case LogLevel::kInfo:
+            return 'I';
+        case LogLevel::kDebug:
+            return 'D';
     }
     return '?';
 }

@@ -24,12 +24,15 @@ int64_t PeakMemory::peak_bytes() const {
 #ifdef QLORA_WITH_CUDA
     if (device_.is_cuda()) {
         auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
-        return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+        return stats
+            .allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
+            .peak;
     }
 #endif
     std::ifstream in("/proc/self/status");
     for (std::string line; std::getline(in, line);) {
-        if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
     }
     return -1;
 }

@@ -11,7 +11,7 @@
 namespace qlora {
 
 class PeakMemory {
-public:
+  public:
     explicit PeakMemory(const c10::Device& device) : device_(device) {}
     void reset() const;
     // Bytes, or -1 when the platform does not say.
@@ -20,7 +20,7 @@ public:
     // Returns the caching allocator's free blocks to the driver (CUDA; nothing on CPU).
     void release_cache() const;
 
-private:
+  private:
     c10::Device device_;
 };
 

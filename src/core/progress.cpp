@@ -52,8 +52,7 @@ std::string format_progress(const std::string& label, int64_t done, int64_t tota
     return line;
 }
 
-Progress::Progress(std::string label, int64_t total, std::string unit, int enabled,
-                   std::FILE* out)
+Progress::Progress(std::string label, int64_t total, std::string unit, int enabled, std::FILE* out)
     : label_(std::move(label)),
       total_(total),
       unit_(std::move(unit)),

@@ -18,7 +18,7 @@ std::string format_progress(const std::string& label, int64_t done, int64_t tota
                             const std::string& extra);
 
 class Progress {
-public:
+  public:
     // enabled: draw at all (default: only when stdout is a terminal).
     Progress(std::string label, int64_t total, std::string unit = "it", int enabled = -1,
              std::FILE* out = stdout);
@@ -34,7 +34,7 @@ public:
     bool enabled() const { return enabled_; }
     double elapsed_seconds() const;
 
-private:
+  private:
     void draw(const std::string& extra);
 
     std::string label_;

@@ -40,7 +40,8 @@ Batch collate(const std::vector<std::vector<const Sample*>>& rows, int64_t pad_i
             b.num_tokens += static_cast<int64_t>(s.tokens.size());
         }
     }
-    // [B, T, 1] == [B, 1, T]: same sample; padding keys are masked, padding queries keep the diagonal.
+    // [B, T, 1] == [B, 1, T]: same sample; padding keys are masked, padding queries keep the
+    // diagonal.
     const at::Tensor same = b.document_ids.unsqueeze(2) == b.document_ids.unsqueeze(1);
     const at::Tensor real_key = (b.document_ids >= 0).unsqueeze(1);
     const at::Tensor diagonal = at::eye(T, at::TensorOptions().dtype(at::kBool)).unsqueeze(0);
@@ -54,8 +55,8 @@ std::vector<std::vector<int64_t>> pack_rows(const std::vector<int64_t>& order,
     int64_t used = 0;
     for (int64_t idx : order) {
         const int64_t len = static_cast<int64_t>(samples.at(idx).tokens.size());
-        QLORA_CHECK(len <= row_len, "pack_rows: sample ", idx, " has ", len, " tokens, more than the row's ",
-                    row_len);
+        QLORA_CHECK(len <= row_len, "pack_rows: sample ", idx, " has ", len,
+                    " tokens, more than the row's ", row_len);
         if (rows.empty() || used + len > row_len) {
             rows.emplace_back();
             used = 0;

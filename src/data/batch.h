@@ -12,14 +12,14 @@
 namespace qlora::data {
 
 struct Batch {
-    at::Tensor tokens;          // int64 [B, T]
-    at::Tensor labels;          // int64 [B, T], -100 where no loss (prompt, padding); unshifted
+    at::Tensor tokens;  // int64 [B, T]
+    at::Tensor labels;  // int64 [B, T], -100 where no loss (prompt, padding); unshifted
     // bool [B, 1, T, T], true = query i may attend to key j; block-diagonal over the samples of a
     // row (the model ANDs it with the causal mask). A padding position attends only to itself, so
     // no softmax row is empty (an empty row would be NaN and leak through 0 * NaN).
     at::Tensor attention_mask;
-    at::Tensor position_ids;    // int64 [B, T], restarting at 0 for each sample; 0 on padding
-    at::Tensor document_ids;    // int64 [B, T], sample number within its row, -1 on padding
+    at::Tensor position_ids;       // int64 [B, T], restarting at 0 for each sample; 0 on padding
+    at::Tensor document_ids;       // int64 [B, T], sample number within its row, -1 on padding
     int64_t num_label_tokens = 0;  // labels != -100 (before the shift; the trainer owns the loss)
     int64_t num_tokens = 0;        // non-padding tokens
 };

@@ -11,7 +11,8 @@
 
 namespace qlora::data {
 
-Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok, const DatasetOptions& options) {
+Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok,
+                     const DatasetOptions& options) {
     ReadResult read = read_records(path, options.format, options.skip_bad);
     Dataset ds;
     ds.skipped = std::move(read.skipped);
@@ -34,7 +35,8 @@ Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok, c
         }
         ds.samples.push_back(std::move(s));
     }
-    QLORA_CHECK(!ds.samples.empty(), path, ": no sample keeps a completion token within data.max_seq_len=",
+    QLORA_CHECK(!ds.samples.empty(), path,
+                ": no sample keeps a completion token within data.max_seq_len=",
                 options.tokenize.max_seq_len);
     if (!ds.skipped.empty() || ds.truncated > 0 || ds.dropped > 0) {
         log_warn(path, ": ", ds.samples.size(), " samples; skipped ", ds.skipped.size(),
@@ -48,7 +50,8 @@ Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok, c
 std::vector<Sample> split_eval(std::vector<Sample>& samples, double fraction, uint64_t seed) {
     const int64_t n = static_cast<int64_t>(samples.size());
     QLORA_CHECK(n >= 2, "data.eval_split needs at least 2 samples, found ", n);
-    const int64_t n_eval = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(fraction * n)), 1, n - 1);
+    const int64_t n_eval =
+        std::clamp<int64_t>(static_cast<int64_t>(std::ceil(fraction * n)), 1, n - 1);
     std::vector<int64_t> order(n);
     for (int64_t i = 0; i < n; ++i) order[i] = i;
     SplitMix64 rng = seeded_stream(seed, /*purpose=*/2, /*epoch=*/0);

@@ -28,7 +28,8 @@ struct Dataset {
 
 // Reads, renders and tokenizes every record of `path`, in file order; logs one warning summing
 // up skipped, truncated and dropped samples.
-Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok, const DatasetOptions& options);
+Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok,
+                     const DatasetOptions& options);
 
 // Moves a deterministic fraction (by seed) of `samples` into the returned eval set: at least one
 // sample, and at least one left for training. The rest keep their order.
@@ -39,7 +40,8 @@ struct DataSplits {
     std::vector<Sample> eval;  // empty when the config names neither data.eval nor data.eval_split
 };
 
-// Where the samples come from: a training file, and an eval file or a fraction of the training file.
+// Where the samples come from: a training file, and an eval file or a fraction of the training
+// file.
 struct SplitSources {
     std::string train;
     std::optional<std::string> eval;

@@ -24,7 +24,8 @@ std::string document_of(const nlohmann::json& j, const std::string& where) {
         return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
     };
     if (j.contains("text")) {
-        QLORA_CHECK(j["text"].is_string(), where, ": 'text' expected a string, found ", j["text"].dump());
+        QLORA_CHECK(j["text"].is_string(), where, ": 'text' expected a string, found ",
+                    j["text"].dump());
         return str("text");
     }
     if (j.contains("prompt") || j.contains("completion")) return str("prompt") + str("completion");
@@ -35,7 +36,8 @@ std::string document_of(const nlohmann::json& j, const std::string& where) {
         }
         return doc;
     }
-    QLORA_FAIL(where, ": expected a 'text' field (or prompt/completion, or instruction/input/output)");
+    QLORA_FAIL(where,
+               ": expected a 'text' field (or prompt/completion, or instruction/input/output)");
 }
 
 }  // namespace

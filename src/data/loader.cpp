@@ -18,12 +18,14 @@ constexpr uint64_t kShufflePurpose = 1;
 DataLoader::DataLoader(std::vector<Sample> samples, const LoaderOptions& options)
     : samples_(std::move(samples)), options_(options) {
     QLORA_CHECK(!samples_.empty(), "DataLoader: no samples");
-    QLORA_CHECK(options_.micro_batch > 0, "DataLoader: micro_batch must be > 0, got ", options_.micro_batch);
+    QLORA_CHECK(options_.micro_batch > 0, "DataLoader: micro_batch must be > 0, got ",
+                options_.micro_batch);
     for (const Sample& s : samples_) {
         QLORA_CHECK(!s.tokens.empty() && s.tokens.size() == s.labels.size(),
                     "DataLoader: a sample must have tokens and as many labels");
-        QLORA_CHECK(!options_.packing || static_cast<int64_t>(s.tokens.size()) <= options_.max_seq_len,
-                    "DataLoader: a sample is longer than max_seq_len=", options_.max_seq_len);
+        QLORA_CHECK(
+            !options_.packing || static_cast<int64_t>(s.tokens.size()) <= options_.max_seq_len,
+            "DataLoader: a sample is longer than max_seq_len=", options_.max_seq_len);
     }
 }
 
@@ -49,7 +51,8 @@ const std::vector<std::vector<std::vector<int64_t>>>& DataLoader::plan(int64_t e
     if (options_.group_by_length) {
         const size_t chunk = static_cast<size_t>(kGroupChunkBatches * options_.micro_batch);
         for (size_t begin = 0; begin < rows.size(); begin += chunk) {
-            const auto end = rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), begin + chunk));
+            const auto end =
+                rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), begin + chunk));
             std::stable_sort(rows.begin() + static_cast<std::ptrdiff_t>(begin), end,
                              [&](const auto& a, const auto& b) { return row_len(a) > row_len(b); });
         }
@@ -65,12 +68,14 @@ const std::vector<std::vector<std::vector<int64_t>>>& DataLoader::plan(int64_t e
     return plan_;
 }
 
-int64_t DataLoader::batches_in_epoch(int64_t epoch) { return static_cast<int64_t>(plan(epoch).size()); }
+int64_t DataLoader::batches_in_epoch(int64_t epoch) {
+    return static_cast<int64_t>(plan(epoch).size());
+}
 
 Batch DataLoader::batch_at(int64_t epoch, int64_t index) {
     const auto& batches = plan(epoch);
-    QLORA_CHECK(index >= 0 && index < static_cast<int64_t>(batches.size()), "DataLoader: batch ", index,
-                " out of range for epoch ", epoch, " (", batches.size(), " batches)");
+    QLORA_CHECK(index >= 0 && index < static_cast<int64_t>(batches.size()), "DataLoader: batch ",
+                index, " out of range for epoch ", epoch, " (", batches.size(), " batches)");
     std::vector<std::vector<const Sample*>> rows;
     for (const auto& row : batches[index]) {
         rows.emplace_back();
@@ -90,10 +95,11 @@ Batch DataLoader::next() {
 }
 
 void DataLoader::restore(const LoaderState& state) {
-    QLORA_CHECK(state.epoch >= 0 && state.index >= 0 && state.index <= batches_in_epoch(state.epoch),
-                "DataLoader: cannot restore cursor {epoch ", state.epoch, ", index ", state.index,
-                "}: the data differs from the checkpoint's (", batches_in_epoch(state.epoch),
-                " batches in that epoch)");
+    QLORA_CHECK(
+        state.epoch >= 0 && state.index >= 0 && state.index <= batches_in_epoch(state.epoch),
+        "DataLoader: cannot restore cursor {epoch ", state.epoch, ", index ", state.index,
+        "}: the data differs from the checkpoint's (", batches_in_epoch(state.epoch),
+        " batches in that epoch)");
     cursor_ = state;
 }
 

@@ -12,7 +12,7 @@ namespace qlora::data {
 
 struct LoaderOptions {
     int64_t micro_batch = 1;
-    int64_t max_seq_len = 512;     // the packed row length
+    int64_t max_seq_len = 512;  // the packed row length
     bool packing = false;
     bool group_by_length = false;
     bool shuffle = true;
@@ -29,11 +29,12 @@ struct LoaderState {
 // Each epoch:
 //  1. sample order: 0..n-1, Fisher-Yates shuffled by splitmix64(seed, epoch) when `shuffle`;
 //  2. rows: one sample each, or greedy packing in that order up to max_seq_len tokens;
-//  3. group_by_length: rows sorted by length (longest first) within chunks of 64 batches, then, when
+//  3. group_by_length: rows sorted by length (longest first) within chunks of 64 batches, then,
+//  when
 //     shuffling, the batches of the epoch shuffled so long and short ones alternate across steps;
 //  4. batches: consecutive micro_batch rows; the last one of an epoch may be smaller.
 class DataLoader {
-public:
+  public:
     DataLoader(std::vector<Sample> samples, const LoaderOptions& options);
 
     // The batch at the cursor; the cursor then moves on, into the next epoch after the last batch.
@@ -52,7 +53,7 @@ public:
     const std::vector<Sample>& samples() const { return samples_; }
     const LoaderOptions& options() const { return options_; }
 
-private:
+  private:
     std::vector<Sample> samples_;
     LoaderOptions options_;
     LoaderState cursor_;

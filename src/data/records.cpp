@@ -1,12 +1,11 @@
 // Readers for .jsonl/.json/.txt records, validating each record against its format.
 #include "data/records.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
@@ -25,14 +24,16 @@ void must_be_text(const std::string& path, Format format) {
                 ": plain .txt files hold only `text` records; use .jsonl or .json for alpaca/chat");
 }
 
-std::optional<std::string> string_field(const json& j, const char* key, bool required, std::string& out) {
+std::optional<std::string> string_field(const json& j, const char* key, bool required,
+                                        std::string& out) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) {
         if (required) return std::string("missing field '") + key + "'";
         out.clear();
         return std::nullopt;
     }
-    if (!it->is_string()) return std::string("field '") + key + "' must be a string, found " + it->type_name();
+    if (!it->is_string())
+        return std::string("field '") + key + "' must be a string, found " + it->type_name();
     out = it->get<std::string>();
     return std::nullopt;
 }
@@ -81,7 +82,8 @@ std::optional<std::string> parse_record(const json& j, Format format, Record& r)
 
 void report(const std::string& message, bool skip_bad, ReadResult& result) {
     QLORA_CHECK(skip_bad, message, " (set data.on_bad_record: skip to drop such records)");
-    result.skipped.push_back(cut_middle(message, limits::kMaxErrorChars));  // not a 51 MB line per skip
+    result.skipped.push_back(
+        cut_middle(message, limits::kMaxErrorChars));  // not a 51 MB line per skip
 }
 
 int64_t line_at(const std::string& text, size_t byte);
@@ -90,14 +92,16 @@ int64_t line_at(const std::string& text, size_t byte);
 void check_text_file(const std::string& path, const std::string& text) {
     if (auto problem = binary_problem(text, /*at_file_start=*/true)) {
         const size_t nul = text.find('\0');
-        QLORA_FAIL(path, ":", line_at(text, nul == std::string::npos ? 0 : nul), ": not UTF-8 text: ",
-                   problem->substr(0, problem->find(" at byte")), " (a binary or UTF-16 file?)");
+        QLORA_FAIL(path, ":", line_at(text, nul == std::string::npos ? 0 : nul),
+                   ": not UTF-8 text: ", problem->substr(0, problem->find(" at byte")),
+                   " (a binary or UTF-16 file?)");
     }
     if (auto at = invalid_utf8_at(text)) {
         const size_t newline = *at == 0 ? std::string::npos : text.rfind('\n', *at - 1);
         const size_t column = newline == std::string::npos ? *at : *at - newline - 1;
         QLORA_FAIL(path, ":", line_at(text, *at), ": not UTF-8 text: invalid UTF-8 byte ",
-                   static_cast<int>(static_cast<unsigned char>(text[*at])), " at byte ", column, " of the line");
+                   static_cast<int>(static_cast<unsigned char>(text[*at])), " at byte ", column,
+                   " of the line");
     }
 }
 
@@ -115,11 +119,14 @@ void read_jsonl(const std::string& path, Format format, bool skip_bad, ReadResul
     std::string line;
     for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); })) continue;
+        if (std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isspace(c); }))
+            continue;
         const std::string origin = path + ":" + std::to_string(line_no);
-        if (auto problem = binary_problem(line, line_no == 1)) QLORA_FAIL(origin, ": not UTF-8 text: ", *problem);
+        if (auto problem = binary_problem(line, line_no == 1))
+            QLORA_FAIL(origin, ": not UTF-8 text: ", *problem);
         if (auto at = invalid_utf8_at(line)) {
-            report(origin + ": not UTF-8 text: invalid UTF-8 at byte " + std::to_string(*at), skip_bad, result);
+            report(origin + ": not UTF-8 text: invalid UTF-8 at byte " + std::to_string(*at),
+                   skip_bad, result);
             continue;
         }
         json j;
@@ -183,7 +190,8 @@ void read_txt(const std::string& path, ReadResult& result) {
     std::vector<std::pair<size_t, size_t>> spans;  // [begin, end) of each document
     if (text.find(marker) != std::string::npos) {
         size_t begin = 0;
-        for (size_t at; (at = text.find(marker, begin)) != std::string::npos; begin = at + marker.size()) {
+        for (size_t at; (at = text.find(marker, begin)) != std::string::npos;
+             begin = at + marker.size()) {
             spans.emplace_back(begin, at);
         }
         spans.emplace_back(begin, text.size());
@@ -221,9 +229,12 @@ Format parse_format(const std::string& name) {
 
 std::string format_name(Format format) {
     switch (format) {
-        case Format::kText: return "text";
-        case Format::kAlpaca: return "alpaca";
-        case Format::kChat: return "chat";
+        case Format::kText:
+            return "text";
+        case Format::kAlpaca:
+            return "alpaca";
+        case Format::kChat:
+            return "chat";
     }
     return "?";
 }
@@ -234,7 +245,9 @@ OnBadRecord parse_on_bad_record(const std::string& name) {
     QLORA_FAIL("data.on_bad_record must be fatal or skip, got '", name, "'");
 }
 
-std::string on_bad_record_name(OnBadRecord value) { return value == OnBadRecord::kSkip ? "skip" : "fatal"; }
+std::string on_bad_record_name(OnBadRecord value) {
+    return value == OnBadRecord::kSkip ? "skip" : "fatal";
+}
 
 ReadResult read_records(const std::string& path, Format format, bool skip_bad) {
     QLORA_CHECK(std::filesystem::is_regular_file(path), "data file not found: ", path);

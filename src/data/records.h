@@ -24,10 +24,10 @@ struct Message {
 };
 
 struct Record {
-    std::string text;                         // text
-    std::string instruction, input, output;   // alpaca (input may be empty)
-    std::vector<Message> messages;            // chat: optional system first, then user/assistant turns
-    std::string origin;                       // "data/x.jsonl:12", for messages about this record
+    std::string text;                        // text
+    std::string instruction, input, output;  // alpaca (input may be empty)
+    std::vector<Message> messages;  // chat: optional system first, then user/assistant turns
+    std::string origin;             // "data/x.jsonl:12", for messages about this record
 };
 
 struct ReadResult {

@@ -9,7 +9,7 @@
 namespace qlora::data {
 
 class SplitMix64 {
-public:
+  public:
     explicit SplitMix64(uint64_t seed) : state_(seed) {}
 
     uint64_t next() {
@@ -27,7 +27,7 @@ public:
         return x % n;
     }
 
-private:
+  private:
     uint64_t state_;
 };
 

@@ -25,7 +25,8 @@ Sample tokenize_segments(const std::vector<Segment>& segments, const tokenizer::
     for (const Segment& seg : segments) {
         const bool label = seg.completion || options.train_on_inputs;
         if (seg.bos) push(tok.bos_id(), label);
-        for (int64_t id : tok.encode(seg.text, /*add_bos=*/false, /*add_eos=*/false)) push(id, label);
+        for (int64_t id : tok.encode(seg.text, /*add_bos=*/false, /*add_eos=*/false))
+            push(id, label);
         if (seg.completion) push(tok.eos_id(), true);
     }
     if (static_cast<int64_t>(s.tokens.size()) > options.max_seq_len) {

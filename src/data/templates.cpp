@@ -47,8 +47,9 @@ std::vector<Segment> render_alpaca_chat(const std::vector<Message>& msgs) {
     for (; i < msgs.size(); ++i) {
         const Message& m = msgs[i];
         if (m.role == "user") {
-            add(out, first ? alpaca_prompt(intro, m.content, "")
-                           : "\n\n### Instruction:\n" + m.content + "\n\n### Response:\n",
+            add(out,
+                first ? alpaca_prompt(intro, m.content, "")
+                      : "\n\n### Instruction:\n" + m.content + "\n\n### Response:\n",
                 false);
             first = false;
         } else {
@@ -116,10 +117,14 @@ Template parse_template(const std::string& name) {
 
 std::string template_name(Template tmpl) {
     switch (tmpl) {
-        case Template::kAlpaca: return "alpaca";
-        case Template::kLlama2Chat: return "llama2-chat";
-        case Template::kChatml: return "chatml";
-        case Template::kPlain: return "plain";
+        case Template::kAlpaca:
+            return "alpaca";
+        case Template::kLlama2Chat:
+            return "llama2-chat";
+        case Template::kChatml:
+            return "chatml";
+        case Template::kPlain:
+            return "plain";
     }
     return "?";
 }
@@ -133,10 +138,14 @@ std::vector<Segment> render(const Record& record, Format format, Template tmpl) 
     }
     const std::vector<Message> msgs = as_messages(record, format);
     switch (tmpl) {
-        case Template::kAlpaca: return render_alpaca_chat(msgs);
-        case Template::kLlama2Chat: return render_llama2(msgs);
-        case Template::kChatml: return render_chatml(msgs);
-        case Template::kPlain: return render_plain(msgs);
+        case Template::kAlpaca:
+            return render_alpaca_chat(msgs);
+        case Template::kLlama2Chat:
+            return render_llama2(msgs);
+        case Template::kChatml:
+            return render_chatml(msgs);
+        case Template::kPlain:
+            return render_plain(msgs);
     }
     return {};
 }

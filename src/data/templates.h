@@ -34,7 +34,8 @@ struct Segment {
 //   plain        "{system}\n\n" (if any), then "{user}\n" prompts and "{assistant}" completions
 std::vector<Segment> render(const Record& record, Format format, Template tmpl);
 
-// The prompt a model fine-tuned with `tmpl` expects for one user message (generation, eval prompts).
+// The prompt a model fine-tuned with `tmpl` expects for one user message (generation, eval
+// prompts).
 std::string render_prompt(const std::string& user, Template tmpl);
 
 }  // namespace qlora::data

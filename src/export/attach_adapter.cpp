@@ -4,8 +4,8 @@
 #include <set>
 
 #include "core/error.h"
-#include "lora/peft_adapter.h"
 #include "lora/apply_lora.h"
+#include "lora/peft_adapter.h"
 
 namespace qlora::exporting {
 
@@ -28,15 +28,17 @@ void attach_peft_adapter(model::LlamaImpl& model, const std::string& adapter_dir
     lora::apply_lora(model, options);
 
     auto live = lora::adapter_parameters(model);
-    QLORA_CHECK(live.size() == adapter.tensors.size(), adapter_dir, ": the adapter holds ", adapter.tensors.size(),
-                " LoRA tensors but the model has ", live.size(), " for targets of the same kinds (",
-                model.config().num_hidden_layers, " layers); is it for another model?");
+    QLORA_CHECK(live.size() == adapter.tensors.size(), adapter_dir, ": the adapter holds ",
+                adapter.tensors.size(), " LoRA tensors but the model has ", live.size(),
+                " for targets of the same kinds (", model.config().num_hidden_layers,
+                " layers); is it for another model?");
     at::NoGradGuard no_grad;
     for (auto& [name, t] : live) {
         auto it = adapter.tensors.find(name);
         QLORA_CHECK(it != adapter.tensors.end(), adapter_dir, ": adapter lacks '", name, "'");
-        QLORA_CHECK(it->second.sizes() == t.sizes(), adapter_dir, ": '", name, "' has shape ", it->second.sizes(),
-                    " but the model's module needs ", t.sizes(), " (an adapter for another model?)");
+        QLORA_CHECK(it->second.sizes() == t.sizes(), adapter_dir, ": '", name, "' has shape ",
+                    it->second.sizes(), " but the model's module needs ", t.sizes(),
+                    " (an adapter for another model?)");
         t.copy_(it->second);
     }
     model.eval();

@@ -7,13 +7,13 @@
 
 #include "core/device.h"
 #include "core/error.h"
-#include "core/parse_int.h"
 #include "core/log.h"
+#include "core/parse_int.h"
 #include "data/documents.h"
 #include "export/attach_adapter.h"
-#include "model/llama_loader.h"
 #include "export/quantize_model.h"
 #include "model/llama_layout.h"
+#include "model/llama_loader.h"
 #include "tokenizer/tokenizer.h"
 
 namespace qlora::exporting {
@@ -23,7 +23,8 @@ namespace {
 int64_t layer_of(const std::string& name) {
     const std::string prefix = "model.layers.";
     if (name.rfind(prefix, 0) != 0) return -1;
-    return parse_int64(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size())).value_or(-1);
+    return parse_int64(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()))
+        .value_or(-1);
 }
 
 }  // namespace
@@ -40,7 +41,8 @@ model::Llama build_merged_model(const MergedView& merged, c10::ScalarType dtype1
         auto lin = linears.find(module);
         if (quantize && model::is_quantized_weight_name(name)) {
             at::Tensor exact = w.to(merged.base_dtype(name));
-            lin->second->set_quantized(quant::NF4Tensor::quantize(exact, merged.quant().options, name).to(device));
+            lin->second->set_quantized(
+                quant::NF4Tensor::quantize(exact, merged.quant().options, name).to(device));
             continue;
         }
         w = (quantize ? w.to(merged.base_dtype(name)) : w.to(dtype16)).to(device, compute_dtype);
@@ -67,10 +69,12 @@ model::Llama build_merged_model(const MergedView& merged, c10::ScalarType dtype1
 }
 
 ExportEval evaluate_export(const MergedView& merged, const ExportEvalOptions& options) {
-    const std::string format =
-        !options.format.empty() ? options.format : (options.data.ends_with(".jsonl") ? "jsonl" : "text");
+    const std::string format = !options.format.empty()
+                                   ? options.format
+                                   : (options.data.ends_with(".jsonl") ? "jsonl" : "text");
     tokenizer::Tokenizer tok(merged.base_dir());
-    const std::vector<int64_t> stream = data::tokenize_documents(tok, data::read_documents(options.data, format));
+    const std::vector<int64_t> stream =
+        data::tokenize_documents(tok, data::read_documents(options.data, format));
     const int64_t max_seq_len =
         options.max_seq_len > 0 ? options.max_seq_len : merged.config().max_position_embeddings;
     const c10::ScalarType compute = default_compute_dtype(options.device);
@@ -89,25 +93,32 @@ ExportEval evaluate_export(const MergedView& merged, const ExportEvalOptions& op
         load.blocksize = merged.quant().options.blocksize;
         load.double_quant = merged.quant().options.double_quant;
     }
-    const std::string base_kind =
-        nf4_base || merged.base_is_4bit() ? quant::quant_type_name(merged.quant().options.type) : "dense";
+    const std::string base_kind = nf4_base || merged.base_is_4bit()
+                                      ? quant::quant_type_name(merged.quant().options.type)
+                                      : "dense";
     ExportEval eval;
     {
         model::Llama base = model::load_llama(merged.base_dir(), load);
         eval.rows.push_back({std::string("base (") + base_kind + ")", score(base)});
         attach_peft_adapter(*base, merged.adapter_dir());
-        eval.rows.push_back({std::string("base (") + base_kind + ") + adapter, unmerged", score(base)});
+        eval.rows.push_back(
+            {std::string("base (") + base_kind + ") + adapter, unmerged", score(base)});
     }
     {
-        model::Llama m = build_merged_model(merged, options.merged_dtype, false, options.device, compute);
+        model::Llama m =
+            build_merged_model(merged, options.merged_dtype, false, options.device, compute);
         eval.rows.push_back({std::string("merged ") + dtype_name(options.merged_dtype), score(m)});
     }
     {
-        model::Llama m = build_merged_model(merged, options.merged_dtype, true, options.device, compute);
-        eval.rows.push_back({std::string("merged ") + quant::quant_type_name(merged.quant().options.type) + " (hf-nf4)", score(m)});
+        model::Llama m =
+            build_merged_model(merged, options.merged_dtype, true, options.device, compute);
+        eval.rows.push_back({std::string("merged ") +
+                                 quant::quant_type_name(merged.quant().options.type) + " (hf-nf4)",
+                             score(m)});
     }
     const double gain = eval.rows[0].result.loss - eval.rows[1].result.loss;
-    eval.retained = gain == 0.0 ? NAN : (eval.rows[0].result.loss - eval.rows[3].result.loss) / gain;
+    eval.retained =
+        gain == 0.0 ? NAN : (eval.rows[0].result.loss - eval.rows[3].result.loss) / gain;
     return eval;
 }
 
@@ -118,13 +129,14 @@ std::string format_export_eval(const ExportEval& eval) {
     std::string text = std::string("model") + std::string(width - 5, ' ');
     text += "   eval_loss  perplexity  tokens\n";
     for (const auto& row : eval.rows) {
-        std::snprintf(line, sizeof line, "  %10.4f  %10.3f  %6lld\n", row.result.loss, row.result.perplexity,
-                      static_cast<long long>(row.result.tokens));
+        std::snprintf(line, sizeof line, "  %10.4f  %10.3f  %6lld\n", row.result.loss,
+                      row.result.perplexity, static_cast<long long>(row.result.tokens));
         text += row.label + std::string(width - row.label.size(), ' ') + line;
     }
     std::snprintf(line, sizeof line, "%.1f%%", 100.0 * eval.retained);
     text += std::string("adapter improvement retained by the merged 4-bit model: ") +
-            (std::isnan(eval.retained) ? std::string("n/a (the adapter does not change the loss)") : std::string(line)) +
+            (std::isnan(eval.retained) ? std::string("n/a (the adapter does not change the loss)")
+                                       : std::string(line)) +
             "\n";
     return text;
 }

@@ -14,11 +14,11 @@
 namespace qlora::exporting {
 
 struct ExportEvalOptions {
-    std::string data;                          // .txt (documents split on <|endoftext|>) or .jsonl
-    std::string format;                        // text | jsonl; empty: from the extension
-    int64_t max_seq_len = 0;                   // 0: max_position_embeddings
+    std::string data;         // .txt (documents split on <|endoftext|>) or .jsonl
+    std::string format;       // text | jsonl; empty: from the extension
+    int64_t max_seq_len = 0;  // 0: max_position_embeddings
     c10::ScalarType merged_dtype = at::kBFloat16;  // what "merged 16-bit" is rounded to
-    c10::Device device = c10::kCPU;            // computes in fp32 on CPU, bf16 on CUDA
+    c10::Device device = c10::kCPU;                // computes in fp32 on CPU, bf16 on CUDA
 };
 
 struct ExportEvalRow {

@@ -2,34 +2,33 @@
 // tokenizer files; hf-nf4 requantizes each merged decoder linear and measures what that costs.
 #include "export/export_hf.h"
 
-#include <nlohmann/json.hpp>
-
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/progress.h"
+#include "export/quantize_model.h"
 #include "io/atomic_file.h"
+#include "io/bnb_format.h"
 #include "io/finite_check.h"
 #include "io/path_guard.h"
 #include "io/safetensors.h"
-#include "core/log.h"
-#include "io/bnb_format.h"
+#include "lora/adapter_metadata.h"
+#include "model/llama_layout.h"
 #include "quant/fake_quant.h"
 #include "quant/int4_format.h"
-#include "export/quantize_model.h"
-#include "model/llama_layout.h"
-#include "lora/adapter_metadata.h"
 
 namespace fs = std::filesystem;
 
@@ -41,11 +40,10 @@ const char* kSideFiles[] = {"tokenizer.model", "tokenizer.json", "tokenizer_conf
                             "special_tokens_map.json", "generation_config.json"};
 
 const std::pair<const char*, ExportFormat> kFormats[] = {
-    {"peft", ExportFormat::kPeft},         {"hf-bf16", ExportFormat::kHfBf16},
-    {"hf-fp16", ExportFormat::kHfFp16},    {"hf-nf4", ExportFormat::kHfNf4},
-    {"hf-int4", ExportFormat::kHfInt4},
-    {"gguf-f16", ExportFormat::kGgufF16},  {"gguf-q8_0", ExportFormat::kGgufQ8_0},
-    {"gguf-q4_0", ExportFormat::kGgufQ4_0}};
+    {"peft", ExportFormat::kPeft},          {"hf-bf16", ExportFormat::kHfBf16},
+    {"hf-fp16", ExportFormat::kHfFp16},     {"hf-nf4", ExportFormat::kHfNf4},
+    {"hf-int4", ExportFormat::kHfInt4},     {"gguf-f16", ExportFormat::kGgufF16},
+    {"gguf-q8_0", ExportFormat::kGgufQ8_0}, {"gguf-q4_0", ExportFormat::kGgufQ4_0}};
 
 nlohmann::ordered_json read_json(const fs::path& path) {
     std::ifstream in(path);
@@ -58,16 +56,19 @@ nlohmann::ordered_json read_json(const fs::path& path) {
 }
 
 // config.json of the export: the base's, with the quantization and dtype of what was written.
-nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat format, int64_t int4_group) {
+nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat format,
+                                     int64_t int4_group) {
     nlohmann::ordered_json config = read_json(fs::path(merged.base_dir()) / "config.json");
     c10::ScalarType compute = at::kBFloat16;
     if (config.contains("quantization_config")) {
-        const std::string name = config["quantization_config"].value("bnb_4bit_compute_dtype", std::string());
+        const std::string name =
+            config["quantization_config"].value("bnb_4bit_compute_dtype", std::string());
         if (!name.empty()) compute = parse_dtype(name);
         config.erase("quantization_config");
     }
     if (format == ExportFormat::kHfNf4) {
-        config["quantization_config"] = io::bnb_quantization_config(merged.quant().options, compute);
+        config["quantization_config"] =
+            io::bnb_quantization_config(merged.quant().options, compute);
     } else if (format == ExportFormat::kHfInt4) {
         // torch_dtype stays the base's: the dtype of the tensors stored unquantized.
         config["quantization_config"] = quant::int4_quantization_config(int4_group);
@@ -83,7 +84,8 @@ nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat form
 void copy_side_files(const std::string& from_dir, const std::string& to_dir) {
     for (const char* file : kSideFiles) {
         const fs::path from = fs::path(from_dir) / file;
-        if (fs::exists(from)) fs::copy_file(from, fs::path(to_dir) / file, fs::copy_options::overwrite_existing);
+        if (fs::exists(from))
+            fs::copy_file(from, fs::path(to_dir) / file, fs::copy_options::overwrite_existing);
     }
 }
 
@@ -99,8 +101,10 @@ ExportFormat parse_export_format(const std::string& name) {
     for (const auto& [text, format] : kFormats) {
         if (name == text) return format;
     }
-    QLORA_FAIL("--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, hf-int4, gguf-f16, gguf-q8_0, gguf-q4_0; got '",
-               name, "'");
+    QLORA_FAIL(
+        "--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, hf-int4, gguf-f16, gguf-q8_0, "
+        "gguf-q4_0; got '",
+        name, "'");
 }
 
 std::string export_format_name(ExportFormat format) {
@@ -111,19 +115,22 @@ std::string export_format_name(ExportFormat format) {
 }
 
 bool is_gguf(ExportFormat format) {
-    return format == ExportFormat::kGgufF16 || format == ExportFormat::kGgufQ8_0 || format == ExportFormat::kGgufQ4_0;
+    return format == ExportFormat::kGgufF16 || format == ExportFormat::kGgufQ8_0 ||
+           format == ExportFormat::kGgufQ4_0;
 }
 
 uint64_t parse_shard_size(const std::string& text) {
     size_t digits = 0;
-    while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
+    while (digits < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[digits])) || text[digits] == '.')) {
         ++digits;
     }
     std::string unit = text.substr(digits);
-    std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::toupper(c); });
-    const std::pair<const char*, double> kUnits[] = {{"", 1.0},      {"B", 1.0},          {"KB", 1e3},
-                                                     {"MB", 1e6},    {"GB", 1e9},         {"KIB", 1024.0},
-                                                     {"MIB", 1 << 20}, {"GIB", 1 << 30}};
+    std::transform(unit.begin(), unit.end(), unit.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    const std::pair<const char*, double> kUnits[] = {
+        {"", 1.0},   {"B", 1.0},      {"KB", 1e3},      {"MB", 1e6},
+        {"GB", 1e9}, {"KIB", 1024.0}, {"MIB", 1 << 20}, {"GIB", 1 << 30}};
     double value = 0.0;
     try {
         value = digits == 0 ? -1.0 : std::stod(text.substr(0, digits));
@@ -133,31 +140,39 @@ uint64_t parse_shard_size(const std::string& text) {
     for (const auto& [name, factor] : kUnits) {
         if (unit == name && value > 0.0) return static_cast<uint64_t>(value * factor);
     }
-    QLORA_FAIL("--max-shard-size must be a positive size like 5GB, 500MB, 2GiB or a byte count; got '", text, "'");
+    QLORA_FAIL(
+        "--max-shard-size must be a positive size like 5GB, 500MB, 2GiB or a byte count; got '",
+        text, "'");
 }
 
 void check_output_path(const std::string& out, bool overwrite) {
     QLORA_CHECK(!out.empty(), "--out must not be empty");
     fs::path path = fs::absolute(out).lexically_normal();
     if (!path.has_filename()) path = path.parent_path();
-    QLORA_CHECK(overwrite || !fs::exists(path), out, " already exists; choose another output or pass --overwrite");
+    QLORA_CHECK(overwrite || !fs::exists(path), out,
+                " already exists; choose another output or pass --overwrite");
     // The nearest existing ancestor must be a folder (the output's missing parents are created) ...
     fs::path parent = path.parent_path();
-    while (!parent.empty() && !fs::exists(parent) && parent != parent.root_path()) parent = parent.parent_path();
-    QLORA_CHECK(fs::is_directory(parent), out, ": cannot create it, ", parent.string(), " is not a folder");
+    while (!parent.empty() && !fs::exists(parent) && parent != parent.root_path())
+        parent = parent.parent_path();
+    QLORA_CHECK(fs::is_directory(parent), out, ": cannot create it, ", parent.string(),
+                " is not a folder");
     // ... in which we can create entries: probe with a folder (root passes access(2) on read-only
     // places). The probe goes into that ancestor, so a refused output leaves no folder behind.
     const fs::path where = fs::exists(path.parent_path()) ? path.parent_path() : parent;
-    const std::string probe = (where / (path.filename().string() + ".probe-" + std::to_string(::getpid()))).string();
+    const std::string probe =
+        (where / (path.filename().string() + ".probe-" + std::to_string(::getpid()))).string();
     const bool created = ::mkdir(probe.c_str(), 0700) == 0;
     const std::string why = std::strerror(errno);
     if (created) ::rmdir(probe.c_str());
     QLORA_CHECK(created, out, ": cannot create it in ", where.string(), " (", why, ")");
 }
 
-std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source) {
+std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir,
+                                                std::string* source) {
     const std::optional<lora::AdapterMetadata> m = lora::load_adapter_metadata(adapter_dir);
-    if (!m || !m->qat || m->qat->scheme.weight != quant::FakeQuantWeight::kInt4) return std::nullopt;
+    if (!m || !m->qat || m->qat->scheme.weight != quant::FakeQuantWeight::kInt4)
+        return std::nullopt;
     if (source) *source = (fs::path(adapter_dir) / lora::kAdapterMetadataFile).string();
     return m->qat->scheme.group_size;
 }
@@ -171,10 +186,11 @@ void check_target_modules(const MergedView& merged, const lora::PeftAdapter& ada
     for (const std::string& target : adapter.config.target_modules) {
         if (target == "all-linear") continue;
         const std::string tail = "." + target + ".weight";
-        const bool found = std::any_of(merged.names().begin(), merged.names().end(), [&](const std::string& n) {
-            return n.ends_with(tail) || n == target + ".weight";
-        });
-        QLORA_CHECK(found, "adapter target_modules names '", target, "', but the base ", merged.base_dir(),
+        const bool found = std::any_of(
+            merged.names().begin(), merged.names().end(),
+            [&](const std::string& n) { return n.ends_with(tail) || n == target + ".weight"; });
+        QLORA_CHECK(found, "adapter target_modules names '", target, "', but the base ",
+                    merged.base_dir(),
                     " has no such module; PEFT would silently apply only part of the adapter");
     }
 }
@@ -187,7 +203,8 @@ HfExportSummary export_peft(const MergedView& merged, const HfExportOptions& opt
     io::CreatedParents parents(options.out_dir);  // removed again unless the export completes
     io::AtomicDir out(options.out_dir, options.overwrite);
     lora::PeftAdapter adapter = merged.adapter();
-    if (adapter.config.base_model_name_or_path.empty()) adapter.config.base_model_name_or_path = merged.base_dir();
+    if (adapter.config.base_model_name_or_path.empty())
+        adapter.config.base_model_name_or_path = merged.base_dir();
     lora::save_peft_adapter(out.path(), adapter);
     out.commit();
     parents.keep();
@@ -196,15 +213,17 @@ HfExportSummary export_peft(const MergedView& merged, const HfExportOptions& opt
         summary.tensors += 1;
         summary.bytes += static_cast<uint64_t>(t.numel()) * 4;
     }
-    summary.files = {options.out_dir + "/adapter_config.json", options.out_dir + "/adapter_model.safetensors"};
+    summary.files = {options.out_dir + "/adapter_config.json",
+                     options.out_dir + "/adapter_model.safetensors"};
     return summary;
 }
 
 HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& options) {
     const ExportFormat format = options.format;
-    QLORA_CHECK(format == ExportFormat::kHfBf16 || format == ExportFormat::kHfFp16 || format == ExportFormat::kHfNf4 ||
-                    format == ExportFormat::kHfInt4,
-                "export_hf: format ", export_format_name(format), " is not a Hugging Face folder format");
+    QLORA_CHECK(format == ExportFormat::kHfBf16 || format == ExportFormat::kHfFp16 ||
+                    format == ExportFormat::kHfNf4 || format == ExportFormat::kHfInt4,
+                "export_hf: format ", export_format_name(format),
+                " is not a Hugging Face folder format");
     if (format == ExportFormat::kHfInt4) {
         quant::QatScheme scheme;
         scheme.weight = quant::FakeQuantWeight::kInt4;
@@ -219,17 +238,19 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
     std::vector<std::string> written;
     {
         io::ShardedSafetensorsWriter writer(out.path(), "model", options.max_shard_bytes);
-        Progress progress(std::string("export ") + export_format_name(format), static_cast<int64_t>(merged.names().size()),
-                          "tensor");
+        Progress progress(std::string("export ") + export_format_name(format),
+                          static_cast<int64_t>(merged.names().size()), "tensor");
         for (const std::string& name : merged.names()) {
             at::Tensor w = merged.tensor(name);  // float32
-            io::check_finite(w, name, options.out_dir, "refusing to export it (the base or the adapter holds NaN/Inf)");
+            io::check_finite(w, name, options.out_dir,
+                             "refusing to export it (the base or the adapter holds NaN/Inf)");
             summary.tensors += 1;
             summary.merged += merged.has_adapter(name) ? 1 : 0;
             if (format == ExportFormat::kHfInt4) {
                 if (model::is_quantized_weight_name(name)) {
                     quant::Int4Packed q = quant::pack_int4(w, options.int4_group_size, name);
-                    at::Tensor deq = quant::unpack_int4(q.qweight, q.scales, w.size(1), options.int4_group_size, name);
+                    at::Tensor deq = quant::unpack_int4(q.qweight, q.scales, w.size(1),
+                                                        options.int4_group_size, name);
                     summary.nf4_errors.push_back({name, rel_error(deq, w)});
                     for (auto& [key, value] : quant::int4_tensors(q, name)) {
                         summary.bytes += value.nbytes();
@@ -251,7 +272,8 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
             } else if (model::is_quantized_weight_name(name)) {
                 // As qlora-quantize: quantize the weight in the dtype the base keeps it in.
                 at::Tensor exact = w.to(merged.base_dtype(name));
-                quant::NF4Tensor q = quant::NF4Tensor::quantize(exact, merged.quant().options, name);
+                quant::NF4Tensor q =
+                    quant::NF4Tensor::quantize(exact, merged.quant().options, name);
                 summary.nf4_errors.push_back({name, rel_error(q.dequantize(at::kFloat), exact)});
                 for (auto& [key, value] : io::bnb_4bit_tensors(q, name)) {
                     summary.bytes += value.nbytes();
@@ -297,8 +319,9 @@ std::string format_nf4_errors(const std::vector<LayerQuantError>& errors) {
     const size_t n = values.size();
     const double median = n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
     char summary[160];
-    std::snprintf(summary, sizeof summary, "%zu weights: mean %.6f, median %.6f, min %.6f, max %.6f\n", n, mean,
-                  median, values.front(), values.back());
+    std::snprintf(summary, sizeof summary,
+                  "%zu weights: mean %.6f, median %.6f, min %.6f, max %.6f\n", n, mean, median,
+                  values.front(), values.back());
     return text + summary;
 }
 

@@ -13,7 +13,16 @@
 
 namespace qlora::exporting {
 
-enum class ExportFormat { kPeft, kHfBf16, kHfFp16, kHfNf4, kHfInt4, kGgufF16, kGgufQ8_0, kGgufQ4_0 };
+enum class ExportFormat {
+    kPeft,
+    kHfBf16,
+    kHfFp16,
+    kHfNf4,
+    kHfInt4,
+    kGgufF16,
+    kGgufQ8_0,
+    kGgufQ4_0
+};
 // "peft", "hf-bf16", "hf-fp16", "hf-nf4", "hf-int4", "gguf-f16", "gguf-q8_0", "gguf-q4_0".
 ExportFormat parse_export_format(const std::string& name);
 std::string export_format_name(ExportFormat format);
@@ -33,9 +42,11 @@ struct HfExportOptions {
 // The int4 group size of the run that trained the adapter: qat.group_size of its
 // qlora_adapter.json when it trained with int4 QAT;
 // unset otherwise. `source` receives the file read.
-std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir, std::string* source = nullptr);
+std::optional<int64_t> find_qat_int4_group_size(const std::string& adapter_dir,
+                                                std::string* source = nullptr);
 
-// hf-nf4/hf-int4: how far one requantized merged weight is from the merged weight, ||Q(W)-W|| / ||W||.
+// hf-nf4/hf-int4: how far one requantized merged weight is from the merged weight, ||Q(W)-W|| /
+// ||W||.
 struct LayerQuantError {
     std::string name;
     double rel_error = 0.0;
@@ -46,7 +57,8 @@ struct HfExportSummary {
     int64_t tensors = 0;             // tensors of the model (a 4-bit weight counts once)
     int64_t merged = 0;              // of which the adapter changed
     uint64_t bytes = 0;              // tensor data written
-    std::vector<LayerQuantError> nf4_errors;  // hf-nf4 and hf-int4 (4-bit weights), in checkpoint order
+    std::vector<LayerQuantError>
+        nf4_errors;  // hf-nf4 and hf-int4 (4-bit weights), in checkpoint order
 };
 
 // Refuses an existing output (unless overwrite) and an output whose parent cannot hold it, before

@@ -13,10 +13,10 @@
 #include <set>
 
 #include "core/error.h"
-#include "io/finite_check.h"
-#include "io/path_guard.h"
 #include "core/log.h"
 #include "export/gguf_writer.h"
+#include "io/finite_check.h"
+#include "io/path_guard.h"
 #include "model/llama_layout.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -169,8 +169,8 @@ void check_out_file(const GgufExportInputs& in) {
 void check_parent_created(const GgufExportInputs& in) {
     fs::path parent = fs::path(in.out_file).parent_path();
     if (parent.empty()) parent = ".";
-    QLORA_CHECK(fs::is_directory(parent), "GGUF export: cannot create output folder ", parent.string(), " for ",
-                in.out_file);
+    QLORA_CHECK(fs::is_directory(parent), "GGUF export: cannot create output folder ",
+                parent.string(), " for ", in.out_file);
 }
 
 at::Tensor load_checked(const GgufExportInputs& in, const GgufTensorPlan& p) {
@@ -183,7 +183,8 @@ at::Tensor load_checked(const GgufExportInputs& in, const GgufTensorPlan& p) {
                 in.config.num_key_value_heads, ", head_dim ", in.config.head_dim, ", vocab_size ",
                 in.config.vocab_size, ")");
     t = t.to(at::kCPU, at::kFloat);
-    io::check_finite(t, p.hf_name, in.out_file, "refusing to export it (the base or the adapter holds NaN/Inf)");
+    io::check_finite(t, p.hf_name, in.out_file,
+                     "refusing to export it (the base or the adapter holds NaN/Inf)");
     if (p.permute_heads > 0) t = permute_rope_rows(t, p.permute_heads);
     return t.contiguous();
 }
@@ -418,13 +419,15 @@ std::vector<GgufTensorPlan> plan_gguf_tensors(const model::LlamaConfig& c, GgufT
             plan.push_back({t.gguf_name, t.hf_name, t.shape, GgmlType::kF32, 0});
             continue;
         }
-        // A tied embedding is also the output matrix, so it gets the output's type (llama-quantize).
+        // A tied embedding is also the output matrix, so it gets the output's type
+        // (llama-quantize).
         const bool output = r.role == model::Role::kLmHead ||
                             (r.role == model::Role::kEmbedTokens && c.tie_word_embeddings);
         const int64_t heads = r.rope == model::RopePermute::kQueryHeads ? c.num_attention_heads
                               : r.rope == model::RopePermute::kKvHeads  ? c.num_key_value_heads
-                                                                         : 0;
-        plan.push_back({t.gguf_name, t.hf_name, t.shape, matrix_type(type, output, t.shape[1]), heads});
+                                                                        : 0;
+        plan.push_back(
+            {t.gguf_name, t.hf_name, t.shape, matrix_type(type, output, t.shape[1]), heads});
     }
     return plan;
 }

@@ -2,20 +2,19 @@
 // then one tensor at a time: load, (de)quantize as trained, add s·B·A.
 #include "export/merge.h"
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "export/quantize_model.h"
+#include "io/bnb_format.h"
+#include "lora/adapter_metadata.h"
 #include "model/llama.h"
 #include "model/llama_layout.h"
-#include "io/bnb_format.h"
-#include "export/quantize_model.h"
-#include "lora/adapter_metadata.h"
 
 namespace fs = std::filesystem;
 
@@ -28,8 +27,8 @@ std::string shape_str(c10::IntArrayRef shape) {
     return out.str();
 }
 
-// Fields of adapter_config.json that lora::PeftLoraConfig does not keep but that change what a merge
-// must do: per-module ranks/alphas and a subset of layers.
+// Fields of adapter_config.json that lora::PeftLoraConfig does not keep but that change what a
+// merge must do: per-module ranks/alphas and a subset of layers.
 nlohmann::json read_adapter_json(const std::string& adapter_dir) {
     std::ifstream in(fs::path(adapter_dir) / "adapter_config.json");
     return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -52,13 +51,14 @@ TrainedQuant find_trained_quant(const std::string& adapter_dir) {
     TrainedQuant q;
     const std::optional<lora::AdapterMetadata> m = lora::load_adapter_metadata(adapter_dir);
     if (!m) {
-        q.source = std::string("defaults; ") + adapter_dir + " has no " + lora::kAdapterMetadataFile +
-                   " (an adapter not trained by qlora-train)";
+        q.source = std::string("defaults; ") + adapter_dir + " has no " +
+                   lora::kAdapterMetadataFile + " (an adapter not trained by qlora-train)";
         return q;
     }
     q.enabled = m->base_quantized;
     q.options = m->quant;
-    if (m->compute_dtype == at::kBFloat16 || m->compute_dtype == at::kHalf) q.dtype = m->compute_dtype;
+    if (m->compute_dtype == at::kBFloat16 || m->compute_dtype == at::kHalf)
+        q.dtype = m->compute_dtype;
     q.source = (fs::path(adapter_dir) / lora::kAdapterMetadataFile).string();
     return q;
 }
@@ -86,7 +86,8 @@ MergedView::MergedView(std::string base_dir, std::string adapter_dir, const Merg
 void MergedView::resolve_quant(const MergeOptions& options) {
     if (base_is_4bit_) {
         const std::string config_path = (fs::path(base_dir_) / "config.json").string();
-        quant_.options = io::parse_bnb_quantization_config(*config_.quantization_config, config_path);
+        quant_.options =
+            io::parse_bnb_quantization_config(*config_.quantization_config, config_path);
         quant_.source = "the base's quantization_config";
         for (const std::string& name : files_.names()) {  // the blocksize lives in each quant_state
             if (model::is_quantized_weight_name(name) && io::is_bnb_4bit_weight(files_, name)) {
@@ -100,10 +101,13 @@ void MergedView::resolve_quant(const MergeOptions& options) {
     if (options.quant) quant_.options = *options.quant;
     merge_base_ = options.base.value_or(quant_.enabled ? MergeBase::kNf4 : MergeBase::kFp);
     if (options.base && *options.base == MergeBase::kNf4 && !quant_.enabled) {
-        log_warn(quant_.source, " trained over a dense base (quant.enabled: false), yet --merge-base nf4 was asked");
+        log_warn(
+            quant_.source,
+            " trained over a dense base (quant.enabled: false), yet --merge-base nf4 was asked");
     }
-    QLORA_CHECK(!(base_is_4bit_ && merge_base_ == MergeBase::kFp), "--merge-base fp needs the original 16-bit ",
-                "weights, but ", base_dir_, " is a bitsandbytes 4-bit checkpoint (give the folder it was quantized from)");
+    QLORA_CHECK(!(base_is_4bit_ && merge_base_ == MergeBase::kFp),
+                "--merge-base fp needs the original 16-bit ", "weights, but ", base_dir_,
+                " is a bitsandbytes 4-bit checkpoint (give the folder it was quantized from)");
 }
 
 void MergedView::add_layer_names() {
@@ -116,25 +120,28 @@ void MergedView::add_layer_names() {
 }
 
 void MergedView::check_base_tensors() const {
-    // The base must hold exactly names_ (plus the 4-bit state keys and buffers transformers ignores).
+    // The base must hold exactly names_ (plus the 4-bit state keys and buffers transformers
+    // ignores).
     std::set<std::string> expected(names_.begin(), names_.end());
     if (untied_lm_head_) expected.erase("lm_head.weight");  // comes from the embeddings
     for (const std::string& name : files_.names()) {
         if (expected.erase(name) != 0) {
             if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, name)) continue;
             const io::TensorInfo& info = files_.info(name);
-            QLORA_CHECK(info.shape == shapes_.at(name), base_dir_, ": tensor '", name, "' has shape ",
-                        shape_str(info.shape), ", expected ", shape_str(shapes_.at(name)), " from config.json");
+            QLORA_CHECK(info.shape == shapes_.at(name), base_dir_, ": tensor '", name,
+                        "' has shape ", shape_str(info.shape), ", expected ",
+                        shape_str(shapes_.at(name)), " from config.json");
             continue;
         }
-        const bool ignorable = name.find("rotary_emb.inv_freq") != std::string::npos ||
-                               (name == "lm_head.weight" && (config_.tie_word_embeddings || untied_lm_head_)) ||
-                               (base_is_4bit_ && io::is_bnb_state_key(name));
-        QLORA_CHECK(ignorable, base_dir_, ": unexpected tensor '", name, "' for a ", config_.model_type, " model with ",
-                    config_.num_hidden_layers, " layers");
+        const bool ignorable =
+            name.find("rotary_emb.inv_freq") != std::string::npos ||
+            (name == "lm_head.weight" && (config_.tie_word_embeddings || untied_lm_head_)) ||
+            (base_is_4bit_ && io::is_bnb_state_key(name));
+        QLORA_CHECK(ignorable, base_dir_, ": unexpected tensor '", name, "' for a ",
+                    config_.model_type, " model with ", config_.num_hidden_layers, " layers");
     }
-    QLORA_CHECK(expected.empty(), base_dir_, ": missing tensor '", *expected.begin(), "' (", config_.model_type,
-                " with ", config_.num_hidden_layers, " layers needs it)");
+    QLORA_CHECK(expected.empty(), base_dir_, ": missing tensor '", *expected.begin(), "' (",
+                config_.model_type, " with ", config_.num_hidden_layers, " layers needs it)");
 }
 
 void MergedView::check_adapter() {
@@ -142,11 +149,13 @@ void MergedView::check_adapter() {
     const std::string config_path = (fs::path(adapter_dir_) / "adapter_config.json").string();
     const nlohmann::json raw = read_adapter_json(adapter_dir_);
     QLORA_CHECK(!non_empty(raw, "rank_pattern") && !non_empty(raw, "alpha_pattern"), config_path,
-                ": per-module rank_pattern/alpha_pattern adapters are not supported (one r and lora_alpha for all)");
+                ": per-module rank_pattern/alpha_pattern adapters are not supported (one r and "
+                "lora_alpha for all)");
     const int64_t r = adapter_.config.r;
     std::map<std::string, std::pair<int64_t, int64_t>> outs_ins;  // module -> (out, in)
     for (const auto& [name, shape] : shapes_) {
-        if (name.ends_with("_proj.weight")) outs_ins[name.substr(0, name.size() - 7)] = {shape[0], shape[1]};
+        if (name.ends_with("_proj.weight"))
+            outs_ins[name.substr(0, name.size() - 7)] = {shape[0], shape[1]};
     }
     outs_ins["lm_head"] = {config_.vocab_size, config_.hidden_size};
     std::set<std::string> modules;
@@ -155,18 +164,23 @@ void MergedView::check_adapter() {
         char which = 0;
         lora::split_lora_name(peft_name, &module, &which);
         auto it = outs_ins.find(module);
-        QLORA_CHECK(it != outs_ins.end(), weights, ": '", peft_name, "' is for module '", module,
-                    "', which is not a linear of ", base_dir_, " (", config_.model_type, " with ",
-                    config_.num_hidden_layers, " layers: model.layers.N.self_attn.{q,k,v,o}_proj, "
-                    "model.layers.N.mlp.{gate,up,down}_proj, lm_head); an adapter for another model?");
+        QLORA_CHECK(
+            it != outs_ins.end(), weights, ": '", peft_name, "' is for module '", module,
+            "', which is not a linear of ", base_dir_, " (", config_.model_type, " with ",
+            config_.num_hidden_layers,
+            " layers: model.layers.N.self_attn.{q,k,v,o}_proj, "
+            "model.layers.N.mlp.{gate,up,down}_proj, lm_head); an adapter for another model?");
         const auto [out, in] = it->second;
-        const std::vector<int64_t> want = which == 'A' ? std::vector<int64_t>{r, in} : std::vector<int64_t>{out, r};
-        QLORA_CHECK(t.sizes().vec() == want, weights, ": '", peft_name, "' has shape ", shape_str(t.sizes()),
-                    ", expected ", shape_str(want), " (r=", r, ", ", module, " is [", out, ", ", in, "] in ",
-                    base_dir_, "/config.json); an adapter for another model?");
+        const std::vector<int64_t> want =
+            which == 'A' ? std::vector<int64_t>{r, in} : std::vector<int64_t>{out, r};
+        QLORA_CHECK(t.sizes().vec() == want, weights, ": '", peft_name, "' has shape ",
+                    shape_str(t.sizes()), ", expected ", shape_str(want), " (r=", r, ", ", module,
+                    " is [", out, ", ", in, "] in ", base_dir_,
+                    "/config.json); an adapter for another model?");
         modules.insert(module);
     }
-    for (const std::string& m : modules) deltas_[m + ".weight"] = Delta{lora::lora_name(m, 'A'), lora::lora_name(m, 'B')};
+    for (const std::string& m : modules)
+        deltas_[m + ".weight"] = Delta{lora::lora_name(m, 'A'), lora::lora_name(m, 'B')};
 
     // Every layer the config targets must have its tensors (unless it names a subset of layers).
     if (non_empty(raw, "layers_to_transform")) return;
@@ -177,41 +191,49 @@ void MergedView::check_adapter() {
         if (std::find(projections.begin(), projections.end(), kind) == projections.end()) continue;
         for (const auto& [module, shape] : outs_ins) {
             if (!module.ends_with(std::string(".") + kind)) continue;
-            QLORA_CHECK(modules.count(module) != 0, weights, ": missing '", lora::lora_name(module, 'A'),
-                        "' (adapter_config.json targets ", kind, " and ", base_dir_, " has ",
-                        config_.num_hidden_layers, " layers)");
+            QLORA_CHECK(modules.count(module) != 0, weights, ": missing '",
+                        lora::lora_name(module, 'A'), "' (adapter_config.json targets ", kind,
+                        " and ", base_dir_, " has ", config_.num_hidden_layers, " layers)");
         }
     }
 }
 
 std::string MergedView::describe() const {
     std::ostringstream out;
-    out << "merging " << adapter_dir_ << " (r=" << adapter_.config.r << ", lora_alpha=" << adapter_.config.lora_alpha
-        << (adapter_.config.use_rslora ? ", rsLoRA" : "") << ", scale " << scale() << ", " << deltas_.size()
-        << " modules) into ";
+    out << "merging " << adapter_dir_ << " (r=" << adapter_.config.r
+        << ", lora_alpha=" << adapter_.config.lora_alpha
+        << (adapter_.config.use_rslora ? ", rsLoRA" : "") << ", scale " << scale() << ", "
+        << deltas_.size() << " modules) into ";
     if (merge_base_ == MergeBase::kFp) {
         out << "the original weights of " << base_dir_ << " (--merge-base fp)";
     } else {
-        out << (base_is_4bit_ ? "the dequantized 4-bit weights of " : "deq(NF4(W0)) of ") << base_dir_ << ": "
-            << quant::quant_type_name(quant_.options.type) << ", blocksize " << quant_.options.blocksize
-            << ", double quant " << (quant_.options.double_quant ? "on" : "off")
-            << (quant_.dtype ? std::string(", from ") + dtype_name(*quant_.dtype) : std::string()) << " ("
-            << quant_.source << ")";
+        out << (base_is_4bit_ ? "the dequantized 4-bit weights of " : "deq(NF4(W0)) of ")
+            << base_dir_ << ": " << quant::quant_type_name(quant_.options.type) << ", blocksize "
+            << quant_.options.blocksize << ", double quant "
+            << (quant_.options.double_quant ? "on" : "off")
+            << (quant_.dtype ? std::string(", from ") + dtype_name(*quant_.dtype) : std::string())
+            << " (" << quant_.source << ")";
     }
     return out.str();
 }
 
-bool MergedView::has_adapter(const std::string& weight_name) const { return deltas_.count(weight_name) != 0; }
+bool MergedView::has_adapter(const std::string& weight_name) const {
+    return deltas_.count(weight_name) != 0;
+}
 
 c10::ScalarType MergedView::base_dtype(const std::string& name) const {
-    const std::string stored = untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
-    QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name, "' in the merged checkpoint");
-    if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored)) return io::read_bnb_4bit(files_, stored).dtype();
+    const std::string stored =
+        untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
+    QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name,
+                "' in the merged checkpoint");
+    if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored))
+        return io::read_bnb_4bit(files_, stored).dtype();
     return files_.info(stored).dtype;
 }
 
 at::Tensor MergedView::base_weight(const std::string& name) const {
-    const std::string stored = untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
+    const std::string stored =
+        untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
     if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored)) {
         return io::read_bnb_4bit(files_, stored).dequantize(at::kFloat);
     }
@@ -224,10 +246,12 @@ at::Tensor MergedView::base_weight(const std::string& name) const {
 }
 
 at::Tensor MergedView::tensor(const std::string& name) const {
-    QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name, "' in the merged checkpoint");
+    QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name,
+                "' in the merged checkpoint");
     at::Tensor w = base_weight(name).contiguous();
-    QLORA_CHECK(w.sizes().vec() == shapes_.at(name), base_dir_, ": '", name, "' has shape ", shape_str(w.sizes()),
-                ", expected ", shape_str(shapes_.at(name)), " from config.json");
+    QLORA_CHECK(w.sizes().vec() == shapes_.at(name), base_dir_, ": '", name, "' has shape ",
+                shape_str(w.sizes()), ", expected ", shape_str(shapes_.at(name)),
+                " from config.json");
     auto it = deltas_.find(name);
     if (it == deltas_.end()) return w;
     const at::Tensor& a = adapter_.tensors.at(it->second.a_name);  // [r, in]

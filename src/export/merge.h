@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
+#include "lora/peft_adapter.h"
 #include "model/llama_config.h"
 #include "quant/nf4_tensor.h"
 
@@ -29,7 +29,8 @@ struct TrainedQuant {
     quant::Nf4Options options;
     // The weights were rounded to this dtype before quantizing (a bf16/fp16 run); unset: as stored.
     std::optional<c10::ScalarType> dtype;
-    std::string source;  // ".../qlora_adapter.json", "the base's quantization_config" or "defaults; ..."
+    std::string
+        source;  // ".../qlora_adapter.json", "the base's quantization_config" or "defaults; ..."
 };
 
 // What the adapter's qlora_adapter.json (lora/adapter_metadata.h) says the base was; without one
@@ -37,12 +38,12 @@ struct TrainedQuant {
 TrainedQuant find_trained_quant(const std::string& adapter_dir);
 
 struct MergeOptions {
-    std::optional<MergeBase> base;            // unset: nf4, or fp when the run trained unquantized
-    std::optional<quant::Nf4Options> quant;   // unset: find_trained_quant / the 4-bit base's own
+    std::optional<MergeBase> base;           // unset: nf4, or fp when the run trained unquantized
+    std::optional<quant::Nf4Options> quant;  // unset: find_trained_quant / the 4-bit base's own
 };
 
 class MergedView {
-public:
+  public:
     // Reads config.json and the adapter and checks every lora_A/lora_B against the base's shapes;
     // qlora::Error naming the file, the tensor, what was expected and what was found otherwise.
     MergedView(std::string base_dir, std::string adapter_dir, const MergeOptions& options = {});
@@ -53,7 +54,8 @@ public:
     at::Tensor tensor(const std::string& name) const;
     // The dtype the base stores `name` in (a 4-bit weight: the dtype its quant_state records).
     c10::ScalarType base_dtype(const std::string& name) const;
-    // True when the adapter has lora_A/lora_B for this weight ("model.layers.0.mlp.up_proj.weight").
+    // True when the adapter has lora_A/lora_B for this weight
+    // ("model.layers.0.mlp.up_proj.weight").
     bool has_adapter(const std::string& weight_name) const;
 
     // The base's config; tie_word_embeddings is false when an lm_head adapter unties lm_head.
@@ -69,7 +71,7 @@ public:
     // One line for logs: what goes into what, with the quant settings and their source.
     std::string describe() const;
 
-private:
+  private:
     struct Delta {
         std::string a_name, b_name;  // PEFT names in adapter_.tensors
     };
@@ -89,8 +91,9 @@ private:
     bool base_is_4bit_ = false;
     bool untied_lm_head_ = false;
     std::vector<std::string> names_;
-    std::map<std::string, std::vector<int64_t>> shapes_;  // every name -> its shape from config.json
-    std::map<std::string, Delta> deltas_;                 // weight name -> its adapter pair
+    std::map<std::string, std::vector<int64_t>>
+        shapes_;                           // every name -> its shape from config.json
+    std::map<std::string, Delta> deltas_;  // weight name -> its adapter pair
 };
 
 }  // namespace qlora::exporting

@@ -8,11 +8,11 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "io/atomic_file.h"
+#include "io/bnb_format.h"
 #include "io/finite_check.h"
 #include "io/path_guard.h"
 #include "io/safetensors.h"
 #include "model/llama_layout.h"
-#include "io/bnb_format.h"
 
 namespace fs = std::filesystem;
 
@@ -26,7 +26,8 @@ const char* kSideFiles[] = {"tokenizer.model", "tokenizer.json", "tokenizer_conf
 nlohmann::ordered_json read_config(const std::string& model_dir) {
     const fs::path path = fs::path(model_dir) / "config.json";
     std::ifstream in(path);
-    QLORA_CHECK(in.good(), path.string(), ": cannot open (expected a Hugging Face model folder with config.json)");
+    QLORA_CHECK(in.good(), path.string(),
+                ": cannot open (expected a Hugging Face model folder with config.json)");
     try {
         nlohmann::ordered_json config = nlohmann::ordered_json::parse(in);
         QLORA_CHECK(config.is_object(), path.string(), ": must hold a JSON object");
@@ -88,9 +89,11 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
         writer.finish();
     }
     QLORA_CHECK(summary.quantized_tensors > 0, options.model_dir,
-                ": no decoder linear weights (model.layers.N.self_attn.q_proj.weight, ...) found to quantize");
+                ": no decoder linear weights (model.layers.N.self_attn.q_proj.weight, ...) found "
+                "to quantize");
 
-    config["quantization_config"] = io::bnb_quantization_config(options.quant, options.compute_dtype);
+    config["quantization_config"] =
+        io::bnb_quantization_config(options.quant, options.compute_dtype);
     io::write_file_atomic((fs::path(out.path()) / "config.json").string(), config.dump(2) + "\n");
     for (const char* file : kSideFiles) {
         const fs::path from = fs::path(options.model_dir) / file;

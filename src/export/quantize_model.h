@@ -12,7 +12,7 @@ struct QuantizeModelOptions {
     std::string model_dir;
     std::string out_dir;
     quant::Nf4Options quant;
-    std::string device = "auto";             // where weights are quantized (cuda when present)
+    std::string device = "auto";  // where weights are quantized (cuda when present)
     c10::ScalarType compute_dtype = at::kBFloat16;  // recorded as bnb_4bit_compute_dtype
     bool overwrite = false;
     uint64_t max_shard_bytes = 5'000'000'000ULL;

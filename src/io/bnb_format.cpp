@@ -24,7 +24,8 @@ at::Tensor json_bytes(const std::string& text) {
 
 std::string bytes_text(const at::Tensor& t) {
     at::Tensor c = t.to(at::kByte).contiguous();
-    return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+    return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()),
+                       static_cast<size_t>(c.numel()));
 }
 
 // bitsandbytes writes str(torch.bfloat16).strip("torch."): "bfloat16", "float16", "float32".
@@ -86,8 +87,9 @@ bool is_bnb_4bit_weight(const SafetensorsFolder& folder, const std::string& weig
 
 quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name) {
     const bool nf4 = folder.contains(state_key(weight_name, quant::QuantType::kNF4));
-    QLORA_CHECK(nf4 || folder.contains(state_key(weight_name, quant::QuantType::kFP4)), folder.folder(), ": '",
-                weight_name, "' has no quant_state.bitsandbytes__nf4 or __fp4 entry");
+    QLORA_CHECK(nf4 || folder.contains(state_key(weight_name, quant::QuantType::kFP4)),
+                folder.folder(), ": '", weight_name,
+                "' has no quant_state.bitsandbytes__nf4 or __fp4 entry");
     const quant::QuantType key_type = nf4 ? quant::QuantType::kNF4 : quant::QuantType::kFP4;
     const std::string key = state_key(weight_name, key_type);
     const std::string where = folder.folder() + ": " + key;
@@ -97,20 +99,24 @@ quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::strin
     } catch (const nlohmann::json::parse_error& e) {
         QLORA_FAIL(where, ": quant_state is not valid JSON (", e.what(), ")");
     }
-    QLORA_CHECK(state.is_object(), where, ": quant_state must be a JSON object, found ", state.type_name());
-    const quant::QuantType type = quant::parse_quant_type(json_field<std::string>(state, "quant_type", where));
+    QLORA_CHECK(state.is_object(), where, ": quant_state must be a JSON object, found ",
+                state.type_name());
+    const quant::QuantType type =
+        quant::parse_quant_type(json_field<std::string>(state, "quant_type", where));
     QLORA_CHECK(type == key_type, where, ": quant_type \"", quant::quant_type_name(type),
                 "\" contradicts the key's suffix \"", quant::quant_type_name(key_type), "\"");
     const int64_t blocksize = json_field<int64_t>(state, "blocksize", where);
-    const c10::ScalarType dtype = state_dtype(json_field<std::string>(state, "dtype", where), where);
+    const c10::ScalarType dtype =
+        state_dtype(json_field<std::string>(state, "dtype", where), where);
     const std::vector<int64_t> shape = json_field<std::vector<int64_t>>(state, "shape", where);
 
     for (const char* part : {"", ".absmax"}) {
-        QLORA_CHECK(folder.contains(weight_name + part), folder.folder(), ": quantized weight '", weight_name,
-                    "' is missing its tensor '", weight_name + part, "'");
+        QLORA_CHECK(folder.contains(weight_name + part), folder.folder(), ": quantized weight '",
+                    weight_name, "' is missing its tensor '", weight_name + part, "'");
     }
     at::Tensor packed = folder.load(weight_name);
-    QLORA_CHECK(packed.scalar_type() == at::kByte, where, ": packed weight must be U8, found ", packed.scalar_type());
+    QLORA_CHECK(packed.scalar_type() == at::kByte, where, ": packed weight must be U8, found ",
+                packed.scalar_type());
     at::Tensor absmax = folder.load(weight_name + ".absmax");
     at::Tensor nested_absmax, nested_code;
     float offset = 0.0f;
@@ -120,17 +126,20 @@ quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::strin
         QLORA_CHECK(folder.contains(nested) && folder.contains(nested_map), folder.folder(),
                     ": double-quantized weight '", weight_name, "' is missing '", nested, "' or '",
                     nested_map, "'");
-        QLORA_CHECK(json_field<int64_t>(state, "nested_blocksize", where) == nf4::kNestedBlocksize, where,
-                    ": nested_blocksize must be 256, found ", state.at("nested_blocksize").dump());
+        QLORA_CHECK(json_field<int64_t>(state, "nested_blocksize", where) == nf4::kNestedBlocksize,
+                    where, ": nested_blocksize must be 256, found ",
+                    state.at("nested_blocksize").dump());
         offset = static_cast<float>(json_field<double>(state, "nested_offset", where));
         nested_absmax = folder.load(nested);
         nested_code = folder.load(nested_map);
     }
-    return quant::NF4Tensor::from_parts(packed, absmax, nested_absmax, nested_code, offset, shape, dtype, type,
-                                 blocksize, folder.folder() + ": " + weight_name);
+    return quant::NF4Tensor::from_parts(packed, absmax, nested_absmax, nested_code, offset, shape,
+                                        dtype, type, blocksize,
+                                        folder.folder() + ": " + weight_name);
 }
 
-nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options, c10::ScalarType compute_dtype) {
+nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
+                                               c10::ScalarType compute_dtype) {
     nlohmann::ordered_json q;
     q["_load_in_4bit"] = true;
     q["_load_in_8bit"] = false;
@@ -148,11 +157,13 @@ nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
     return q;
 }
 
-quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config, const std::string& where) {
+quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config,
+                                                const std::string& where) {
     QLORA_CHECK(config.is_object(), where, ": quantization_config must be an object");
     const std::string method = config.value("quant_method", std::string());
-    QLORA_CHECK(method == "bitsandbytes", where, ": quantization_config.quant_method must be \"bitsandbytes\", found \"",
-                method, "\"");
+    QLORA_CHECK(method == "bitsandbytes", where,
+                ": quantization_config.quant_method must be \"bitsandbytes\", found \"", method,
+                "\"");
     QLORA_CHECK(config.value("load_in_4bit", false) || config.value("_load_in_4bit", false), where,
                 ": only 4-bit bitsandbytes checkpoints are supported (load_in_4bit is not true)");
     quant::Nf4Options options;

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +32,7 @@ quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::strin
 nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
                                                c10::ScalarType compute_dtype);
 // Parses it back (quant type, double quant); `where` names the file for errors.
-quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config, const std::string& where);
+quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config,
+                                                const std::string& where);
 
 }  // namespace qlora::io

@@ -32,11 +32,13 @@ at::Tensor run_layer(model::DecoderLayer& layer, const at::Tensor& x, const at::
 
 }  // namespace
 
-at::Tensor CheckpointedLayerFunction::forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                                              at::TensorList params, const c10::intrusive_ptr<LayerCall>& call) {
+at::Tensor CheckpointedLayerFunction::forward(torch::autograd::AutogradContext* ctx,
+                                              const at::Tensor& x, at::TensorList params,
+                                              const c10::intrusive_ptr<LayerCall>& call) {
     call->rng_state = get_rng_state(x.device());
     call->n_params = params.size();
-    at::Tensor y = run_layer(call->layer, x, call->cos, call->sin, call->mask);  // grad mode is off here
+    at::Tensor y =
+        run_layer(call->layer, x, call->cos, call->sin, call->mask);  // grad mode is off here
     ctx->save_for_backward({x});
     ctx->saved_data["call"] = c10::IValue::make_capsule(call);
     return y;
@@ -54,8 +56,10 @@ torch::autograd::variable_list CheckpointedLayerFunction::backward(
     for (const auto& p : call.layer->parameters()) {
         if (p.requires_grad()) params.push_back(p);
     }
-    TORCH_CHECK(params.size() == call.n_params, "checkpointed layer: its trainable parameters changed "
-                "between forward (", call.n_params, ") and backward (", params.size(), ")");
+    TORCH_CHECK(params.size() == call.n_params,
+                "checkpointed layer: its trainable parameters changed "
+                "between forward (",
+                call.n_params, ") and backward (", params.size(), ")");
 
     at::Tensor y;
     const c10::Device device = x.device();
@@ -86,8 +90,9 @@ torch::autograd::variable_list CheckpointedLayerFunction::backward(
     return out;
 }
 
-at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x, const at::Tensor& cos,
-                              const at::Tensor& sin, const at::Tensor& mask) {
+at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x,
+                              const at::Tensor& cos, const at::Tensor& sin,
+                              const at::Tensor& mask) {
     std::vector<at::Tensor> params;
     if (torch::GradMode::is_enabled()) {
         for (const auto& p : layer->parameters()) {
@@ -113,6 +118,8 @@ void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled) {
     }
 }
 
-bool gradient_checkpointing(const model::LlamaImpl& model) { return static_cast<bool>(model.layer_runner); }
+bool gradient_checkpointing(const model::LlamaImpl& model) {
+    return static_cast<bool>(model.layer_runner);
+}
 
 }  // namespace qlora::lora

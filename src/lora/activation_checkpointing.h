@@ -23,7 +23,7 @@ struct LayerCall : torch::CustomClassHolder {
 };
 
 class CheckpointedLayerFunction : public torch::autograd::Function<CheckpointedLayerFunction> {
-public:
+  public:
     // x [B, T, hidden]: the layer input (the one tensor saved). params: the layer's trainable
     // parameters, passed as inputs so their gradients flow out of this node (even when x needs
     // none, as for the first layer).
@@ -35,8 +35,8 @@ public:
 
 // Runs layer(x) checkpointed when grad mode is on and something in it needs a gradient; a plain
 // call otherwise (inference, no_grad evaluation).
-at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x, const at::Tensor& cos,
-                              const at::Tensor& sin, const at::Tensor& mask);
+at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x,
+                              const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask);
 
 // Switches checkpointing of every decoder layer on (the training default) or off.
 void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled);

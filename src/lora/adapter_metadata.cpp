@@ -1,10 +1,9 @@
 // qlora_adapter.json: written by the trainer beside every adapter, read by the exporters.
 #include "lora/adapter_metadata.h"
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/device.h"
 #include "core/error.h"
@@ -32,17 +31,20 @@ T get(const nlohmann::json& j, const char* key, const std::string& file) {
     try {
         return j.at(key).get<T>();
     } catch (const nlohmann::json::exception&) {
-        QLORA_FAIL(file, ": key '", key, "' has the wrong type (found ", j.at(key).type_name(), ")");
+        QLORA_FAIL(file, ": key '", key, "' has the wrong type (found ", j.at(key).type_name(),
+                   ")");
     }
 }
 
-QatOptions parse_qat(const nlohmann::json& j, const std::string& file, const quant::Nf4Options& quant) {
+QatOptions parse_qat(const nlohmann::json& j, const std::string& file,
+                     const quant::Nf4Options& quant) {
     QatOptions q;
     q.scheme.weight = quant::parse_fake_quant_weight(get<std::string>(j, "weight", file));
     q.scheme.group_size = get<int64_t>(j, "group_size", file);
     q.scheme.nf4 = quant;
     q.mode = parse_qat_mode(get<std::string>(j, "mode", file));
-    q.activations_int8 = parse_qat_activations(get<std::string>(j, "activations", file)) == QatActivations::kInt8;
+    q.activations_int8 =
+        parse_qat_activations(get<std::string>(j, "activations", file)) == QatActivations::kInt8;
     quant::validate(q.scheme);
     return q;
 }
@@ -53,11 +55,13 @@ bool AdapterMetadata::operator==(const AdapterMetadata& o) const {
     auto same_qat = [](const std::optional<QatOptions>& a, const std::optional<QatOptions>& b) {
         if (a.has_value() != b.has_value()) return false;
         if (!a) return true;
-        return a->scheme.weight == b->scheme.weight && a->scheme.group_size == b->scheme.group_size &&
-               a->mode == b->mode && a->activations_int8 == b->activations_int8;
+        return a->scheme.weight == b->scheme.weight &&
+               a->scheme.group_size == b->scheme.group_size && a->mode == b->mode &&
+               a->activations_int8 == b->activations_int8;
     };
-    return base_quantized == o.base_quantized && quant.type == o.quant.type && quant.blocksize == o.quant.blocksize &&
-           quant.double_quant == o.quant.double_quant && compute_dtype == o.compute_dtype && same_qat(qat, o.qat);
+    return base_quantized == o.base_quantized && quant.type == o.quant.type &&
+           quant.blocksize == o.quant.blocksize && quant.double_quant == o.quant.double_quant &&
+           compute_dtype == o.compute_dtype && same_qat(qat, o.qat);
 }
 
 void save_adapter_metadata(const std::string& dir, const AdapterMetadata& m) {
@@ -82,16 +86,18 @@ std::optional<AdapterMetadata> load_adapter_metadata(const std::string& dir) {
     const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     QLORA_CHECK(j.is_object(), file, ": expected a JSON object (qlora-cpp adapter metadata)");
     const int version = get<int>(j, "version", file);
-    QLORA_CHECK(version == kVersion, file, ": version ", version, " is not supported (expected ", kVersion, ")");
+    QLORA_CHECK(version == kVersion, file, ": version ", version, " is not supported (expected ",
+                kVersion, ")");
     AdapterMetadata m;
     m.base_quantized = get<bool>(j, "base_quantized", file);
     m.quant.type = quant::parse_quant_type(get<std::string>(j, "quant_type", file));
     m.quant.blocksize = get<int64_t>(j, "blocksize", file);
-    QLORA_CHECK(nf4::valid_blocksize(m.quant.blocksize), file, ": blocksize must be a power of two in [32, 4096], found ",
-                m.quant.blocksize);
+    QLORA_CHECK(nf4::valid_blocksize(m.quant.blocksize), file,
+                ": blocksize must be a power of two in [32, 4096], found ", m.quant.blocksize);
     m.quant.double_quant = get<bool>(j, "double_quant", file);
     m.compute_dtype = parse_dtype(get<std::string>(j, "compute_dtype", file));
-    if (j.contains("qat") && !j.at("qat").is_null()) m.qat = parse_qat(j.at("qat"), file + ": qat", m.quant);
+    if (j.contains("qat") && !j.at("qat").is_null())
+        m.qat = parse_qat(j.at("qat"), file + ": qat", m.quant);
     return m;
 }
 
@@ -103,7 +109,8 @@ std::string describe(const AdapterMetadata& m) {
     s += ", " + dtype_name(m.compute_dtype);
     if (m.qat) {
         s += ", QAT " + quant::fake_quant_weight_name(m.qat->scheme.weight);
-        if (m.qat->scheme.weight == quant::FakeQuantWeight::kInt4) s += " group " + std::to_string(m.qat->scheme.group_size);
+        if (m.qat->scheme.weight == quant::FakeQuantWeight::kInt4)
+            s += " group " + std::to_string(m.qat->scheme.group_size);
         s += " " + qat_mode_name(m.qat->mode);
     }
     return s;

@@ -35,8 +35,9 @@ void apply_lora(model::LlamaImpl& model, const LoraOptions& options);
 // Every LoraLinear that carries an adapter, in model order (layers, q..down, then lm_head).
 std::vector<std::shared_ptr<LoraLinearImpl>> lora_modules(model::LlamaImpl& model);
 
-// (PEFT name, tensor) in model order: "base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight"
-// [r, in] then "...lora_B.weight" [out, r]. The tensors are the live parameters (not copies).
+// (PEFT name, tensor) in model order:
+// "base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight" [r, in] then
+// "...lora_B.weight" [out, r]. The tensors are the live parameters (not copies).
 std::vector<std::pair<std::string, at::Tensor>> adapter_parameters(model::LlamaImpl& model);
 
 // Disabled adapters leave the base model's outputs; the parameters are kept.

@@ -54,22 +54,27 @@ at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, co
                                        const at::Tensor& mask_in,
                                        const std::shared_ptr<const FrozenBase>& base, double scale,
                                        double keep) {
-    const at::Tensor lora_a = present(lora_a_in), lora_b = present(lora_b_in), mask = present(mask_in);
+    const at::Tensor lora_a = present(lora_a_in), lora_b = present(lora_b_in),
+                     mask = present(mask_in);
     TORCH_CHECK(base != nullptr, "lora_linear: no base");
     const int64_t in = base->in_features, out = base->out_features;
-    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in, "lora_linear: x must be [..., ", in, "], got ", x.sizes());
+    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in, "lora_linear: x must be [..., ", in, "], got ",
+                x.sizes());
     const bool has_lora = lora_a.defined();
-    TORCH_CHECK(has_lora == lora_b.defined(), "lora_linear: lora_A and lora_B must both be set or both unset");
+    TORCH_CHECK(has_lora == lora_b.defined(),
+                "lora_linear: lora_A and lora_B must both be set or both unset");
     if (has_lora) {
-        TORCH_CHECK(lora_a.dim() == 2 && lora_a.size(1) == in, "lora_linear: lora_A must be [r, ", in,
-                    "], got ", lora_a.sizes());
+        TORCH_CHECK(lora_a.dim() == 2 && lora_a.size(1) == in, "lora_linear: lora_A must be [r, ",
+                    in, "], got ", lora_a.sizes());
         TORCH_CHECK(lora_b.dim() == 2 && lora_b.size(0) == out && lora_b.size(1) == lora_a.size(0),
-                    "lora_linear: lora_B must be [", out, ", ", lora_a.size(0), "], got ", lora_b.sizes());
+                    "lora_linear: lora_B must be [", out, ", ", lora_a.size(0), "], got ",
+                    lora_b.sizes());
     }
     TORCH_CHECK(!mask.defined() || (mask.sizes() == x.sizes() && mask.scalar_type() == at::kBool),
                 "lora_linear: the dropout mask must be bool of x's shape ", x.sizes(), ", got ",
                 mask.scalar_type(), " ", mask.sizes());
-    TORCH_CHECK(keep > 0.0 && keep <= 1.0, "lora_linear: keep probability must lie in (0, 1], got ", keep);
+    TORCH_CHECK(keep > 0.0 && keep <= 1.0, "lora_linear: keep probability must lie in (0, 1], got ",
+                keep);
 
     const auto dtype = x.scalar_type();
     at::Tensor y;  // [..., out], contiguous
@@ -94,8 +99,8 @@ at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, co
     return y;
 }
 
-torch::autograd::variable_list LoraLinearFunction::backward(torch::autograd::AutogradContext* ctx,
-                                                            torch::autograd::variable_list grad_outputs) {
+torch::autograd::variable_list LoraLinearFunction::backward(
+    torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad_outputs) {
     auto saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
     const at::Tensor& lora_a = saved[1];
@@ -129,11 +134,11 @@ torch::autograd::variable_list LoraLinearFunction::backward(torch::autograd::Aut
         }
         at::Tensor d = dropped(x2, mask2, keep);  // [N, in]
         if (ctx->needs_input_grad(2)) {
-            at::Tensor u = d.mm(a.t());                                          // [N, r]
-            db = at::mm(g2.t(), u).mul_(scale).to(lora_b.scalar_type());         // [out, r]
+            at::Tensor u = d.mm(a.t());                                   // [N, r]
+            db = at::mm(g2.t(), u).mul_(scale).to(lora_b.scalar_type());  // [out, r]
         }
         if (ctx->needs_input_grad(1)) {
-            da = at::mm(gb.t(), d).mul_(scale).to(lora_a.scalar_type());         // [r, in]
+            da = at::mm(gb.t(), d).mul_(scale).to(lora_a.scalar_type());  // [r, in]
         }
     }
     at::Tensor dx = dx2.defined() ? dx2.view(x.sizes()) : at::Tensor();
@@ -144,8 +149,8 @@ torch::autograd::variable_list LoraLinearFunction::backward(torch::autograd::Aut
 at::Tensor lora_linear(const at::Tensor& x, const std::shared_ptr<const FrozenBase>& base,
                        const at::Tensor& lora_a, const at::Tensor& lora_b, double scale,
                        const at::Tensor& mask, double keep) {
-    return LoraLinearFunction::apply(x, placeholder(lora_a), placeholder(lora_b), placeholder(mask), base, scale,
-                                     keep);
+    return LoraLinearFunction::apply(x, placeholder(lora_a), placeholder(lora_b), placeholder(mask),
+                                     base, scale, keep);
 }
 
 }  // namespace qlora::lora

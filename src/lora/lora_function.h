@@ -49,12 +49,13 @@ c10::IValue base_capsule(std::shared_ptr<const FrozenBase> base);
 const FrozenBase& base_of_capsule(const c10::IValue& capsule);
 
 class LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction> {
-public:
+  public:
     // x [..., in]; lora_a [r, in] and lora_b [out, r], both undefined for a frozen projection
     // without adapter; mask: undefined (no dropout) or bool of x's shape, applied as mask / keep.
     static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                              const at::Tensor& lora_a, const at::Tensor& lora_b, const at::Tensor& mask,
-                              const std::shared_ptr<const FrozenBase>& base, double scale, double keep);
+                              const at::Tensor& lora_a, const at::Tensor& lora_b,
+                              const at::Tensor& mask, const std::shared_ptr<const FrozenBase>& base,
+                              double scale, double keep);
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grad_outputs);
 };

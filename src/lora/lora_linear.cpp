@@ -29,9 +29,11 @@ at::Tensor kaiming_uniform_lora_a(int64_t r, int64_t in, const at::TensorOptions
     return a.to(options);
 }
 
-LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions& options, bool with_adapter)
+LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions& options,
+                               bool with_adapter)
     : model::LinearImpl(base.in_features(), base.out_features(), base.has_bias(), base.name()) {
-    QLORA_CHECK(base.has_weight(), name_, ".weight was never loaded: load the base before adding LoRA");
+    QLORA_CHECK(base.has_weight(), name_,
+                ".weight was never loaded: load the base before adding LoRA");
     if (base.quantized()) {
         set_quantized(base.nf4_weight());
     } else {
@@ -51,7 +53,8 @@ LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions&
         // of the name (std::hash differs between standard libraries, so runs would too).
         gen = at::make_generator<at::CPUGeneratorImpl>(*options.init_seed ^ fnv1a64(name_));
     }
-    lora_A = register_parameter("lora_A", kaiming_uniform_lora_a(options.r, in_features_, opts, gen));
+    lora_A =
+        register_parameter("lora_A", kaiming_uniform_lora_a(options.r, in_features_, opts, gen));
     lora_B = register_parameter("lora_B", at::zeros({out_features_, options.r}, opts));
 }
 
@@ -67,9 +70,11 @@ std::shared_ptr<const FrozenBase> LoraLinearImpl::frozen_base() const {
 
 void LoraLinearImpl::set_qat(const QatOptions& options) {
     quant::validate(options.scheme);
-    QLORA_CHECK(options.mode != QatMode::kMergeAware || dropout_ == 0.0, name_,
-                ": merge-aware QAT trains through the merged weight, where LoRA dropout has no input path; "
-                "expected lora dropout 0, found ", dropout_);
+    QLORA_CHECK(
+        options.mode != QatMode::kMergeAware || dropout_ == 0.0, name_,
+        ": merge-aware QAT trains through the merged weight, where LoRA dropout has no input path; "
+        "expected lora dropout 0, found ",
+        dropout_);
     qat_ = options;
     qat_active_ = false;
 }

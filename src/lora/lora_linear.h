@@ -15,7 +15,7 @@
 namespace qlora::lora {
 
 class LoraLinearImpl : public model::LinearImpl {
-public:
+  public:
     // Takes over base's frozen weight and bias (shared, not copied). Without `with_adapter` the
     // module stays frozen but still goes through LoraLinearFunction, so that a 4-bit projection
     // that is not a target keeps no dequantized weight in the graph either.
@@ -46,7 +46,7 @@ public:
     at::Tensor lora_A;  // [r, in], Kaiming-uniform (a = sqrt(5)); registered as "lora_A"
     at::Tensor lora_B;  // [out, r], zeros, so step 0 equals the base; registered as "lora_B"
 
-private:
+  private:
     at::Tensor forward_qat(const at::Tensor& x, const at::Tensor& mask, double keep);
 
     double scale_ = 0.0;

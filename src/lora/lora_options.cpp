@@ -9,9 +9,7 @@
 
 namespace qlora::lora {
 
-const std::vector<std::string>& valid_target_names() {
-    return model::lora_target_names();
-}
+const std::vector<std::string>& valid_target_names() { return model::lora_target_names(); }
 
 std::vector<std::string> resolve_targets(const std::vector<std::string>& targets) {
     const auto& valid = valid_target_names();
@@ -20,8 +18,9 @@ std::vector<std::string> resolve_targets(const std::vector<std::string>& targets
         for (const auto& n : valid) s += ", " + n;
         return s;
     };
-    QLORA_CHECK(!targets.empty(), "lora.targets: expected \"all-linear\" or a list of module names (",
-                valid_list(), "), found an empty list");
+    QLORA_CHECK(!targets.empty(),
+                "lora.targets: expected \"all-linear\" or a list of module names (", valid_list(),
+                "), found an empty list");
     std::vector<bool> chosen(valid.size(), false);
     for (const auto& t : targets) {
         if (t == "all-linear") {
@@ -29,8 +28,8 @@ std::vector<std::string> resolve_targets(const std::vector<std::string>& targets
             continue;
         }
         auto it = std::find(valid.begin(), valid.end(), t);
-        QLORA_CHECK(it != valid.end(), "lora.targets: unknown module name \"", t, "\"; valid names: ",
-                    valid_list());
+        QLORA_CHECK(it != valid.end(), "lora.targets: unknown module name \"", t,
+                    "\"; valid names: ", valid_list());
         chosen[static_cast<size_t>(it - valid.begin())] = true;
     }
     std::vector<std::string> out;
@@ -43,7 +42,8 @@ std::vector<std::string> resolve_targets(const std::vector<std::string>& targets
 void validate(const LoraOptions& o) {
     QLORA_CHECK(o.r > 0, "lora.r must be > 0, found ", o.r);
     QLORA_CHECK(std::isfinite(o.alpha), "lora.alpha must be finite, found ", o.alpha);
-    QLORA_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "lora.dropout must lie in [0, 1), found ", o.dropout);
+    QLORA_CHECK(o.dropout >= 0.0 && o.dropout < 1.0, "lora.dropout must lie in [0, 1), found ",
+                o.dropout);
     QLORA_CHECK(o.dtype == c10::kFloat || o.dtype == c10::kBFloat16 || o.dtype == c10::kHalf ||
                     o.dtype == c10::kDouble,
                 "lora dtype must be a floating type, found ", o.dtype);

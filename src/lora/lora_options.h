@@ -19,7 +19,8 @@ struct LoraOptions {
     double alpha = 16.0;
     double dropout = 0.0;     // on the LoRA input path, train mode only
     bool use_rslora = false;  // scale alpha/sqrt(r) instead of alpha/r
-    // {"all-linear"} (q,k,v,o,gate,up,down; not lm_head) or module names ("q_proj", "lm_head", ...).
+    // {"all-linear"} (q,k,v,o,gate,up,down; not lm_head) or module names ("q_proj", "lm_head",
+    // ...).
     std::vector<std::string> targets = {"all-linear"};
     c10::ScalarType dtype = c10::kFloat;  // of lora_A / lora_B (compute follows the input's dtype)
     // Seeds A's Kaiming-uniform init; unset = torch's default generator.
@@ -38,7 +39,8 @@ double lora_scale(const LoraOptions& options);
 void validate(const LoraOptions& options);
 
 // QAT modes (the config's qat.mode):
-//   kLora        y = x·Q(W0)ᵀ + b + s·(x·Aᵀ)·Bᵀ: the base fake-quantized, the adapter not (torchtune's
+//   kLora        y = x·Q(W0)ᵀ + b + s·(x·Aᵀ)·Bᵀ: the base fake-quantized, the adapter not
+//   (torchtune's
 //                QAT+LoRA); exporting merged-and-quantized still rounds W0 + s·B·A afresh.
 //   kMergeAware  y = x·Q(W0 + s·B·A)ᵀ + b with an STE (lora/merge_aware_function.h): the merged,
 //                quantized weight is the one trained, so its export is exactly the trained model.

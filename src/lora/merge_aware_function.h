@@ -34,14 +34,16 @@ namespace qlora::lora {
 // one an export writes (quantized with the same scheme, it reproduces these values). w0: the base
 // as the training forward saw it, [out, in] (deq(NF4) or the 16-bit weight; cast to float32);
 // lora_a [r, in], lora_b [out, r]. M is one float32 addmm: w0 + s·(B·A).
-at::Tensor merge_aware_weight(const at::Tensor& w0, const at::Tensor& lora_a, const at::Tensor& lora_b,
-                              double scale, const quant::QatScheme& scheme);
+at::Tensor merge_aware_weight(const at::Tensor& w0, const at::Tensor& lora_a,
+                              const at::Tensor& lora_b, double scale,
+                              const quant::QatScheme& scheme);
 
 class MergeAwareLinearFunction : public torch::autograd::Function<MergeAwareLinearFunction> {
-public:
+  public:
     // base->fake_quant must be set (it is Q); its weight is used unquantized for W0.
-    static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& lora_a,
-                              const at::Tensor& lora_b, const std::shared_ptr<const FrozenBase>& base, double scale);
+    static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                              const at::Tensor& lora_a, const at::Tensor& lora_b,
+                              const std::shared_ptr<const FrozenBase>& base, double scale);
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                    torch::autograd::variable_list grad_outputs);
 };

@@ -1,19 +1,18 @@
 // Reading and writing PEFT LoRA adapter folders.
 #include "lora/peft_adapter.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
-#include "lora/lora_options.h"
 #include "io/atomic_file.h"
 #include "io/finite_check.h"
 #include "io/safetensors.h"
+#include "lora/lora_options.h"
 
 namespace fs = std::filesystem;
 
@@ -40,7 +39,8 @@ double PeftLoraConfig::scale() const { return lora::lora_scale(lora_alpha, r, us
 
 bool split_lora_name(const std::string& peft_name, std::string* module, char* which) {
     auto ends_with = [&](const std::string& s) {
-        return peft_name.size() > s.size() && peft_name.compare(peft_name.size() - s.size(), s.size(), s) == 0;
+        return peft_name.size() > s.size() &&
+               peft_name.compare(peft_name.size() - s.size(), s.size(), s) == 0;
     };
     if (peft_name.rfind(kPrefix, 0) != 0) return false;
     const bool a = ends_with(kSuffixA);
@@ -84,10 +84,12 @@ void save_peft_adapter(const std::string& dir, const PeftAdapter& adapter, c10::
 
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     for (const auto& [name, t] : adapter.tensors) {
-        QLORA_CHECK(at::isfinite(t).all().item<bool>(), name, ": holds NaN or Inf; refusing to save the adapter");
+        QLORA_CHECK(at::isfinite(t).all().item<bool>(), name,
+                    ": holds NaN or Inf; refusing to save the adapter");
         tensors.emplace_back(name, t.detach().to(at::kCPU, dtype).contiguous());
     }
-    io::save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+    io::save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors,
+                         {{"format", "pt"}});
 }
 
 PeftAdapter load_peft_adapter(const std::string& dir) {
@@ -102,20 +104,24 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
     }
     QLORA_CHECK(j.is_object(), config_path, ": must hold a JSON object");
     const std::string peft_type = field<std::string>(j, "peft_type", config_path, "");
-    QLORA_CHECK(peft_type == "LORA", config_path, ": peft_type must be \"LORA\", found \"", peft_type, "\"");
+    QLORA_CHECK(peft_type == "LORA", config_path, ": peft_type must be \"LORA\", found \"",
+                peft_type, "\"");
     PeftAdapter adapter;
     PeftLoraConfig& c = adapter.config;
     c.r = field<int64_t>(j, "r", config_path, 8);
     QLORA_CHECK(c.r > 0 && c.r <= 65536, config_path, ": r must lie in [1, 65536], found ", c.r);
     c.lora_alpha = field<double>(j, "lora_alpha", config_path, 8.0);
-    QLORA_CHECK(std::isfinite(c.lora_alpha), config_path, ": lora_alpha must be a finite number, found ", c.lora_alpha);
+    QLORA_CHECK(std::isfinite(c.lora_alpha), config_path,
+                ": lora_alpha must be a finite number, found ", c.lora_alpha);
     c.lora_dropout = field<double>(j, "lora_dropout", config_path, 0.0);
-    QLORA_CHECK(c.lora_dropout >= 0.0 && c.lora_dropout < 1.0, config_path, ": lora_dropout must lie in [0, 1), found ",
-                c.lora_dropout);
+    QLORA_CHECK(c.lora_dropout >= 0.0 && c.lora_dropout < 1.0, config_path,
+                ": lora_dropout must lie in [0, 1), found ", c.lora_dropout);
     c.use_rslora = field<bool>(j, "use_rslora", config_path, false);
     c.bias = field<std::string>(j, "bias", config_path, "none");
-    QLORA_CHECK(c.bias == "none", config_path, ": only bias \"none\" adapters are supported, found \"", c.bias, "\"");
-    QLORA_CHECK(!field<bool>(j, "use_dora", config_path, false), config_path, ": DoRA adapters are not supported");
+    QLORA_CHECK(c.bias == "none", config_path,
+                ": only bias \"none\" adapters are supported, found \"", c.bias, "\"");
+    QLORA_CHECK(!field<bool>(j, "use_dora", config_path, false), config_path,
+                ": DoRA adapters are not supported");
     c.base_model_name_or_path = field<std::string>(j, "base_model_name_or_path", config_path, "");
     c.task_type = field<std::string>(j, "task_type", config_path, "CAUSAL_LM");
     if (j.contains("target_modules") && j["target_modules"].is_string()) {
@@ -137,15 +143,16 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
         io::check_finite(t, name, weights);
         QLORA_CHECK(t.dim() == 2, weights, ": '", name, "' must be 2-D, found shape ", t.sizes());
         const int64_t rank_dim = which == 'A' ? t.size(0) : t.size(1);
-        QLORA_CHECK(rank_dim == c.r, weights, ": '", name, "' has rank ", rank_dim, " but adapter_config.json says r=",
-                    c.r);
+        QLORA_CHECK(rank_dim == c.r, weights, ": '", name, "' has rank ", rank_dim,
+                    " but adapter_config.json says r=", c.r);
         adapter.tensors[name] = t;
         modules.insert(module);
     }
     QLORA_CHECK(!modules.empty(), weights, ": holds no LoRA weights");
     for (const std::string& m : modules) {
-        QLORA_CHECK(adapter.tensors.count(lora_name(m, 'A')) && adapter.tensors.count(lora_name(m, 'B')), weights,
-                    ": module '", m, "' has only one of lora_A / lora_B");
+        QLORA_CHECK(
+            adapter.tensors.count(lora_name(m, 'A')) && adapter.tensors.count(lora_name(m, 'B')),
+            weights, ": module '", m, "' has only one of lora_A / lora_B");
     }
     return adapter;
 }

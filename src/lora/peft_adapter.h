@@ -1,14 +1,15 @@
-// PEFT LoRA adapters on disk (DESIGN.md section 10): adapter_config.json + adapter_model.safetensors
-// with keys base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight ([r, in]) and
+// PEFT LoRA adapters on disk (DESIGN.md section 10): adapter_config.json +
+// adapter_model.safetensors with keys
+// base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight ([r, in]) and
 // ...lora_B.weight ([out, r]), metadata {"format": "pt"}. What PEFT's save_pretrained writes and
 // PeftModel.from_pretrained reads; also reads adapters PEFT saved.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 namespace qlora::lora {
 
@@ -40,8 +41,8 @@ void save_peft_adapter(const std::string& dir, const PeftAdapter& adapter,
 // pair with rank r, no unknown keys. Errors name the file and the key.
 PeftAdapter load_peft_adapter(const std::string& dir);
 
-// "base_model.model.model.layers.3.mlp.up_proj.lora_A.weight" -> {"model.layers.3.mlp.up_proj", "A"}.
-// Returns false for names that are not LoRA weights.
+// "base_model.model.model.layers.3.mlp.up_proj.lora_A.weight" -> {"model.layers.3.mlp.up_proj",
+// "A"}. Returns false for names that are not LoRA weights.
 bool split_lora_name(const std::string& peft_name, std::string* module, char* which);
 std::string lora_name(const std::string& module, char which);
 

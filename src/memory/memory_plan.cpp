@@ -37,22 +37,23 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 // our modules: RMSNorm keeps fp32 h and its cast (x2 norms); q/k/v outputs and their roped copies;
 // the attention output and fp32 logsumexp (flash/efficient SDPA, no T×T matrix); gate, up,
 // silu(gate) and their product; two residual sums; plus `mask_bytes` (dropout masks, QAT inputs).
-int64_t layer_activation_bytes(const model::LlamaConfig& c, int64_t n, int64_t e, int64_t mask_bytes) {
+int64_t layer_activation_bytes(const model::LlamaConfig& c, int64_t n, int64_t e,
+                               int64_t mask_bytes) {
     const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), i = c.intermediate_size;
-    int64_t per_token = 2 * h * (4 + e)          // two RMSNorms: fp32 normalised h and the cast
-                        + e * (q + 2 * kv)       // q, k, v projections
-                        + e * (q + kv)           // roped q, k
+    int64_t per_token = 2 * h * (4 + e)     // two RMSNorms: fp32 normalised h and the cast
+                        + e * (q + 2 * kv)  // q, k, v projections
+                        + e * (q + kv)      // roped q, k
                         + e * q + 4 * c.num_attention_heads  // attention output, logsumexp
-                        + 4 * e * i              // gate, up, silu(gate), silu(gate)·up
-                        + 2 * e * h;             // the two residual sums
+                        + 4 * e * i                          // gate, up, silu(gate), silu(gate)·up
+                        + 2 * e * h;                         // the two residual sums
     return n * per_token + mask_bytes;
 }
 
 // Per-layer sizes the multi-GPU plans split or gather.
 struct LayerBytes {
-    int64_t base = 0;         // one layer's projection bytes, whole (NF4, or dense without quant)
-    int64_t base_slice = 0;   // one rank's slice: ceil(blocks / world) NF4 blocks per projection
-    int64_t lora_numel = 0;   // one layer's LoRA parameters
+    int64_t base = 0;        // one layer's projection bytes, whole (NF4, or dense without quant)
+    int64_t base_slice = 0;  // one rank's slice: ceil(blocks / world) NF4 blocks per projection
+    int64_t lora_numel = 0;  // one layer's LoRA parameters
 };
 
 LayerBytes layer_bytes(const PlanInputs& in, const std::vector<std::string>& targets) {
@@ -61,7 +62,8 @@ LayerBytes layer_bytes(const PlanInputs& in, const std::vector<std::string>& tar
         const int64_t w = pr.in * pr.out;
         if (in.quantize) {
             b.base += nf4_nbytes(w, in.quant);
-            const int64_t slice_blocks = (nf4::num_blocks(w, in.quant.blocksize) + in.world_size - 1) / in.world_size;
+            const int64_t slice_blocks =
+                (nf4::num_blocks(w, in.quant.blocksize) + in.world_size - 1) / in.world_size;
             b.base_slice += nf4_nbytes(slice_blocks * in.quant.blocksize, in.quant);
         } else {
             const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
@@ -107,19 +109,20 @@ const char* parallel_mode_name(ParallelMode mode) {
 int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& o) {
     const int64_t blocks = nf4::num_blocks(numel, o.blocksize);
     int64_t bytes = nf4::packed_bytes(numel);
-    if (!o.double_quant) return bytes + 4 * blocks;  // fp32 absmax
-    bytes += blocks;                                                   // uint8 absmax codes
-    bytes += 4 * nf4::num_blocks(blocks, nf4::kNestedBlocksize);       // fp32 nested absmax
-    bytes += 4 * 256 + 4;                                              // nested code map, offset
+    if (!o.double_quant) return bytes + 4 * blocks;               // fp32 absmax
+    bytes += blocks;                                              // uint8 absmax codes
+    bytes += 4 * nf4::num_blocks(blocks, nf4::kNestedBlocksize);  // fp32 nested absmax
+    bytes += 4 * 256 + 4;                                         // nested code map, offset
     return bytes;
 }
 
 MemoryPlan plan_memory(const PlanInputs& in) {
     lora::validate(in.lora);
-    QLORA_CHECK(in.world_size >= 1 && in.world_size <= (1 << 20), "memory plan: world_size must be in [1, ",
-                1 << 20, "], found ", in.world_size);
-    QLORA_CHECK(in.micro_batch > 0 && in.seq_len > 0, "memory plan: micro_batch and seq_len must be > 0, found ",
-                in.micro_batch, " and ", in.seq_len);
+    QLORA_CHECK(in.world_size >= 1 && in.world_size <= (1 << 20),
+                "memory plan: world_size must be in [1, ", 1 << 20, "], found ", in.world_size);
+    QLORA_CHECK(in.micro_batch > 0 && in.seq_len > 0,
+                "memory plan: micro_batch and seq_len must be > 0, found ", in.micro_batch, " and ",
+                in.seq_len);
     const model::LlamaConfig& c = in.model;
     const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
     const int64_t lora_e = static_cast<int64_t>(c10::elementSize(in.lora.dtype));
@@ -148,7 +151,8 @@ MemoryPlan plan_memory(const PlanInputs& in) {
         }
     }
     // Biases stay dense.
-    const int64_t bias = (c.qkv_bias ? c.q_dim() + 2 * c.kv_dim() : 0) + (c.o_bias ? c.hidden_size : 0) +
+    const int64_t bias = (c.qkv_bias ? c.q_dim() + 2 * c.kv_dim() : 0) +
+                         (c.o_bias ? c.hidden_size : 0) +
                          (c.mlp_bias ? 2 * c.intermediate_size + c.hidden_size : 0);
     p.dense_weights += bias * e * c.num_hidden_layers;
     // Embeddings, lm_head (once when tied), 2 norms per layer and the final norm.
@@ -161,7 +165,8 @@ MemoryPlan plan_memory(const PlanInputs& in) {
     for (int64_t n : lora_numels) p.lora_numel += n;
     p.lora_params = p.lora_numel * lora_e;
     p.lora_grads = p.lora_numel * lora_e;
-    const optim::StateBytes states = optim::optimizer_state_bytes(in.optimizer, lora_numels, in.optim_options);
+    const optim::StateBytes states =
+        optim::optimizer_state_bytes(in.optimizer, lora_numels, in.optim_options);
     p.optimizer_resident = states.resident;
     p.optimizer_paged = states.paged;
 

@@ -1,5 +1,6 @@
 // The memory plan: bytes a QLoRA run needs, per component, from shapes and options alone (no
-// weights loaded). The trainer prints it for --dry-run and checks it against hardware.memory_limit_gb.
+// weights loaded). The trainer prints it for --dry-run and checks it against
+// hardware.memory_limit_gb.
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -41,7 +42,8 @@ struct PlanInputs {
     // (and again in backward): Q(W0), or Q(W0 + s·B·A) when merge-aware, one layer at a time.
     bool qat = false;
     bool qat_merge_aware = false;
-    bool qat_activations_int8 = false;  // each projection also saves its fake-quantized input + mask
+    bool qat_activations_int8 =
+        false;  // each projection also saves its fake-quantized input + mask
     // Ranks of a multi-GPU run; 1 is the single-GPU plan, unchanged. With more, the plan is per
     // rank: each rank trains its own micro_batch × seq_len.
     int64_t world_size = 1;
@@ -65,7 +67,7 @@ struct MemoryPlan {
     // float32 intermediate and the cast to the compute dtype; merge-aware adds the STE mask, dL/dM
     // and float32 copies of the layer's input and output gradient. Never more than one layer's.
     int64_t qat_transient = 0;
-    int64_t lora_numel = 0;       // trainable parameter count
+    int64_t lora_numel = 0;  // trainable parameter count
     // Multi-GPU only (0 on one GPU): shard_base's all-gathered layer (NF4 bytes and LoRA, the one
     // in use and the prefetched next), and the collective buffers (data: the flat float32
     // gradient bucket, which float32 gradients are views of, so 0 then; shard_base: one layer's

@@ -2,9 +2,9 @@
 #include "model/evaluate.h"
 
 #include <cmath>
-#include <optional>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -29,7 +29,8 @@ EvalResult evaluate_stream(Llama& model, const std::vector<int64_t>& stream, int
         at::Tensor targets = all.narrow(0, s + 1, len).clone();
         if (skip_target >= 0) targets.masked_fill_(targets == skip_target, -100);
         at::Tensor logits = model->forward(inputs)[0].to(at::kFloat);  // [len, V]
-        total += at::cross_entropy_loss(logits, targets.to(logits.device()), {}, at::Reduction::Sum, -100)
+        total += at::cross_entropy_loss(logits, targets.to(logits.device()), {}, at::Reduction::Sum,
+                                        -100)
                      .item<double>();
         count += (targets != -100).sum().item<int64_t>();
     }

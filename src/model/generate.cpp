@@ -16,17 +16,21 @@ namespace {
 KvCache allocate_kv_cache(const Llama& model, int64_t len, int64_t max_new_tokens) {
     const LlamaConfig& c = model->config();
     const uint64_t per_position = limits::saturating_mul(
-        limits::saturating_mul(2 * static_cast<uint64_t>(c.num_hidden_layers), static_cast<uint64_t>(c.kv_dim())),
+        limits::saturating_mul(2 * static_cast<uint64_t>(c.num_hidden_layers),
+                               static_cast<uint64_t>(c.kv_dim())),
         at::elementSize(model->dtype()));
     const uint64_t bytes = limits::saturating_mul(per_position, static_cast<uint64_t>(len));
-    const std::string what = "the KV cache for " + std::to_string(len) + " positions (prompt + --max-new-tokens " +
+    const std::string what = "the KV cache for " + std::to_string(len) +
+                             " positions (prompt + --max-new-tokens " +
                              std::to_string(max_new_tokens) + ")";
     if (model->device().is_cpu()) limits::check_host_memory(bytes, what);
     try {
-        return KvCache::allocate(c, 1, len, at::TensorOptions(model->dtype()).device(model->device()));
+        return KvCache::allocate(c, 1, len,
+                                 at::TensorOptions(model->dtype()).device(model->device()));
     } catch (const c10::Error&) {
-        QLORA_RUNTIME_CHECK(false, what, " (", bytes / (1024 * 1024), " MiB) cannot be allocated on ",
-                            model->device().str(), "; lower --max-new-tokens");
+        QLORA_RUNTIME_CHECK(false, what, " (", bytes / (1024 * 1024),
+                            " MiB) cannot be allocated on ", model->device().str(),
+                            "; lower --max-new-tokens");
     }
     return {};
 }
@@ -37,11 +41,13 @@ double GenerateResult::decode_tokens_per_second() const {
     return decode_seconds > 0.0 ? static_cast<double>(new_tokens - 1) / decode_seconds : 0.0;
 }
 
-GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt, const GenerateOptions& options,
+GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt,
+                        const GenerateOptions& options,
                         const std::function<void(int64_t)>& on_token) {
     QLORA_CHECK(!prompt.empty(), "generation needs at least one prompt token (e.g. BOS)");
     QLORA_CHECK(options.max_new_tokens >= 0 && options.max_new_tokens <= limits::kMaxNewTokens,
-                "--max-new-tokens must lie in [0, ", limits::kMaxNewTokens, "], got ", options.max_new_tokens);
+                "--max-new-tokens must lie in [0, ", limits::kMaxNewTokens, "], got ",
+                options.max_new_tokens);
     Sampler sampler(options.sampling);  // bad sampling parameters fail before any allocation
     using clock = std::chrono::steady_clock;
     torch::NoGradGuard no_grad;
@@ -53,15 +59,17 @@ GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt, const 
     // The last generated token is never fed back, hence the - 1.
     const int64_t capacity = result.prompt_tokens + options.max_new_tokens - 1;
     if (capacity > model->config().max_position_embeddings) {
-        log_warn_once("generate-beyond-context", "generating up to position " + std::to_string(capacity) +
-                                                     ", beyond max_position_embeddings " +
-                                                     std::to_string(model->config().max_position_embeddings));
+        log_warn_once("generate-beyond-context",
+                      "generating up to position " + std::to_string(capacity) +
+                          ", beyond max_position_embeddings " +
+                          std::to_string(model->config().max_position_embeddings));
     }
-    KvCache cache =
-        allocate_kv_cache(model, std::max<int64_t>(capacity, result.prompt_tokens), options.max_new_tokens);
+    KvCache cache = allocate_kv_cache(model, std::max<int64_t>(capacity, result.prompt_tokens),
+                                      options.max_new_tokens);
     auto t0 = clock::now();
     // logits of the last position only: [V]
-    at::Tensor logits = model->forward(at::tensor(prompt, at::kLong).view({1, -1}), 0, &cache)[0][-1];
+    at::Tensor logits =
+        model->forward(at::tensor(prompt, at::kLong).view({1, -1}), 0, &cache)[0][-1];
     auto t1 = clock::now();
     int64_t pos = result.prompt_tokens;
     for (int64_t step = 0; step < options.max_new_tokens; ++step) {
@@ -73,7 +81,8 @@ GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt, const 
             result.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
         }
         if (on_token) on_token(next);
-        if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) != options.stop_ids.end()) {
+        if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) !=
+            options.stop_ids.end()) {
             result.stopped_at_eos = true;
             break;
         }

@@ -31,20 +31,22 @@ struct GenerateResult {
 };
 
 // on_token(id) is called for every generated id as soon as it is chosen (the stop id included).
-GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt, const GenerateOptions& options,
+GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt,
+                        const GenerateOptions& options,
                         const std::function<void(int64_t)>& on_token = {});
 
 // Incremental detokenisation: decodes the whole sequence each time and hands out what is new, so
-// SentencePiece's leading-space rule and multi-byte characters split over byte tokens come out right.
+// SentencePiece's leading-space rule and multi-byte characters split over byte tokens come out
+// right.
 class TextStreamer {
-public:
+  public:
     explicit TextStreamer(const tokenizer::Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
     // Appends ids; returns the text that became final (empty while a character is incomplete).
     std::string push(const std::vector<int64_t>& ids);
     // Whatever is left (an incomplete character shows as U+FFFD).
     std::string finish();
 
-private:
+  private:
     const tokenizer::Tokenizer& tokenizer_;
     std::vector<int64_t> ids_;
     size_t emitted_ = 0;  // bytes of the decoded text already handed out

@@ -4,8 +4,8 @@
 // lm_head left out when output.weight is absent (tied embeddings).
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -21,7 +21,8 @@ std::optional<std::string> hf_name_for_gguf(const std::string& gguf_name) {
         pattern = "blk.{}" + gguf_name.substr(dot);
     }
     for (const TensorRole& r : llama_roles()) {
-        if (r.per_layer == (layer >= 0) && r.gguf_pattern == pattern) return fill_layer(r.hf_pattern, layer);
+        if (r.per_layer == (layer >= 0) && r.gguf_pattern == pattern)
+            return fill_layer(r.hf_pattern, layer);
     }
     return std::nullopt;
 }

@@ -7,7 +7,10 @@
 namespace qlora::model {
 
 LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool has_bias, std::string name)
-    : in_features_(in_features), out_features_(out_features), has_bias_(has_bias), name_(std::move(name)) {}
+    : in_features_(in_features),
+      out_features_(out_features),
+      has_bias_(has_bias),
+      name_(std::move(name)) {}
 
 namespace {
 
@@ -22,9 +25,10 @@ at::Tensor& put_parameter(torch::OrderedDict<std::string, at::Tensor>& params, t
 }  // namespace
 
 void LinearImpl::set_weight(const at::Tensor& weight) {
-    QLORA_CHECK(weight.dim() == 2 && weight.size(0) == out_features_ && weight.size(1) == in_features_,
-                name_, ".weight: expected shape [", out_features_, ", ", in_features_, "], found ",
-                weight.sizes());
+    QLORA_CHECK(
+        weight.dim() == 2 && weight.size(0) == out_features_ && weight.size(1) == in_features_,
+        name_, ".weight: expected shape [", out_features_, ", ", in_features_, "], found ",
+        weight.sizes());
     nf4_ = quant::NF4Tensor();
     dense_ = put_parameter(parameters_, *this, "weight", weight);
 }
@@ -66,7 +70,8 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
     at::Tensor b = bias_.defined() ? bias_.to(x.scalar_type()) : at::Tensor();
     if (quantized()) return quant::nf4_linear(x, nf4_, b);  // fused on the CPU: no dense copy of W
     QLORA_CHECK(dense_.defined(), name_, ".weight was never loaded");
-    return at::linear(x, dense_.scalar_type() == x.scalar_type() ? dense_ : dense_.to(x.scalar_type()), b);
+    return at::linear(
+        x, dense_.scalar_type() == x.scalar_type() ? dense_ : dense_.to(x.scalar_type()), b);
 }
 
 int64_t LinearImpl::nbytes() const {

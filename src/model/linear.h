@@ -12,7 +12,7 @@
 namespace qlora::model {
 
 class LinearImpl : public torch::nn::Module {
-public:
+  public:
     // `name`: the HF prefix ("model.layers.0.self_attn.q_proj"), used in errors and by LoRA's
     // target-module selection.
     LinearImpl(int64_t in_features, int64_t out_features, bool has_bias, std::string name);
@@ -48,7 +48,7 @@ public:
     // Moves the base (including an NF4 weight, which torch::nn::Module::to cannot see) and bias.
     void to_device(const c10::Device& device);
 
-protected:
+  protected:
     int64_t in_features_;
     int64_t out_features_;
     bool has_bias_;

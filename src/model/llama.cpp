@@ -7,7 +7,8 @@
 
 namespace qlora::model {
 
-// ---- RMSNorm --------------------------------------------------------------------------------------
+// ---- RMSNorm
+// --------------------------------------------------------------------------------------
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
     weight = register_parameter("weight", at::ones({dim}), /*requires_grad=*/false);
@@ -20,36 +21,46 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
     return weight * h.to(x.scalar_type());
 }
 
-// ---- KV cache -------------------------------------------------------------------------------------
+// ---- KV cache
+// -------------------------------------------------------------------------------------
 
 KvCache KvCache::allocate(const LlamaConfig& config, int64_t batch, int64_t max_len,
                           const at::TensorOptions& options) {
     KvCache cache;
     cache.max_len = max_len;
     for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-        cache.k.push_back(at::zeros({batch, config.num_key_value_heads, max_len, config.head_dim}, options));
-        cache.v.push_back(at::zeros({batch, config.num_key_value_heads, max_len, config.head_dim}, options));
+        cache.k.push_back(
+            at::zeros({batch, config.num_key_value_heads, max_len, config.head_dim}, options));
+        cache.v.push_back(
+            at::zeros({batch, config.num_key_value_heads, max_len, config.head_dim}, options));
     }
     return cache;
 }
 
-// ---- attention ------------------------------------------------------------------------------------
+// ---- attention
+// ------------------------------------------------------------------------------------
 
 AttentionImpl::AttentionImpl(const LlamaConfig& c, const std::string& prefix)
     : n_heads_(c.num_attention_heads), n_kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
-    q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.qkv_bias, prefix + "q_proj"));
-    k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias, prefix + "k_proj"));
-    v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias, prefix + "v_proj"));
-    o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.o_bias, prefix + "o_proj"));
+    q_proj =
+        register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.qkv_bias, prefix + "q_proj"));
+    k_proj =
+        register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias, prefix + "k_proj"));
+    v_proj =
+        register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias, prefix + "v_proj"));
+    o_proj =
+        register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.o_bias, prefix + "o_proj"));
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   int64_t start_pos, at::Tensor* cache_k, at::Tensor* cache_v,
                                   const at::Tensor& attention_mask) {
     const int64_t B = x.size(0), T = x.size(1);
-    at::Tensor q = q_proj(x).view({B, T, n_heads_, head_dim_}).transpose(1, 2);     // [B, H, T, D]
-    at::Tensor k = k_proj(x).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);  // [B, Hkv, T, D]
-    at::Tensor v = v_proj(x).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);  // [B, Hkv, T, D]
+    at::Tensor q = q_proj(x).view({B, T, n_heads_, head_dim_}).transpose(1, 2);  // [B, H, T, D]
+    at::Tensor k =
+        k_proj(x).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);  // [B, Hkv, T, D]
+    at::Tensor v =
+        v_proj(x).view({B, T, n_kv_heads_, head_dim_}).transpose(1, 2);  // [B, Hkv, T, D]
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
 
@@ -84,13 +95,14 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     return o_proj(out);
 }
 
-// ---- MLP ------------------------------------------------------------------------------------------
+// ---- MLP
+// ------------------------------------------------------------------------------------------
 
 MlpImpl::MlpImpl(const LlamaConfig& c, const std::string& prefix) {
     gate_proj = register_module(
         "gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, prefix + "gate_proj"));
-    up_proj = register_module("up_proj",
-                              Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, prefix + "up_proj"));
+    up_proj = register_module(
+        "up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, prefix + "up_proj"));
     down_proj = register_module(
         "down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, prefix + "down_proj"));
 }
@@ -99,7 +111,8 @@ at::Tensor MlpImpl::forward(const at::Tensor& x) {
     return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // [B, T, I] -> [B, T, hidden]
 }
 
-// ---- decoder layer --------------------------------------------------------------------------------
+// ---- decoder layer
+// --------------------------------------------------------------------------------
 
 DecoderLayerImpl::DecoderLayerImpl(const LlamaConfig& c, int64_t index) {
     const std::string prefix = "model.layers." + std::to_string(index) + ".";
@@ -110,14 +123,16 @@ DecoderLayerImpl::DecoderLayerImpl(const LlamaConfig& c, int64_t index) {
     mlp = register_module("mlp", Mlp(c, prefix + "mlp."));
 }
 
-at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                     int64_t start_pos, at::Tensor* cache_k, at::Tensor* cache_v,
-                                     const at::Tensor& attention_mask) {
-    at::Tensor h = x + self_attn(input_layernorm(x), cos, sin, start_pos, cache_k, cache_v, attention_mask);
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
+                                     const at::Tensor& sin, int64_t start_pos, at::Tensor* cache_k,
+                                     at::Tensor* cache_v, const at::Tensor& attention_mask) {
+    at::Tensor h =
+        x + self_attn(input_layernorm(x), cos, sin, start_pos, cache_k, cache_v, attention_mask);
     return h + mlp(post_attention_layernorm(h));
 }
 
-// ---- the model ------------------------------------------------------------------------------------
+// ---- the model
+// ------------------------------------------------------------------------------------
 
 LlamaImpl::LlamaImpl(LlamaConfig config) : config_(std::move(config)) {
     const LlamaConfig& c = config_;
@@ -139,10 +154,11 @@ at::Tensor LlamaImpl::hidden_states(const at::Tensor& tokens, int64_t start_pos,
     const int64_t T = tokens.size(1);
     if (tokens.is_cpu() && tokens.numel() > 0) {
         int64_t lo = tokens.min().item<int64_t>(), hi = tokens.max().item<int64_t>();
-        QLORA_CHECK(lo >= 0 && hi < config_.vocab_size, "token id ", lo < 0 ? lo : hi,
-                    " is outside the model's vocabulary: config.json has vocab_size ", config_.vocab_size,
-                    " (ids must lie in [0, ", config_.vocab_size,
-                    ")); the tokenizer does not match the model, or the ids come from another vocabulary");
+        QLORA_CHECK(
+            lo >= 0 && hi < config_.vocab_size, "token id ", lo < 0 ? lo : hi,
+            " is outside the model's vocabulary: config.json has vocab_size ", config_.vocab_size,
+            " (ids must lie in [0, ", config_.vocab_size,
+            ")); the tokenizer does not match the model, or the ids come from another vocabulary");
     }
     if (cache != nullptr) {
         QLORA_CHECK(cache->k.size() == layers.size() && cache->k[0].size(0) == tokens.size(0),
@@ -152,9 +168,10 @@ at::Tensor LlamaImpl::hidden_states(const at::Tensor& tokens, int64_t start_pos,
     at::Tensor positions = options.position_ids.defined()
                                ? options.position_ids.to(device())
                                : at::arange(start_pos, start_pos + T, ids.options());
-    at::Tensor h = at::embedding(embed_weight, ids);  // [B, T, hidden]
+    at::Tensor h = at::embedding(embed_weight, ids);                       // [B, T, hidden]
     auto [cos, sin] = rope_cos_sin(inv_freq, positions, h.scalar_type());  // [N, T, D]
-    at::Tensor mask = options.attention_mask.defined() ? options.attention_mask.to(device()) : at::Tensor();
+    at::Tensor mask =
+        options.attention_mask.defined() ? options.attention_mask.to(device()) : at::Tensor();
     for (size_t l = 0; l < layers.size(); ++l) {
         at::Tensor* ck = cache != nullptr ? &cache->k[l] : nullptr;
         at::Tensor* cv = cache != nullptr ? &cache->v[l] : nullptr;
@@ -176,9 +193,10 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KvCac
 std::vector<Linear> LlamaImpl::linears() {
     std::vector<Linear> out;
     for (auto& layer : layers) {
-        for (const Linear& l : {layer->self_attn->q_proj, layer->self_attn->k_proj, layer->self_attn->v_proj,
-                                layer->self_attn->o_proj, layer->mlp->gate_proj, layer->mlp->up_proj,
-                                layer->mlp->down_proj}) {
+        for (const Linear& l :
+             {layer->self_attn->q_proj, layer->self_attn->k_proj, layer->self_attn->v_proj,
+              layer->self_attn->o_proj, layer->mlp->gate_proj, layer->mlp->up_proj,
+              layer->mlp->down_proj}) {
             out.push_back(l);
         }
     }
@@ -201,7 +219,9 @@ void LlamaImpl::init_random(uint64_t seed, c10::ScalarType dtype, const c10::Dev
         l->set_weight(randn({l->out_features(), l->in_features()}, 0.02));
         if (l->has_bias()) l->set_bias(randn({l->out_features()}, 0.02));
     }
-    auto ones = [&](RMSNorm& n) { n->weight.set_data(at::ones({c.hidden_size}, at::TensorOptions(dtype).device(device))); };
+    auto ones = [&](RMSNorm& n) {
+        n->weight.set_data(at::ones({c.hidden_size}, at::TensorOptions(dtype).device(device)));
+    };
     for (auto& layer : layers) {
         ones(layer->input_layernorm);
         ones(layer->post_attention_layernorm);
@@ -217,9 +237,10 @@ void LlamaImpl::quantize_linears(const quant::Nf4Options& options) {
 }
 
 void LlamaImpl::set_embedding(const at::Tensor& weight) {
-    QLORA_CHECK(weight.dim() == 2 && weight.size(0) == config_.vocab_size && weight.size(1) == config_.hidden_size,
-                "model.embed_tokens.weight: expected shape [", config_.vocab_size, ", ", config_.hidden_size,
-                "], found ", weight.sizes());
+    QLORA_CHECK(weight.dim() == 2 && weight.size(0) == config_.vocab_size &&
+                    weight.size(1) == config_.hidden_size,
+                "model.embed_tokens.weight: expected shape [", config_.vocab_size, ", ",
+                config_.hidden_size, "], found ", weight.sizes());
     parameters_.erase("embed_tokens");
     embed_weight = register_parameter("embed_tokens", weight, /*requires_grad=*/false);
     if (config_.tie_word_embeddings) lm_head->set_weight(embed_weight);

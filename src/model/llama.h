@@ -16,12 +16,12 @@ namespace qlora::model {
 
 // RMSNorm as transformers computes it: normalise in float32, cast back, then scale by the weight.
 class RMSNormImpl : public torch::nn::Module {
-public:
+  public:
     RMSNormImpl(int64_t dim, double eps);
     at::Tensor forward(const at::Tensor& x);  // [..., dim]
     at::Tensor weight;                        // [dim]
 
-private:
+  private:
     double eps_;
 };
 TORCH_MODULE(RMSNorm);
@@ -50,7 +50,7 @@ struct ForwardOptions {
 };
 
 class AttentionImpl : public torch::nn::Module {
-public:
+  public:
     AttentionImpl(const LlamaConfig& config, const std::string& prefix);
     // x [B, T, hidden]; cos/sin [N, T, D]; with a cache, keys/values are written at
     // [start_pos, start_pos + T) of cache_k/cache_v and attention covers [0, start_pos + T).
@@ -60,14 +60,14 @@ public:
 
     Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
-private:
+  private:
     int64_t n_heads_, n_kv_heads_, head_dim_;
 };
 TORCH_MODULE(Attention);
 
 // SwiGLU: down(silu(gate(x)) * up(x)).
 class MlpImpl : public torch::nn::Module {
-public:
+  public:
     MlpImpl(const LlamaConfig& config, const std::string& prefix);
     at::Tensor forward(const at::Tensor& x);  // [B, T, hidden]
 
@@ -76,7 +76,7 @@ public:
 TORCH_MODULE(Mlp);
 
 class DecoderLayerImpl : public torch::nn::Module {
-public:
+  public:
     DecoderLayerImpl(const LlamaConfig& config, int64_t index);
     at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                        int64_t start_pos, at::Tensor* cache_k, at::Tensor* cache_v,
@@ -90,7 +90,7 @@ public:
 TORCH_MODULE(DecoderLayer);
 
 class LlamaImpl : public torch::nn::Module {
-public:
+  public:
     // The skeleton only: parameters are undefined until a loader (or init_random) fills them.
     explicit LlamaImpl(LlamaConfig config);
 
@@ -99,8 +99,8 @@ public:
     at::Tensor forward(const at::Tensor& tokens, int64_t start_pos = 0, KvCache* cache = nullptr,
                        const ForwardOptions& options = {});
     // The final-norm hidden states [B, T, hidden] (for losses that chunk the lm_head).
-    at::Tensor hidden_states(const at::Tensor& tokens, int64_t start_pos = 0, KvCache* cache = nullptr,
-                             const ForwardOptions& options = {});
+    at::Tensor hidden_states(const at::Tensor& tokens, int64_t start_pos = 0,
+                             KvCache* cache = nullptr, const ForwardOptions& options = {});
 
     // Every projection (q/k/v/o/gate/up/down of every layer, then lm_head), in HF name order.
     std::vector<Linear> linears();
@@ -127,13 +127,14 @@ public:
     at::Tensor inv_freq;      // [head_dim / 2] float32 (a buffer, not a checkpoint tensor)
 
     // When set, runs each decoder layer of a cache-free forward in place of layer(h, ...): the hook
-    // through which activation checkpointing (lora/activation_checkpointing.h) recomputes layers in backward.
-    // h [B, T, hidden]; cos/sin [N, T, D]; mask as in ForwardOptions (may be undefined).
-    using LayerRunner = std::function<at::Tensor(DecoderLayer& layer, const at::Tensor& h, const at::Tensor& cos,
-                                                 const at::Tensor& sin, const at::Tensor& mask)>;
+    // through which activation checkpointing (lora/activation_checkpointing.h) recomputes layers in
+    // backward. h [B, T, hidden]; cos/sin [N, T, D]; mask as in ForwardOptions (may be undefined).
+    using LayerRunner =
+        std::function<at::Tensor(DecoderLayer& layer, const at::Tensor& h, const at::Tensor& cos,
+                                 const at::Tensor& sin, const at::Tensor& mask)>;
     LayerRunner layer_runner;
 
-private:
+  private:
     LlamaConfig config_;
 };
 TORCH_MODULE(Llama);

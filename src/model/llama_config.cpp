@@ -1,12 +1,13 @@
 // Parsing of Hugging Face config.json into LlamaConfig: defaults as transformers has them, every
-// problem collected and reported in one line ("config.json: 'hidden_size' expected ..., found ...").
+// problem collected and reported in one line ("config.json: 'hidden_size' expected ..., found
+// ...").
 #include "model/llama_config.h"
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <optional>
-#include <fstream>
 
 #include "core/error.h"
 #include "core/limits.h"
@@ -16,9 +17,10 @@ namespace {
 
 using nlohmann::json;
 
-// Reads typed keys from one JSON object, remembering every problem instead of stopping at the first.
+// Reads typed keys from one JSON object, remembering every problem instead of stopping at the
+// first.
 class KeyReader {
-public:
+  public:
     KeyReader(const json& obj, std::string prefix) : obj_(obj), prefix_(std::move(prefix)) {}
 
     bool has(const std::string& key) const { return obj_.contains(key) && !obj_.at(key).is_null(); }
@@ -32,13 +34,16 @@ public:
         const json& v = obj_.at(key);
         // A number beyond int64 parses as unsigned (or float): is_number_integer() holds but
         // get<int64_t>() would wrap it negative.
-        if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))) {
-            return v.is_number_integer() ? problem(key, "an integer <= " + std::to_string(max), v.dump())
-                                         : problem(key, "an integer", v.dump());
+        if (!v.is_number_integer() ||
+            (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))) {
+            return v.is_number_integer()
+                       ? problem(key, "an integer <= " + std::to_string(max), v.dump())
+                       : problem(key, "an integer", v.dump());
         }
         int64_t x = v.get<int64_t>();
         if (x < min) return problem(key, "an integer >= " + std::to_string(min), v.dump());
-        if (x > max) return problem(key, "an integer <= " + std::to_string(max) + " (limits.h)", v.dump());
+        if (x > max)
+            return problem(key, "an integer <= " + std::to_string(max) + " (limits.h)", v.dump());
         out = x;
     }
     void optional_id(const std::string& key, std::optional<int64_t>& out) {
@@ -75,7 +80,7 @@ public:
     void problem(const std::string& text) { problems_.push_back(text); }
     std::vector<std::string>& problems() { return problems_; }
 
-private:
+  private:
     const json& obj_;
     std::string prefix_;
     std::vector<std::string> problems_;
@@ -111,7 +116,8 @@ void read_rope(const json& j, LlamaConfig& c, KeyReader& top) {
         r.number("low_freq_factor", c.rope_scaling.low_freq_factor);
         r.number("high_freq_factor", c.rope_scaling.high_freq_factor);
         c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
-        r.integer("original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings,
+        r.integer("original_max_position_embeddings",
+                  c.rope_scaling.original_max_position_embeddings,
                   /*required=*/true);
         if (c.rope_scaling.high_freq_factor == c.rope_scaling.low_freq_factor) {
             r.problem("high_freq_factor", "a value different from low_freq_factor",
@@ -131,7 +137,8 @@ std::optional<std::string> foreign_quant_method(const json& q) {
     const json& m = q.at("quant_method");
     const std::string method = m.is_string() ? m.get<std::string>() : m.dump();
     if (method == "bitsandbytes" || method == "qlora_int4") return std::nullopt;
-    return "'quantization_config.quant_method' expected bitsandbytes (4-bit) or qlora_int4, found \"" +
+    return "'quantization_config.quant_method' expected bitsandbytes (4-bit) or qlora_int4, found "
+           "\"" +
            method.substr(0, 40) + "\": " + method.substr(0, 40) +
            "-quantized checkpoints are not supported; use the original 16-bit model";
 }
@@ -175,7 +182,8 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& s
     r.integer("num_key_value_heads", c.num_key_value_heads, false, 1, limits::kMaxHeads);
     if (c.num_attention_heads > 0) c.head_dim = c.hidden_size / c.num_attention_heads;
     r.integer("head_dim", c.head_dim, false, 1, limits::kMaxHeadDim);
-    r.integer("max_position_embeddings", c.max_position_embeddings, false, 1, limits::kMaxPositionEmbeddings);
+    r.integer("max_position_embeddings", c.max_position_embeddings, false, 1,
+              limits::kMaxPositionEmbeddings);
     r.number("rms_norm_eps", c.rms_norm_eps);
     r.number("rope_theta", c.rope_theta);
     read_rope(j, c, r);
@@ -197,8 +205,9 @@ LlamaConfig LlamaConfig::from_json(const nlohmann::json& j, const std::string& s
         const json& e = j.at("eos_token_id");
         if (e.is_number_integer()) {
             c.eos_token_ids.push_back(e.get<int64_t>());
-        } else if (e.is_array() && std::all_of(e.begin(), e.end(),
-                                               [](const json& x) { return x.is_number_integer(); })) {
+        } else if (e.is_array() && std::all_of(e.begin(), e.end(), [](const json& x) {
+                       return x.is_number_integer();
+                   })) {
             for (const json& x : e) c.eos_token_ids.push_back(x.get<int64_t>());
         } else {
             r.problem("eos_token_id", "a token id or a list of them", e.dump());

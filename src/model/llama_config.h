@@ -2,9 +2,8 @@
 // TinyLlama, Mistral, Qwen2). Parsing reports every bad key at once, naming the file and the key.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,7 +52,8 @@ struct LlamaConfig {
     int64_t num_parameters() const;
 
     // `source` names the file in error messages ("path/config.json").
-    static LlamaConfig from_json(const nlohmann::json& j, const std::string& source = "config.json");
+    static LlamaConfig from_json(const nlohmann::json& j,
+                                 const std::string& source = "config.json");
     // A config.json path, or a model folder holding one.
     static LlamaConfig load(const std::string& path);
 };

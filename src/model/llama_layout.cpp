@@ -12,60 +12,72 @@ using K = TensorKind;
 using P = RopePermute;
 
 const std::vector<TensorRole> kRoles = {
-    {Role::kEmbedTokens, "model.embed_tokens.weight", "token_embd.weight", K::kEmbedding, false, false, "", P::kNone},
-    {Role::kInputNorm, "model.layers.{}.input_layernorm.weight", "blk.{}.attn_norm.weight", K::kNorm, true, false, "",
-     P::kNone},
-    {Role::kQProj, "model.layers.{}.self_attn.q_proj.weight", "blk.{}.attn_q.weight", K::kLinear, true, true, "q_proj",
-     P::kQueryHeads},
-    {Role::kQBias, "model.layers.{}.self_attn.q_proj.bias", "blk.{}.attn_q.bias", K::kBias, true, false, "",
-     P::kQueryHeads},
-    {Role::kKProj, "model.layers.{}.self_attn.k_proj.weight", "blk.{}.attn_k.weight", K::kLinear, true, true, "k_proj",
-     P::kKvHeads},
-    {Role::kKBias, "model.layers.{}.self_attn.k_proj.bias", "blk.{}.attn_k.bias", K::kBias, true, false, "",
-     P::kKvHeads},
-    {Role::kVProj, "model.layers.{}.self_attn.v_proj.weight", "blk.{}.attn_v.weight", K::kLinear, true, true, "v_proj",
-     P::kNone},
-    {Role::kVBias, "model.layers.{}.self_attn.v_proj.bias", "blk.{}.attn_v.bias", K::kBias, true, false, "", P::kNone},
-    {Role::kOProj, "model.layers.{}.self_attn.o_proj.weight", "blk.{}.attn_output.weight", K::kLinear, true, true,
-     "o_proj", P::kNone},
-    {Role::kOBias, "model.layers.{}.self_attn.o_proj.bias", "blk.{}.attn_output.bias", K::kBias, true, false, "",
-     P::kNone},
-    {Role::kPostAttentionNorm, "model.layers.{}.post_attention_layernorm.weight", "blk.{}.ffn_norm.weight", K::kNorm,
+    {Role::kEmbedTokens, "model.embed_tokens.weight", "token_embd.weight", K::kEmbedding, false,
+     false, "", P::kNone},
+    {Role::kInputNorm, "model.layers.{}.input_layernorm.weight", "blk.{}.attn_norm.weight",
+     K::kNorm, true, false, "", P::kNone},
+    {Role::kQProj, "model.layers.{}.self_attn.q_proj.weight", "blk.{}.attn_q.weight", K::kLinear,
+     true, true, "q_proj", P::kQueryHeads},
+    {Role::kQBias, "model.layers.{}.self_attn.q_proj.bias", "blk.{}.attn_q.bias", K::kBias, true,
+     false, "", P::kQueryHeads},
+    {Role::kKProj, "model.layers.{}.self_attn.k_proj.weight", "blk.{}.attn_k.weight", K::kLinear,
+     true, true, "k_proj", P::kKvHeads},
+    {Role::kKBias, "model.layers.{}.self_attn.k_proj.bias", "blk.{}.attn_k.bias", K::kBias, true,
+     false, "", P::kKvHeads},
+    {Role::kVProj, "model.layers.{}.self_attn.v_proj.weight", "blk.{}.attn_v.weight", K::kLinear,
+     true, true, "v_proj", P::kNone},
+    {Role::kVBias, "model.layers.{}.self_attn.v_proj.bias", "blk.{}.attn_v.bias", K::kBias, true,
+     false, "", P::kNone},
+    {Role::kOProj, "model.layers.{}.self_attn.o_proj.weight", "blk.{}.attn_output.weight",
+     K::kLinear, true, true, "o_proj", P::kNone},
+    {Role::kOBias, "model.layers.{}.self_attn.o_proj.bias", "blk.{}.attn_output.bias", K::kBias,
      true, false, "", P::kNone},
-    {Role::kGateProj, "model.layers.{}.mlp.gate_proj.weight", "blk.{}.ffn_gate.weight", K::kLinear, true, true,
-     "gate_proj", P::kNone},
-    {Role::kGateBias, "model.layers.{}.mlp.gate_proj.bias", "blk.{}.ffn_gate.bias", K::kBias, true, false, "",
+    {Role::kPostAttentionNorm, "model.layers.{}.post_attention_layernorm.weight",
+     "blk.{}.ffn_norm.weight", K::kNorm, true, false, "", P::kNone},
+    {Role::kGateProj, "model.layers.{}.mlp.gate_proj.weight", "blk.{}.ffn_gate.weight", K::kLinear,
+     true, true, "gate_proj", P::kNone},
+    {Role::kGateBias, "model.layers.{}.mlp.gate_proj.bias", "blk.{}.ffn_gate.bias", K::kBias, true,
+     false, "", P::kNone},
+    {Role::kUpProj, "model.layers.{}.mlp.up_proj.weight", "blk.{}.ffn_up.weight", K::kLinear, true,
+     true, "up_proj", P::kNone},
+    {Role::kUpBias, "model.layers.{}.mlp.up_proj.bias", "blk.{}.ffn_up.bias", K::kBias, true, false,
+     "", P::kNone},
+    {Role::kDownProj, "model.layers.{}.mlp.down_proj.weight", "blk.{}.ffn_down.weight", K::kLinear,
+     true, true, "down_proj", P::kNone},
+    {Role::kDownBias, "model.layers.{}.mlp.down_proj.bias", "blk.{}.ffn_down.bias", K::kBias, true,
+     false, "", P::kNone},
+    {Role::kFinalNorm, "model.norm.weight", "output_norm.weight", K::kNorm, false, false, "",
      P::kNone},
-    {Role::kUpProj, "model.layers.{}.mlp.up_proj.weight", "blk.{}.ffn_up.weight", K::kLinear, true, true, "up_proj",
+    {Role::kLmHead, "lm_head.weight", "output.weight", K::kLinear, false, false, "lm_head",
      P::kNone},
-    {Role::kUpBias, "model.layers.{}.mlp.up_proj.bias", "blk.{}.ffn_up.bias", K::kBias, true, false, "", P::kNone},
-    {Role::kDownProj, "model.layers.{}.mlp.down_proj.weight", "blk.{}.ffn_down.weight", K::kLinear, true, true,
-     "down_proj", P::kNone},
-    {Role::kDownBias, "model.layers.{}.mlp.down_proj.bias", "blk.{}.ffn_down.bias", K::kBias, true, false, "",
-     P::kNone},
-    {Role::kFinalNorm, "model.norm.weight", "output_norm.weight", K::kNorm, false, false, "", P::kNone},
-    {Role::kLmHead, "lm_head.weight", "output.weight", K::kLinear, false, false, "lm_head", P::kNone},
 };
 
 // [out, in] of each linear role (biases take the out of their linear).
 std::pair<int64_t, int64_t> linear_out_in(Role role, const LlamaConfig& c) {
     switch (role) {
         case Role::kQProj:
-        case Role::kQBias: return {c.q_dim(), c.hidden_size};
+        case Role::kQBias:
+            return {c.q_dim(), c.hidden_size};
         case Role::kKProj:
         case Role::kKBias:
         case Role::kVProj:
-        case Role::kVBias: return {c.kv_dim(), c.hidden_size};
+        case Role::kVBias:
+            return {c.kv_dim(), c.hidden_size};
         case Role::kOProj:
-        case Role::kOBias: return {c.hidden_size, c.q_dim()};
+        case Role::kOBias:
+            return {c.hidden_size, c.q_dim()};
         case Role::kGateProj:
         case Role::kGateBias:
         case Role::kUpProj:
-        case Role::kUpBias: return {c.intermediate_size, c.hidden_size};
+        case Role::kUpBias:
+            return {c.intermediate_size, c.hidden_size};
         case Role::kDownProj:
-        case Role::kDownBias: return {c.hidden_size, c.intermediate_size};
-        case Role::kLmHead: return {c.vocab_size, c.hidden_size};
-        default: return {0, 0};
+        case Role::kDownBias:
+            return {c.hidden_size, c.intermediate_size};
+        case Role::kLmHead:
+            return {c.vocab_size, c.hidden_size};
+        default:
+            return {0, 0};
     }
 }
 
@@ -84,21 +96,29 @@ bool role_present(const TensorRole& r, const LlamaConfig& c) {
     switch (r.role) {
         case Role::kQBias:
         case Role::kKBias:
-        case Role::kVBias: return c.qkv_bias;
-        case Role::kOBias: return c.o_bias;
+        case Role::kVBias:
+            return c.qkv_bias;
+        case Role::kOBias:
+            return c.o_bias;
         case Role::kGateBias:
         case Role::kUpBias:
-        case Role::kDownBias: return c.mlp_bias;
-        case Role::kLmHead: return !c.tie_word_embeddings;
-        default: return true;
+        case Role::kDownBias:
+            return c.mlp_bias;
+        case Role::kLmHead:
+            return !c.tie_word_embeddings;
+        default:
+            return true;
     }
 }
 
 std::vector<int64_t> role_shape(const TensorRole& r, const LlamaConfig& c) {
     switch (r.kind) {
-        case TensorKind::kEmbedding: return {c.vocab_size, c.hidden_size};
-        case TensorKind::kNorm: return {c.hidden_size};
-        case TensorKind::kBias: return {linear_out_in(r.role, c).first};
+        case TensorKind::kEmbedding:
+            return {c.vocab_size, c.hidden_size};
+        case TensorKind::kNorm:
+            return {c.hidden_size};
+        case TensorKind::kBias:
+            return {linear_out_in(r.role, c).first};
         case TensorKind::kLinear: {
             const auto [out, in] = linear_out_in(r.role, c);
             return {out, in};
@@ -123,7 +143,8 @@ std::vector<LlamaTensor> llama_tensors(const LlamaConfig& c) {
     std::vector<LlamaTensor> out;
     auto add = [&](const TensorRole& r, int64_t layer) {
         if (!role_present(r, c)) return;
-        out.push_back({&r, layer, fill_layer(r.hf_pattern, layer), fill_layer(r.gguf_pattern, layer), role_shape(r, c)});
+        out.push_back({&r, layer, fill_layer(r.hf_pattern, layer),
+                       fill_layer(r.gguf_pattern, layer), role_shape(r, c)});
     };
     const TensorRole& embed = kRoles.front();
     add(embed, -1);

@@ -45,13 +45,14 @@ enum class Role {
 
 struct TensorRole {
     Role role;
-    // HF name; "{}" is the layer index for per-layer roles: "model.layers.{}.self_attn.q_proj.weight".
+    // HF name; "{}" is the layer index for per-layer roles:
+    // "model.layers.{}.self_attn.q_proj.weight".
     std::string_view hf_pattern;
     // GGUF name, "{}" likewise: "blk.{}.attn_q.weight".
     std::string_view gguf_pattern;
     TensorKind kind;
     bool per_layer;
-    bool quantized;                // stored in NF4 by a 4-bit base (bitsandbytes' choice: decoder linears)
+    bool quantized;  // stored in NF4 by a 4-bit base (bitsandbytes' choice: decoder linears)
     std::string_view lora_target;  // "q_proj" ... "lm_head", or "" when LoRA cannot target it
     RopePermute rope;
 };
@@ -83,7 +84,8 @@ std::string fill_layer(std::string_view pattern, int64_t layer);
 std::string hf_module(const TensorRole& role, int64_t layer);
 
 // LoRA target names in model order: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
-// down_proj, lm_head. "all-linear" means all but lm_head (PEFT's meaning: the output layer is excluded).
+// down_proj, lm_head. "all-linear" means all but lm_head (PEFT's meaning: the output layer is
+// excluded).
 const std::vector<std::string>& lora_target_names();
 // The decoder projections a 4-bit base quantizes: the first seven of lora_target_names().
 const std::vector<std::string>& quantized_projection_names();

@@ -27,15 +27,16 @@ at::Tensor rope_inv_freq(const LlamaConfig& config) {
     at::Tensor smooth = (wavelen.reciprocal() * old_ctx - s.low_freq_factor) /
                         (s.high_freq_factor - s.low_freq_factor);
     at::Tensor smoothed = at::rsub(smooth, 1.0) * scaled / s.factor + smooth * scaled;
-    at::Tensor medium = (wavelen < high_wavelen).logical_not() & (wavelen > low_wavelen).logical_not();
+    at::Tensor medium =
+        (wavelen < high_wavelen).logical_not() & (wavelen > low_wavelen).logical_not();
     return at::where(medium, smoothed, scaled);
 }
 
-std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const at::Tensor& positions,
-                                               c10::ScalarType dtype) {
-    at::Tensor pos = positions.dim() == 1 ? positions.unsqueeze(0) : positions;  // [N, T]
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq,
+                                               const at::Tensor& positions, c10::ScalarType dtype) {
+    at::Tensor pos = positions.dim() == 1 ? positions.unsqueeze(0) : positions;     // [N, T]
     at::Tensor freqs = pos.unsqueeze(-1).to(at::kFloat) * inv_freq.to(at::kFloat);  // [N, T, D/2]
-    at::Tensor emb = at::cat({freqs, freqs}, -1);                                  // [N, T, D]
+    at::Tensor emb = at::cat({freqs, freqs}, -1);                                   // [N, T, D]
     return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
@@ -43,7 +44,7 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
     const int64_t half = x.size(-1) / 2;
     at::Tensor x1 = x.narrow(-1, 0, half);
     at::Tensor x2 = x.narrow(-1, half, half);
-    at::Tensor rotated = at::cat({-x2, x1}, -1);  // rotate_half(x)
+    at::Tensor rotated = at::cat({-x2, x1}, -1);               // rotate_half(x)
     return x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);  // cos/sin [N, 1, T, D]
 }
 

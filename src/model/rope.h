@@ -16,8 +16,8 @@ at::Tensor rope_inv_freq(const LlamaConfig& config);
 
 // cos and sin [N, T, D] (N = 1 or B, as positions is [T] or [B, T]) in `dtype`, on inv_freq's
 // device: angles are positions·inv_freq in float32, duplicated over both halves of the head.
-std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const at::Tensor& positions,
-                                               c10::ScalarType dtype);
+std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq,
+                                               const at::Tensor& positions, c10::ScalarType dtype);
 
 // x [B, H, T, D] rotated by cos/sin [N, T, D]: x·cos + rotate_half(x)·sin.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);

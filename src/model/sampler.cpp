@@ -17,8 +17,8 @@ Sampler::Sampler(const SamplingOptions& options)
     QLORA_CHECK(std::isfinite(options.temperature) && options.temperature >= 0.0,
                 "temperature must be a finite number >= 0, got ", options.temperature);
     QLORA_CHECK(options.top_k >= 0, "top-k must be >= 0, got ", options.top_k);
-    QLORA_CHECK(std::isfinite(options.top_p), "top-p must be a finite number (<= 0 or >= 1 disables it), got ",
-                options.top_p);
+    QLORA_CHECK(std::isfinite(options.top_p),
+                "top-p must be a finite number (<= 0 or >= 1 disables it), got ", options.top_p);
     QLORA_CHECK(std::isfinite(options.repetition_penalty) && options.repetition_penalty > 0.0,
                 "repetition penalty must be a finite number > 0, got ", options.repetition_penalty);
 }
@@ -113,8 +113,9 @@ int64_t Sampler::sample(const at::Tensor& logits, const std::vector<int64_t>& hi
     // The largest probability is >= 1/n >= cutoff, so the list is never empty; if rounding ever
     // made it so, the most likely token is the nucleus.
     if (order_.empty()) return argmax(p, n);
-    std::sort(order_.begin(), order_.end(),
-              [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    std::sort(order_.begin(), order_.end(), [](const auto& a, const auto& b) {
+        return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
     float cumulative = 0.0f;
     size_t last = order_.size() - 1;
     for (size_t i = 0; i < order_.size(); ++i) {

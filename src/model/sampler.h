@@ -14,11 +14,11 @@ struct SamplingOptions {
     double top_p = 1.0;               // nucleus mass; <= 0 or >= 1 disables it
     int64_t top_k = 0;                // keep the k most likely tokens; 0 disables it
     double repetition_penalty = 1.0;  // HF/CTRL rule over tokens seen so far; 1 disables it
-    uint64_t seed = 42;               // 0 is replaced by a fixed non-zero state (xorshift needs one)
+    uint64_t seed = 42;  // 0 is replaced by a fixed non-zero state (xorshift needs one)
 };
 
 class Sampler {
-public:
+  public:
     explicit Sampler(const SamplingOptions& options);
 
     // logits: [V] (any float dtype, any device); history: prompt + generated ids so far.
@@ -30,10 +30,10 @@ public:
 
     const SamplingOptions& options() const { return options_; }
 
-private:
+  private:
     SamplingOptions options_;
     uint64_t state_;
-    std::vector<float> probs_;                     // [V] scratch
+    std::vector<float> probs_;                      // [V] scratch
     std::vector<std::pair<float, int32_t>> order_;  // (prob, id) scratch for top-k/top-p
 };
 

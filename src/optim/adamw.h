@@ -15,7 +15,7 @@ namespace qlora::optim {
 
 struct AdamwLayout {
     bool eight_bit = false;  // blockwise 8-bit m and v for tensors of >= min_8bit_numel elements
-    bool paged = false;      // managed memory for tensors of >= paged_min_numel elements (CUDA only)
+    bool paged = false;  // managed memory for tensors of >= paged_min_numel elements (CUDA only)
 };
 
 class AdamW final : public Optimizer {
@@ -50,8 +50,8 @@ class AdamW final : public Optimizer {
     };
 
     ParamState make_state(const at::Tensor& param);
-    at::Tensor make_tensor(ParamState& st, int64_t numel, at::ScalarType dtype, const c10::Device& device,
-                           bool page);
+    at::Tensor make_tensor(ParamState& st, int64_t numel, at::ScalarType dtype,
+                           const c10::Device& device, bool page);
 
     std::vector<at::Tensor> params_;
     OptimOptions options_;

@@ -18,10 +18,12 @@ namespace {
 void check_same(const char* op, const char* what, const at::Tensor& t, const at::Tensor& param,
                 at::ScalarType dtype, int64_t numel) {
     TORCH_CHECK(t.defined(), op, ": ", what, " is undefined");
-    TORCH_CHECK(t.scalar_type() == dtype, op, ": ", what, " must be ", dtype, ", got ", t.scalar_type());
-    TORCH_CHECK(t.numel() == numel, op, ": ", what, " must have ", numel, " elements, got ", t.numel());
-    TORCH_CHECK(t.device() == param.device(), op, ": ", what, " is on ", t.device(), " but the parameter on ",
-                param.device());
+    TORCH_CHECK(t.scalar_type() == dtype, op, ": ", what, " must be ", dtype, ", got ",
+                t.scalar_type());
+    TORCH_CHECK(t.numel() == numel, op, ": ", what, " must have ", numel, " elements, got ",
+                t.numel());
+    TORCH_CHECK(t.device() == param.device(), op, ": ", what, " is on ", t.device(),
+                " but the parameter on ", param.device());
     TORCH_CHECK(t.is_contiguous(), op, ": ", what, " must be contiguous");
 }
 
@@ -36,7 +38,8 @@ constexpr int64_t kCpuGrain = 1 << 15;
 
 }  // namespace
 
-void adamw_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m, at::Tensor& v, const AdamwScalars& s) {
+void adamw_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m, at::Tensor& v,
+                const AdamwScalars& s) {
     const int64_t n = param.numel();
     check_same("adamw_step", "param", param, param, at::kFloat, n);
     check_same("adamw_step", "grad", grad, param, at::kFloat, n);
@@ -49,7 +52,8 @@ void adamw_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m, at::Te
     if (param.is_cuda()) {
 #ifdef QLORA_WITH_CUDA
         c10::cuda::CUDAGuard guard(param.device());
-        check_cuda(kernels::adamw_step_cuda(g, p, mp, vp, n, s, at::cuda::getCurrentCUDAStream()), "adamw_step");
+        check_cuda(kernels::adamw_step_cuda(g, p, mp, vp, n, s, at::cuda::getCurrentCUDAStream()),
+                   "adamw_step");
 #else
         TORCH_CHECK(false, "adamw_step: this build has no CUDA kernels (configured without nvcc)");
 #endif
@@ -60,8 +64,9 @@ void adamw_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m, at::Te
     });
 }
 
-void adamw8bit_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m_codes, at::Tensor& v_codes,
-                    at::Tensor& m_absmax, at::Tensor& v_absmax, const AdamwScalars& s) {
+void adamw8bit_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m_codes,
+                    at::Tensor& v_codes, at::Tensor& m_absmax, at::Tensor& v_absmax,
+                    const AdamwScalars& s) {
     const int64_t n = param.numel();
     const int64_t blocks = state_blocks(n);
     check_same("adamw8bit_step", "param", param, param, at::kFloat, n);
@@ -71,8 +76,9 @@ void adamw8bit_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m_cod
     check_same("adamw8bit_step", "m_absmax", m_absmax, param, at::kFloat, blocks);
     check_same("adamw8bit_step", "v_absmax", v_absmax, param, at::kFloat, blocks);
     const StateMaps& sm = state_maps(param.device());
-    const Blockwise8bitMaps maps{sm.signed_map.data_ptr<float>(), sm.signed_midpoints.data_ptr<float>(),
-                                 sm.unsigned_map.data_ptr<float>(), sm.unsigned_midpoints.data_ptr<float>()};
+    const Blockwise8bitMaps maps{
+        sm.signed_map.data_ptr<float>(), sm.signed_midpoints.data_ptr<float>(),
+        sm.unsigned_map.data_ptr<float>(), sm.unsigned_midpoints.data_ptr<float>()};
     const float* g = grad.data_ptr<float>();
     float* p = param.data_ptr<float>();
     uint8_t* mc = m_codes.data_ptr<uint8_t>();
@@ -82,10 +88,12 @@ void adamw8bit_step(const at::Tensor& grad, at::Tensor& param, at::Tensor& m_cod
     if (param.is_cuda()) {
 #ifdef QLORA_WITH_CUDA
         c10::cuda::CUDAGuard guard(param.device());
-        check_cuda(kernels::adamw8bit_step_cuda(g, p, mc, vc, ma, va, maps, n, s, at::cuda::getCurrentCUDAStream()),
+        check_cuda(kernels::adamw8bit_step_cuda(g, p, mc, vc, ma, va, maps, n, s,
+                                                at::cuda::getCurrentCUDAStream()),
                    "adamw8bit_step");
 #else
-        TORCH_CHECK(false, "adamw8bit_step: this build has no CUDA kernels (configured without nvcc)");
+        TORCH_CHECK(false,
+                    "adamw8bit_step: this build has no CUDA kernels (configured without nvcc)");
 #endif
         return;
     }

@@ -23,7 +23,8 @@ AdamwScalars adamw_scalars(double lr, double beta1, double beta2, double eps, do
     return s;
 }
 
-void adamw_step_ref(const float* g, float* p, float* m, float* v, int64_t n, const AdamwScalars& s) {
+void adamw_step_ref(const float* g, float* p, float* m, float* v, int64_t n,
+                    const AdamwScalars& s) {
     for (int64_t i = 0; i < n; ++i) adamw_element(s, g[i], p[i], m[i], v[i]);
 }
 
@@ -38,9 +39,9 @@ uint8_t requantize(float x, float absmax, bool partial, const float* midpoints) 
 
 }  // namespace
 
-void adamw8bit_step_ref(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes, float* m_absmax,
-                        float* v_absmax, const Blockwise8bitMaps& maps, int64_t n, int64_t block_begin,
-                        int64_t block_end, const AdamwScalars& s) {
+void adamw8bit_step_ref(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes,
+                        float* m_absmax, float* v_absmax, const Blockwise8bitMaps& maps, int64_t n,
+                        int64_t block_begin, int64_t block_end, const AdamwScalars& s) {
     float m[kStateBlocksize];
     float v[kStateBlocksize];
     for (int64_t b = block_begin; b < block_end; ++b) {

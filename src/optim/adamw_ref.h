@@ -35,10 +35,9 @@ void adamw_step_ref(const float* g, float* p, float* m, float* v, int64_t n, con
 
 // 8-bit blockwise states: see kernels/adamw_format.h for the layout and the requantization rule.
 // Updates blocks [block_begin, block_end) of tensors with n elements.
-void adamw8bit_step_ref(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes, float* m_absmax,
-                        float* v_absmax, const Blockwise8bitMaps& maps, int64_t n, int64_t block_begin,
-                        int64_t block_end, const AdamwScalars& s);
-
+void adamw8bit_step_ref(const float* g, float* p, uint8_t* m_codes, uint8_t* v_codes,
+                        float* m_absmax, float* v_absmax, const Blockwise8bitMaps& maps, int64_t n,
+                        int64_t block_begin, int64_t block_end, const AdamwScalars& s);
 
 // ---------------------------------------------------------------------------------------------
 inline void adamw_element(const AdamwScalars& s, float g, float& p, float& m, float& v) {

@@ -19,7 +19,8 @@ struct OptimOptions {
     double beta2 = 0.999;
     double eps = 1e-8;
     double weight_decay = 0.0;
-    // Paged variants put a tensor's states in managed memory only from this many elements (bnb: 1e5).
+    // Paged variants put a tensor's states in managed memory only from this many elements (bnb:
+    // 1e5).
     int64_t paged_min_numel = 100'000;
     // 8-bit variants keep tensors below this many elements in fp32 states (bnb: min_8bit_size).
     int64_t min_8bit_numel = 4096;

@@ -10,10 +10,14 @@ namespace {
 
 AdamwLayout layout_of(OptimizerKind kind) {
     switch (kind) {
-        case OptimizerKind::kAdamw32bit: return {false, false};
-        case OptimizerKind::kPagedAdamw32bit: return {false, true};
-        case OptimizerKind::kAdamw8bit: return {true, false};
-        case OptimizerKind::kPagedAdamw8bit: return {true, true};
+        case OptimizerKind::kAdamw32bit:
+            return {false, false};
+        case OptimizerKind::kPagedAdamw32bit:
+            return {false, true};
+        case OptimizerKind::kAdamw8bit:
+            return {true, false};
+        case OptimizerKind::kPagedAdamw8bit:
+            return {true, true};
     }
     return {};
 }
@@ -26,15 +30,20 @@ OptimizerKind parse_optimizer_kind(std::string_view name) {
     if (name == "adamw_8bit") return OptimizerKind::kAdamw8bit;
     if (name == "paged_adamw_8bit") return OptimizerKind::kPagedAdamw8bit;
     QLORA_FAIL("optim.name: unknown optimizer '", name,
-               "'; valid names: adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit");
+               "'; valid names: adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, "
+               "paged_adamw_8bit");
 }
 
 std::string optimizer_kind_name(OptimizerKind kind) {
     switch (kind) {
-        case OptimizerKind::kAdamw32bit: return "adamw_32bit";
-        case OptimizerKind::kPagedAdamw32bit: return "paged_adamw_32bit";
-        case OptimizerKind::kAdamw8bit: return "adamw_8bit";
-        case OptimizerKind::kPagedAdamw8bit: return "paged_adamw_8bit";
+        case OptimizerKind::kAdamw32bit:
+            return "adamw_32bit";
+        case OptimizerKind::kPagedAdamw32bit:
+            return "paged_adamw_32bit";
+        case OptimizerKind::kAdamw8bit:
+            return "adamw_8bit";
+        case OptimizerKind::kPagedAdamw8bit:
+            return "paged_adamw_8bit";
     }
     return "?";
 }

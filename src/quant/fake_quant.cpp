@@ -14,8 +14,11 @@ namespace qlora::quant {
 namespace {
 
 // t / v as a true IEEE division on every device: CUDA turns division by a host scalar into a
-// multiplication by its reciprocal, which rounds differently from the scalar reference for 127, 255.
-at::Tensor div_exact(const at::Tensor& t, double v) { return t / at::scalar_tensor(v, t.options()); }
+// multiplication by its reciprocal, which rounds differently from the scalar reference for 127,
+// 255.
+at::Tensor div_exact(const at::Tensor& t, double v) {
+    return t / at::scalar_tensor(v, t.options());
+}
 
 void check_float(const char* op, const at::Tensor& t) {
     TORCH_CHECK(t.defined() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kHalf ||
@@ -30,8 +33,9 @@ FakeQuantized int4_groups(const at::Tensor& w, int64_t group) {
     const int64_t groups = (cols + group - 1) / group;
     // Zero padding changes no group's largest magnitude (a zero never wins over the first element).
     at::Tensor x = at::constant_pad_nd(w, {0, groups * group - cols}).view({rows, groups, group});
-    at::Tensor m = x.gather(2, x.abs().argmax(2, /*keepdim=*/true));  // [rows, groups, 1], first max
-    at::Tensor d = m * -0.125;  // = m / -8 exactly (a power of two)
+    at::Tensor m =
+        x.gather(2, x.abs().argmax(2, /*keepdim=*/true));  // [rows, groups, 1], first max
+    at::Tensor d = m * -0.125;                             // = m / -8 exactly (a power of two)
     at::Tensor id = at::where(d != 0, d.reciprocal(), at::zeros_like(d));
     at::Tensor d16 = d.to(at::kHalf).to(at::kFloat);
     at::Tensor shifted = x * id + 8.5;  // in [0.5, 16.5]
@@ -56,10 +60,11 @@ at::Tensor nf4_roundtrip(const at::Tensor& w, const Nf4Options& o) {
     if (o.double_quant) {
         at::Tensor map = dynamic_map_signed().to(w.device());
         QuantizedAbsmax dq = quantize_absmax(q.absmax, map);
-        out = dequantize_4bit(q.packed, {}, dq.codes, dq.nested, map, dq.offset, w.numel(), o.blocksize, o.type,
-                              at::kFloat);
+        out = dequantize_4bit(q.packed, {}, dq.codes, dq.nested, map, dq.offset, w.numel(),
+                              o.blocksize, o.type, at::kFloat);
     } else {
-        out = dequantize_4bit(q.packed, q.absmax, {}, {}, {}, 0.0f, w.numel(), o.blocksize, o.type, at::kFloat);
+        out = dequantize_4bit(q.packed, q.absmax, {}, {}, {}, 0.0f, w.numel(), o.blocksize, o.type,
+                              at::kFloat);
     }
     return out.view(w.sizes());
 }
@@ -75,9 +80,12 @@ FakeQuantWeight parse_fake_quant_weight(const std::string& name) {
 
 std::string fake_quant_weight_name(FakeQuantWeight kind) {
     switch (kind) {
-        case FakeQuantWeight::kInt4: return "int4";
-        case FakeQuantWeight::kInt8: return "int8";
-        case FakeQuantWeight::kNF4: return "nf4";
+        case FakeQuantWeight::kInt4:
+            return "int4";
+        case FakeQuantWeight::kInt8:
+            return "int8";
+        case FakeQuantWeight::kNF4:
+            return "nf4";
     }
     return "?";
 }
@@ -91,7 +99,8 @@ void validate(const QatScheme& s) {
     if (s.weight == FakeQuantWeight::kNF4) {
         QLORA_CHECK(s.nf4.type == QuantType::kNF4, "qat: the nf4 scheme needs quant type nf4, got ",
                     quant_type_name(s.nf4.type));
-        QLORA_CHECK(nf4::valid_blocksize(s.nf4.blocksize), "qat: nf4 blocksize must be a power of two in [32, 4096], got ",
+        QLORA_CHECK(nf4::valid_blocksize(s.nf4.blocksize),
+                    "qat: nf4 blocksize must be a power of two in [32, 4096], got ",
                     s.nf4.blocksize);
     }
 }
@@ -101,13 +110,19 @@ FakeQuantized fake_quantize_weight_masked(const at::Tensor& w_in, const QatSchem
     at::Tensor w = w_in.to(at::kFloat).contiguous();
     switch (scheme.weight) {
         case FakeQuantWeight::kInt4:
-            TORCH_CHECK(w.dim() == 2, "fake_quantize_weight: int4 groups run along the rows of a weight [out, in], "
-                        "got shape ", w.sizes());
-            TORCH_CHECK(scheme.group_size > 0, "fake_quantize_weight: group_size must be > 0, got ", scheme.group_size);
+            TORCH_CHECK(
+                w.dim() == 2,
+                "fake_quantize_weight: int4 groups run along the rows of a weight [out, in], "
+                "got shape ",
+                w.sizes());
+            TORCH_CHECK(scheme.group_size > 0, "fake_quantize_weight: group_size must be > 0, got ",
+                        scheme.group_size);
             return int4_groups(w, scheme.group_size);
         case FakeQuantWeight::kInt8:
-            TORCH_CHECK(w.dim() == 2, "fake_quantize_weight: int8 scales are per row of a weight [out, in], got shape ",
-                        w.sizes());
+            TORCH_CHECK(
+                w.dim() == 2,
+                "fake_quantize_weight: int8 scales are per row of a weight [out, in], got shape ",
+                w.sizes());
             return {int8_channels(w), at::Tensor()};
         case FakeQuantWeight::kNF4:
             TORCH_CHECK(w.numel() > 0, "fake_quantize_weight: empty tensor");
@@ -123,8 +138,8 @@ at::Tensor fake_quantize_weight(const at::Tensor& w, const QatScheme& scheme) {
 
 FakeQuantized fake_quantize_activation(const at::Tensor& x_in) {
     check_float("fake_quantize_activation", x_in);
-    TORCH_CHECK(x_in.dim() >= 1 && x_in.size(-1) > 0, "fake_quantize_activation: x must be [..., in], got ",
-                x_in.sizes());
+    TORCH_CHECK(x_in.dim() >= 1 && x_in.size(-1) > 0,
+                "fake_quantize_activation: x must be [..., in], got ", x_in.sizes());
     at::Tensor x = x_in.to(at::kFloat).reshape({-1, x_in.size(-1)});  // [N, in]
     at::Tensor lo = x.amin(1, /*keepdim=*/true).clamp_max(0.0);
     at::Tensor hi = x.amax(1, /*keepdim=*/true).clamp_min(0.0);
@@ -147,10 +162,12 @@ at::Tensor masked_grad(const at::Tensor& g, const at::Tensor& mask) {
 }
 
 class FakeQuantWeightFunction : public torch::autograd::Function<FakeQuantWeightFunction> {
-public:
-    static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& w, const QatScheme& scheme) {
+  public:
+    static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& w,
+                              const QatScheme& scheme) {
         FakeQuantized q = fake_quantize_weight_masked(w, scheme);
-        ctx->save_for_backward({q.mask.defined() ? q.mask : at::empty({0}, w.options().dtype(at::kBool))});
+        ctx->save_for_backward(
+            {q.mask.defined() ? q.mask : at::empty({0}, w.options().dtype(at::kBool))});
         return q.value.to(w.scalar_type());
     }
     static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -160,7 +177,7 @@ public:
 };
 
 class FakeQuantActivationFunction : public torch::autograd::Function<FakeQuantActivationFunction> {
-public:
+  public:
     static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
         FakeQuantized q = fake_quantize_activation(x);
         ctx->save_for_backward({q.mask});
@@ -178,6 +195,8 @@ at::Tensor fake_quant_weight_ste(const at::Tensor& w, const QatScheme& scheme) {
     return FakeQuantWeightFunction::apply(w, scheme);
 }
 
-at::Tensor fake_quant_activation_ste(const at::Tensor& x) { return FakeQuantActivationFunction::apply(x); }
+at::Tensor fake_quant_activation_ste(const at::Tensor& x) {
+    return FakeQuantActivationFunction::apply(x);
+}
 
 }  // namespace qlora::quant

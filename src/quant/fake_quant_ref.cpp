@@ -18,7 +18,8 @@ void fake_quant_int4_ref(const float* w, int64_t rows, int64_t cols, int64_t gro
         for (int64_t g0 = 0; g0 < cols; g0 += group) {
             const int64_t g1 = std::min(cols, g0 + group);
             const float* x = w + r * cols;
-            float amax = 0.0f, m = 0.0f;  // m: the signed element of largest magnitude, first on ties
+            float amax = 0.0f,
+                  m = 0.0f;  // m: the signed element of largest magnitude, first on ties
             for (int64_t j = g0; j < g1; ++j) {
                 if (std::fabs(x[j]) > amax) {
                     amax = std::fabs(x[j]);
@@ -38,7 +39,8 @@ void fake_quant_int4_ref(const float* w, int64_t rows, int64_t cols, int64_t gro
     }
 }
 
-void fake_quant_int8_ref(const float* w, int64_t rows, int64_t cols, float* out, uint8_t* in_range) {
+void fake_quant_int8_ref(const float* w, int64_t rows, int64_t cols, float* out,
+                         uint8_t* in_range) {
     for (int64_t r = 0; r < rows; ++r) {
         const float* x = w + r * cols;
         float amax = 0.0f;
@@ -52,7 +54,8 @@ void fake_quant_int8_ref(const float* w, int64_t rows, int64_t cols, float* out,
     }
 }
 
-void fake_quant_act_int8_ref(const float* x, int64_t rows, int64_t cols, float* out, uint8_t* in_range) {
+void fake_quant_act_int8_ref(const float* x, int64_t rows, int64_t cols, float* out,
+                             uint8_t* in_range) {
     for (int64_t r = 0; r < rows; ++r) {
         const float* row = x + r * cols;
         float lo = 0.0f, hi = 0.0f;  // the range always holds 0, so 0 is exact
@@ -86,10 +89,10 @@ void fake_quant_nf4_ref(const float* w, int64_t n, int64_t blocksize, bool doubl
         }
         std::vector<uint8_t> codes(blocks);
         std::vector<float> nested(nf4::num_blocks(blocks, nf4::kNestedBlocksize));
-        absmax_quantize_ref(absmax.data(), blocks, offset, nf4::kNestedBlocksize, midpoints.data(), codes.data(),
-                            nested.data());
-        absmax_dequantize_ref(codes.data(), nested.data(), dynamic_map, offset, blocks, nf4::kNestedBlocksize,
-                              absmax.data());
+        absmax_quantize_ref(absmax.data(), blocks, offset, nf4::kNestedBlocksize, midpoints.data(),
+                            codes.data(), nested.data());
+        absmax_dequantize_ref(codes.data(), nested.data(), dynamic_map, offset, blocks,
+                              nf4::kNestedBlocksize, absmax.data());
     }
     nf4_dequantize_ref(packed.data(), absmax.data(), n, blocksize, cb, out);
 }

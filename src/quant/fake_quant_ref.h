@@ -18,7 +18,8 @@ void fake_quant_int4_ref(const float* w, int64_t rows, int64_t cols, int64_t gro
 void fake_quant_int8_ref(const float* w, int64_t rows, int64_t cols, float* out, uint8_t* in_range);
 
 // int8 asymmetric per row (token) of x [rows, cols], dynamic range [min(row, 0), max(row, 0)].
-void fake_quant_act_int8_ref(const float* x, int64_t rows, int64_t cols, float* out, uint8_t* in_range);
+void fake_quant_act_int8_ref(const float* x, int64_t rows, int64_t cols, float* out,
+                             uint8_t* in_range);
 
 // NF4 (or FP4) blockwise over n flattened elements: quantize, optionally double-quantize the absmax
 // with the sorted 256-entry `dynamic_map` (offset = the float64 mean of absmax rounded to float32),

@@ -86,10 +86,17 @@ void nf4_quantize_cpu(const at::Tensor& x, int64_t blocksize, const nf4::Codeboo
     uint8_t* p = packed.data_ptr<uint8_t>();
     float* a = absmax.data_ptr<float>();
     switch (x.scalar_type()) {
-        case at::kFloat: quantize_typed(x.data_ptr<float>(), n, blocksize, cb, p, a); break;
-        case at::kHalf: quantize_typed(x.data_ptr<at::Half>(), n, blocksize, cb, p, a); break;
-        case at::kBFloat16: quantize_typed(x.data_ptr<at::BFloat16>(), n, blocksize, cb, p, a); break;
-        default: TORCH_CHECK(false, "nf4_quantize_cpu: unsupported dtype ", x.scalar_type());
+        case at::kFloat:
+            quantize_typed(x.data_ptr<float>(), n, blocksize, cb, p, a);
+            break;
+        case at::kHalf:
+            quantize_typed(x.data_ptr<at::Half>(), n, blocksize, cb, p, a);
+            break;
+        case at::kBFloat16:
+            quantize_typed(x.data_ptr<at::BFloat16>(), n, blocksize, cb, p, a);
+            break;
+        default:
+            TORCH_CHECK(false, "nf4_quantize_cpu: unsupported dtype ", x.scalar_type());
     }
 }
 
@@ -104,7 +111,8 @@ void nf4_dequantize_cpu(const at::Tensor& packed, const at::Tensor& absmax_f32,
     const float* m = map.defined() ? map.data_ptr<float>() : nullptr;
     switch (out.scalar_type()) {
         case at::kFloat:
-            dequantize_typed<float, float>(p, a, c, ne, m, offset, n, blocksize, cb, out.data_ptr<float>());
+            dequantize_typed<float, float>(p, a, c, ne, m, offset, n, blocksize, cb,
+                                           out.data_ptr<float>());
             break;
         case at::kHalf:
             dequantize_typed<at::Half, uint16_t>(p, a, c, ne, m, offset, n, blocksize, cb,
@@ -114,7 +122,8 @@ void nf4_dequantize_cpu(const at::Tensor& packed, const at::Tensor& absmax_f32,
             dequantize_typed<at::BFloat16, uint16_t>(p, a, c, ne, m, offset, n, blocksize, cb,
                                                      static_cast<uint16_t*>(out.data_ptr()));
             break;
-        default: TORCH_CHECK(false, "nf4_dequantize_cpu: unsupported output dtype ", out.scalar_type());
+        default:
+            TORCH_CHECK(false, "nf4_dequantize_cpu: unsupported output dtype ", out.scalar_type());
     }
 }
 

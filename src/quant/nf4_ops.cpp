@@ -26,9 +26,12 @@ void check_float_dtype(const char* op, const char* what, c10::ScalarType t) {
 #ifdef QLORA_WITH_CUDA
 kernels::FloatType float_type(c10::ScalarType t) {
     switch (t) {
-        case at::kFloat: return kernels::FloatType::kFloat32;
-        case at::kHalf: return kernels::FloatType::kFloat16;
-        default: return kernels::FloatType::kBFloat16;
+        case at::kFloat:
+            return kernels::FloatType::kFloat32;
+        case at::kHalf:
+            return kernels::FloatType::kFloat16;
+        default:
+            return kernels::FloatType::kBFloat16;
     }
 }
 
@@ -54,8 +57,9 @@ const nf4::Codebook& codebook(nf4::QuantType type) {
 }
 
 Quantized4bit quantize_4bit(const at::Tensor& x_in, nf4::QuantType type, int64_t blocksize) {
-    TORCH_CHECK(nf4::valid_blocksize(blocksize), "quantize_4bit: blocksize must be a power of two in [",
-                nf4::kMinBlocksize, ", ", nf4::kMaxBlocksize, "], got ", blocksize);
+    TORCH_CHECK(nf4::valid_blocksize(blocksize),
+                "quantize_4bit: blocksize must be a power of two in [", nf4::kMinBlocksize, ", ",
+                nf4::kMaxBlocksize, "], got ", blocksize);
     check_float_dtype("quantize_4bit", "input", x_in.scalar_type());
     at::Tensor x = x_in.contiguous().reshape(-1);
     const int64_t n = x.numel();
@@ -65,12 +69,14 @@ Quantized4bit quantize_4bit(const at::Tensor& x_in, nf4::QuantType type, int64_t
     if (x.is_cuda()) {
 #ifdef QLORA_WITH_CUDA
         c10::cuda::CUDAGuard guard(x.device());
-        check_cuda(kernels::nf4_quantize_cuda(x.data_ptr(), float_type(x.scalar_type()), codebook(type),
-                                              q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), n,
-                                              blocksize, at::cuda::getCurrentCUDAStream()),
-                   "quantize_4bit");
+        check_cuda(
+            kernels::nf4_quantize_cuda(x.data_ptr(), float_type(x.scalar_type()), codebook(type),
+                                       q.packed.data_ptr<uint8_t>(), q.absmax.data_ptr<float>(), n,
+                                       blocksize, at::cuda::getCurrentCUDAStream()),
+            "quantize_4bit");
 #else
-        TORCH_CHECK(false, "quantize_4bit: this build has no CUDA kernels (configured without nvcc)");
+        TORCH_CHECK(false,
+                    "quantize_4bit: this build has no CUDA kernels (configured without nvcc)");
 #endif
     } else {
         nf4_quantize_cpu(x, blocksize, codebook(type), q.packed, q.absmax);
@@ -79,10 +85,10 @@ Quantized4bit quantize_4bit(const at::Tensor& x_in, nf4::QuantType type, int64_t
 }
 
 QuantizedAbsmax quantize_absmax(const at::Tensor& absmax_in, const at::Tensor& map) {
-    TORCH_CHECK(absmax_in.scalar_type() == at::kFloat, "quantize_absmax: absmax must be float32, got ",
-                absmax_in.scalar_type());
-    TORCH_CHECK(map.numel() == nf4::kDynamicMapSize, "quantize_absmax: map must have 256 entries, got ",
-                map.numel());
+    TORCH_CHECK(absmax_in.scalar_type() == at::kFloat,
+                "quantize_absmax: absmax must be float32, got ", absmax_in.scalar_type());
+    TORCH_CHECK(map.numel() == nf4::kDynamicMapSize,
+                "quantize_absmax: map must have 256 entries, got ", map.numel());
     at::Tensor absmax = absmax_in.contiguous().reshape(-1);
     const int64_t n = absmax.numel();
     QuantizedAbsmax q;
@@ -95,12 +101,14 @@ QuantizedAbsmax quantize_absmax(const at::Tensor& absmax_in, const at::Tensor& m
     if (absmax.is_cuda()) {
 #ifdef QLORA_WITH_CUDA
         c10::cuda::CUDAGuard guard(absmax.device());
-        check_cuda(kernels::absmax_quantize_cuda(absmax.data_ptr<float>(), midpoints.data_ptr<float>(), q.offset,
-                                                 q.codes.data_ptr<uint8_t>(), q.nested.data_ptr<float>(), n,
-                                                 at::cuda::getCurrentCUDAStream()),
+        check_cuda(kernels::absmax_quantize_cuda(
+                       absmax.data_ptr<float>(), midpoints.data_ptr<float>(), q.offset,
+                       q.codes.data_ptr<uint8_t>(), q.nested.data_ptr<float>(), n,
+                       at::cuda::getCurrentCUDAStream()),
                    "quantize_absmax");
 #else
-        TORCH_CHECK(false, "quantize_absmax: this build has no CUDA kernels (configured without nvcc)");
+        TORCH_CHECK(false,
+                    "quantize_absmax: this build has no CUDA kernels (configured without nvcc)");
 #endif
     } else {
         absmax_quantize_ref(absmax.data_ptr<float>(), n, q.offset, nf4::kNestedBlocksize,
@@ -110,42 +118,46 @@ QuantizedAbsmax quantize_absmax(const at::Tensor& absmax_in, const at::Tensor& m
     return q;
 }
 
-at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested, const at::Tensor& map,
-                             float offset) {
+at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested,
+                             const at::Tensor& map, float offset) {
     TORCH_CHECK(codes.scalar_type() == at::kByte, "dequantize_absmax: codes must be uint8, got ",
                 codes.scalar_type());
     TORCH_CHECK(nested.numel() == nf4::num_blocks(codes.numel(), nf4::kNestedBlocksize),
                 "dequantize_absmax: ", codes.numel(), " codes need ",
-                nf4::num_blocks(codes.numel(), nf4::kNestedBlocksize), " nested absmax values, got ",
-                nested.numel());
+                nf4::num_blocks(codes.numel(), nf4::kNestedBlocksize),
+                " nested absmax values, got ", nested.numel());
     // Elementwise torch ops, as bitsandbytes' dequantize_blockwise + offset: two float32 roundings.
     at::Tensor m = map.to(codes.device(), at::kFloat);
     at::Tensor values = m.index({codes.to(at::kLong)});
-    at::Tensor scale = nested.to(at::kFloat).repeat_interleave(nf4::kNestedBlocksize).slice(0, 0, codes.numel());
+    at::Tensor scale =
+        nested.to(at::kFloat).repeat_interleave(nf4::kNestedBlocksize).slice(0, 0, codes.numel());
     return values * scale + offset;
 }
 
-at::Tensor dequantize_4bit(const at::Tensor& packed_in, const at::Tensor& absmax_f32, const at::Tensor& codes,
-                           const at::Tensor& nested, const at::Tensor& map, float offset, int64_t n,
-                           int64_t blocksize, nf4::QuantType type, c10::ScalarType out_dtype) {
+at::Tensor dequantize_4bit(const at::Tensor& packed_in, const at::Tensor& absmax_f32,
+                           const at::Tensor& codes, const at::Tensor& nested, const at::Tensor& map,
+                           float offset, int64_t n, int64_t blocksize, nf4::QuantType type,
+                           c10::ScalarType out_dtype) {
     check_float_dtype("dequantize_4bit", "output dtype", out_dtype);
     at::Tensor out = at::empty({n}, packed_in.options().dtype(out_dtype));
-    dequantize_4bit_into(packed_in, absmax_f32, codes, nested, map, offset, n, blocksize, type, out);
+    dequantize_4bit_into(packed_in, absmax_f32, codes, nested, map, offset, n, blocksize, type,
+                         out);
     return out;
 }
 
-void dequantize_4bit_into(const at::Tensor& packed_in, const at::Tensor& absmax_f32, const at::Tensor& codes,
-                          const at::Tensor& nested, const at::Tensor& map, float offset, int64_t n,
-                          int64_t blocksize, nf4::QuantType type, at::Tensor& out) {
+void dequantize_4bit_into(const at::Tensor& packed_in, const at::Tensor& absmax_f32,
+                          const at::Tensor& codes, const at::Tensor& nested, const at::Tensor& map,
+                          float offset, int64_t n, int64_t blocksize, nf4::QuantType type,
+                          at::Tensor& out) {
     const c10::ScalarType out_dtype = out.scalar_type();
     check_float_dtype("dequantize_4bit", "output dtype", out_dtype);
     TORCH_CHECK(out.is_contiguous() && out.numel() == n && out.device() == packed_in.device(),
-                "dequantize_4bit: out must be contiguous with ", n, " elements on ", packed_in.device(),
-                ", got ", out.sizes(), " on ", out.device());
+                "dequantize_4bit: out must be contiguous with ", n, " elements on ",
+                packed_in.device(), ", got ", out.sizes(), " on ", out.device());
     TORCH_CHECK(packed_in.scalar_type() == at::kByte, "dequantize_4bit: packed must be uint8, got ",
                 packed_in.scalar_type());
-    TORCH_CHECK(packed_in.numel() == nf4::packed_bytes(n), "dequantize_4bit: ", n, " elements need ",
-                nf4::packed_bytes(n), " packed bytes, got ", packed_in.numel());
+    TORCH_CHECK(packed_in.numel() == nf4::packed_bytes(n), "dequantize_4bit: ", n,
+                " elements need ", nf4::packed_bytes(n), " packed bytes, got ", packed_in.numel());
     const int64_t blocks = nf4::num_blocks(n, blocksize);
     const bool dq = !absmax_f32.defined();
     if (dq) {
@@ -159,8 +171,8 @@ void dequantize_4bit_into(const at::Tensor& packed_in, const at::Tensor& absmax_
         TORCH_CHECK(map.numel() == nf4::kDynamicMapSize, "dequantize_4bit: map has ", map.numel(),
                     " entries, expected 256");
     } else {
-        TORCH_CHECK(absmax_f32.numel() == blocks, "dequantize_4bit: ", blocks, " blocks need ", blocks,
-                    " absmax values, got ", absmax_f32.numel());
+        TORCH_CHECK(absmax_f32.numel() == blocks, "dequantize_4bit: ", blocks, " blocks need ",
+                    blocks, " absmax values, got ", absmax_f32.numel());
     }
     const c10::Device device = packed_in.device();
     at::Tensor packed = packed_in.contiguous().reshape(-1);
@@ -172,15 +184,15 @@ void dequantize_4bit_into(const at::Tensor& packed_in, const at::Tensor& absmax_
 #ifdef QLORA_WITH_CUDA
         c10::cuda::CUDAGuard guard(device);
         packed = aligned_for_words(packed);
-        check_cuda(kernels::nf4_dequantize_cuda(packed.data_ptr<uint8_t>(), dq ? nullptr : a.data_ptr<float>(),
-                                                dq ? c.data_ptr<uint8_t>() : nullptr,
-                                                dq ? ne.data_ptr<float>() : nullptr,
-                                                dq ? m.data_ptr<float>() : nullptr, offset, codebook(type),
-                                                out.data_ptr(), float_type(out_dtype), n, blocksize,
-                                                at::cuda::getCurrentCUDAStream()),
+        check_cuda(kernels::nf4_dequantize_cuda(
+                       packed.data_ptr<uint8_t>(), dq ? nullptr : a.data_ptr<float>(),
+                       dq ? c.data_ptr<uint8_t>() : nullptr, dq ? ne.data_ptr<float>() : nullptr,
+                       dq ? m.data_ptr<float>() : nullptr, offset, codebook(type), out.data_ptr(),
+                       float_type(out_dtype), n, blocksize, at::cuda::getCurrentCUDAStream()),
                    "dequantize_4bit");
 #else
-        TORCH_CHECK(false, "dequantize_4bit: this build has no CUDA kernels (configured without nvcc)");
+        TORCH_CHECK(false,
+                    "dequantize_4bit: this build has no CUDA kernels (configured without nvcc)");
 #endif
     } else {
         nf4_dequantize_cpu(packed, a, c, ne, m, offset, n, blocksize, codebook(type), out);

@@ -30,14 +30,16 @@ at::Tensor dequantize_absmax(const at::Tensor& codes, const at::Tensor& nested,
 
 // Writes into `out` (contiguous, n elements, float32/float16/bfloat16, on packed's device): no
 // allocation, so no page faults on a fresh buffer (they cost more than the dequantization on CPU).
-void dequantize_4bit_into(const at::Tensor& packed, const at::Tensor& absmax_f32, const at::Tensor& codes,
-                          const at::Tensor& nested, const at::Tensor& map, float offset, int64_t n,
-                          int64_t blocksize, nf4::QuantType type, at::Tensor& out);
+void dequantize_4bit_into(const at::Tensor& packed, const at::Tensor& absmax_f32,
+                          const at::Tensor& codes, const at::Tensor& nested, const at::Tensor& map,
+                          float offset, int64_t n, int64_t blocksize, nf4::QuantType type,
+                          at::Tensor& out);
 
-// packed -> [n] of out_dtype, on packed's device. Pass absmax_f32, or codes + nested + map + offset.
+// packed -> [n] of out_dtype, on packed's device. Pass absmax_f32, or codes + nested + map +
+// offset.
 at::Tensor dequantize_4bit(const at::Tensor& packed, const at::Tensor& absmax_f32,
-                           const at::Tensor& codes, const at::Tensor& nested,
-                           const at::Tensor& map, float offset, int64_t n, int64_t blocksize,
-                           nf4::QuantType type, c10::ScalarType out_dtype);
+                           const at::Tensor& codes, const at::Tensor& nested, const at::Tensor& map,
+                           float offset, int64_t n, int64_t blocksize, nf4::QuantType type,
+                           c10::ScalarType out_dtype);
 
 }  // namespace qlora::quant

@@ -28,7 +28,8 @@ void nf4_quantize_ref(const float* x, int64_t n, int64_t blocksize, const nf4::C
         absmax[b] = partial ? clamped : am;
         // Pairs (2j, 2j+1) of this block; the element after the last one quantizes 0.
         for (int64_t i = 0; i < len; i += 2) {
-            uint8_t hi = nf4::encode_4bit(cb, scale_into_unit(x[start + i], clamped, reciprocal, partial));
+            uint8_t hi =
+                nf4::encode_4bit(cb, scale_into_unit(x[start + i], clamped, reciprocal, partial));
             uint8_t lo = i + 1 < len
                              ? nf4::encode_4bit(cb, scale_into_unit(x[start + i + 1], clamped,
                                                                     reciprocal, partial))
@@ -58,8 +59,8 @@ void absmax_quantize_ref(const float* v, int64_t n, float offset, int64_t blocks
     }
 }
 
-void absmax_dequantize_ref(const uint8_t* codes, const float* nested, const float* map, float offset,
-                           int64_t n, int64_t nested_blocksize, float* out) {
+void absmax_dequantize_ref(const uint8_t* codes, const float* nested, const float* map,
+                           float offset, int64_t n, int64_t nested_blocksize, float* out) {
     for (int64_t b = 0; b < n; ++b) {
         float scaled = map[codes[b]] * nested[b / nested_blocksize];
         out[b] = scaled + offset;

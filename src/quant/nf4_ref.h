@@ -22,8 +22,8 @@ void absmax_quantize_ref(const float* v, int64_t n, float offset, int64_t blocks
                          const float* map_midpoints /* [255] */, uint8_t* codes, float* absmax);
 
 // absmax[b] = map[codes[b]] * nested[b / nested_blocksize] + offset, in float32, two roundings.
-void absmax_dequantize_ref(const uint8_t* codes, const float* nested, const float* map, float offset,
-                           int64_t n, int64_t nested_blocksize, float* out);
+void absmax_dequantize_ref(const uint8_t* codes, const float* nested, const float* map,
+                           float offset, int64_t n, int64_t nested_blocksize, float* out);
 
 // out[i] = code_value(nibble i) * absmax[i / blocksize] in float32, for i in [0, n).
 void nf4_dequantize_ref(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,

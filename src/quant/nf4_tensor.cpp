@@ -31,12 +31,14 @@ QuantType parse_quant_type(const std::string& name) {
 
 std::string quant_type_name(QuantType type) { return type == QuantType::kNF4 ? "nf4" : "fp4"; }
 
-NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options, const std::string& name) {
+NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options,
+                              const std::string& name) {
     QLORA_CHECK(nf4::valid_blocksize(options.blocksize), name,
                 ": blocksize must be a power of two in [32, 4096], got ", options.blocksize);
     QLORA_CHECK(w.scalar_type() == at::kFloat || w.scalar_type() == at::kHalf ||
                     w.scalar_type() == at::kBFloat16,
-                name, ": only float32, float16 and bfloat16 weights can be quantized, got ", w.scalar_type());
+                name, ": only float32, float16 and bfloat16 weights can be quantized, got ",
+                w.scalar_type());
     QLORA_CHECK(w.numel() > 0, name, ": cannot quantize an empty tensor (shape ",
                 shape_string(w.sizes().vec()), ")");
     // NaN/Inf would poison a whole block's absmax; a checkpoint holding them is broken, so refuse.
@@ -64,19 +66,21 @@ NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options, co
 }
 
 NF4Tensor NF4Tensor::from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor nested_absmax,
-                                at::Tensor nested_code, float nested_offset, std::vector<int64_t> shape,
-                                c10::ScalarType dtype, QuantType type, int64_t blocksize,
-                                const std::string& name) {
+                                at::Tensor nested_code, float nested_offset,
+                                std::vector<int64_t> shape, c10::ScalarType dtype, QuantType type,
+                                int64_t blocksize, const std::string& name) {
     QLORA_CHECK(nf4::valid_blocksize(blocksize), name,
                 ": blocksize must be a power of two in [32, 4096], got ", blocksize);
     QLORA_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16, name,
                 ": dtype must be float32, float16 or bfloat16, got ", dtype);
-    for (int64_t d : shape) QLORA_CHECK(d >= 0, name, ": negative dimension in shape ", shape_string(shape));
+    for (int64_t d : shape)
+        QLORA_CHECK(d >= 0, name, ": negative dimension in shape ", shape_string(shape));
     const int64_t n = shape_numel(shape);
     QLORA_CHECK(n > 0, name, ": empty shape ", shape_string(shape));
-    QLORA_CHECK(packed.defined() && packed.scalar_type() == at::kByte, name, ": packed weight must be uint8");
-    QLORA_CHECK(packed.numel() == nf4::packed_bytes(n), name, ": shape ", shape_string(shape), " needs ",
-                nf4::packed_bytes(n), " packed bytes, found ", packed.numel());
+    QLORA_CHECK(packed.defined() && packed.scalar_type() == at::kByte, name,
+                ": packed weight must be uint8");
+    QLORA_CHECK(packed.numel() == nf4::packed_bytes(n), name, ": shape ", shape_string(shape),
+                " needs ", nf4::packed_bytes(n), " packed bytes, found ", packed.numel());
     const int64_t blocks = nf4::num_blocks(n, blocksize);
     QLORA_CHECK(absmax.defined() && absmax.numel() == blocks, name, ": shape ", shape_string(shape),
                 " with blocksize ", blocksize, " needs ", blocks, " absmax values, found ",
@@ -93,14 +97,16 @@ NF4Tensor NF4Tensor::from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor
         QLORA_CHECK(nested_code.defined() && nested_code.numel() == nf4::kDynamicMapSize, name,
                     ": nested_quant_map must have 256 entries, found ",
                     nested_code.defined() ? nested_code.numel() : 0);
-        QLORA_CHECK(std::isfinite(nested_offset), name, ": nested_offset is not finite: ", nested_offset);
+        QLORA_CHECK(std::isfinite(nested_offset), name,
+                    ": nested_offset is not finite: ", nested_offset);
         t.nested_absmax_ = nested_absmax.to(at::kFloat).contiguous().reshape(-1);
         t.nested_code_ = nested_code.to(at::kFloat).contiguous().reshape(-1);
         t.nested_offset_ = nested_offset;
         t.absmax_ = absmax.contiguous().reshape(-1);
     } else {
         QLORA_CHECK(absmax.scalar_type() == at::kFloat, name,
-                    ": absmax without double quantization must be float32, found ", absmax.scalar_type());
+                    ": absmax without double quantization must be float32, found ",
+                    absmax.scalar_type());
         t.absmax_ = absmax.contiguous().reshape(-1);
     }
     t.packed_ = packed.contiguous().reshape(-1);
@@ -116,22 +122,23 @@ int64_t NF4Tensor::numel() const { return shape_numel(shape_); }
 at::Tensor NF4Tensor::dequantize(c10::optional<c10::ScalarType> dtype) const {
     TORCH_CHECK(defined(), "NF4Tensor::dequantize on an empty NF4Tensor");
     const c10::ScalarType out = dtype.value_or(dtype_);
-    at::Tensor flat = double_quant()
-                          ? dequantize_4bit(packed_, at::Tensor(), absmax_, nested_absmax_, nested_code_,
-                                            nested_offset_, numel(), blocksize_, type_, out)
-                          : dequantize_4bit(packed_, absmax_, at::Tensor(), at::Tensor(), at::Tensor(), 0.0f,
-                                            numel(), blocksize_, type_, out);
+    at::Tensor flat =
+        double_quant()
+            ? dequantize_4bit(packed_, at::Tensor(), absmax_, nested_absmax_, nested_code_,
+                              nested_offset_, numel(), blocksize_, type_, out)
+            : dequantize_4bit(packed_, absmax_, at::Tensor(), at::Tensor(), at::Tensor(), 0.0f,
+                              numel(), blocksize_, type_, out);
     return flat.view(shape_);
 }
 
 void NF4Tensor::dequantize_into(at::Tensor& out) const {
     TORCH_CHECK(defined(), "NF4Tensor::dequantize_into on an empty NF4Tensor");
     if (double_quant()) {
-        dequantize_4bit_into(packed_, at::Tensor(), absmax_, nested_absmax_, nested_code_, nested_offset_, numel(),
-                             blocksize_, type_, out);
+        dequantize_4bit_into(packed_, at::Tensor(), absmax_, nested_absmax_, nested_code_,
+                             nested_offset_, numel(), blocksize_, type_, out);
     } else {
-        dequantize_4bit_into(packed_, absmax_, at::Tensor(), at::Tensor(), at::Tensor(), 0.0f, numel(), blocksize_,
-                             type_, out);
+        dequantize_4bit_into(packed_, absmax_, at::Tensor(), at::Tensor(), at::Tensor(), 0.0f,
+                             numel(), blocksize_, type_, out);
     }
 }
 

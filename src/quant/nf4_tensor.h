@@ -24,7 +24,7 @@ QuantType parse_quant_type(const std::string& name);
 std::string quant_type_name(QuantType type);
 
 class NF4Tensor {
-public:
+  public:
     NF4Tensor() = default;
 
     // Quantizes w (fp32, fp16 or bf16; any shape, any device) blockwise over its flattened
@@ -36,8 +36,8 @@ public:
     // absmax: uint8 [n_blocks] with nested_absmax/nested_code (double quant) or float32 [n_blocks].
     static NF4Tensor from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor nested_absmax,
                                 at::Tensor nested_code, float nested_offset,
-                                std::vector<int64_t> shape, c10::ScalarType dtype,
-                                QuantType type, int64_t blocksize, const std::string& name);
+                                std::vector<int64_t> shape, c10::ScalarType dtype, QuantType type,
+                                int64_t blocksize, const std::string& name);
 
     // The weight in `dtype` (default: the original dtype), on this tensor's device, in its shape.
     at::Tensor dequantize(c10::optional<c10::ScalarType> dtype = c10::nullopt) const;
@@ -68,7 +68,7 @@ public:
     // The 16-entry codebook as a float32 tensor (bitsandbytes' quant_map).
     at::Tensor code() const;
 
-private:
+  private:
     at::Tensor packed_;
     at::Tensor absmax_;
     at::Tensor nested_absmax_;

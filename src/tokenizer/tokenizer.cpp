@@ -230,7 +230,8 @@ std::vector<AddedTokenInfo> Tokenizer::added_tokens() const {
             if (!tok.is_object() || !tok.contains("content") || !tok["content"].is_string())
                 continue;
             out.push_back(
-                {parse_int64_or_fail(id, "tokenizer_config.json added_tokens_decoder key"), tok["content"].get<std::string>(), tok.value("special", false)});
+                {parse_int64_or_fail(id, "tokenizer_config.json added_tokens_decoder key"),
+                 tok["content"].get<std::string>(), tok.value("special", false)});
         }
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });

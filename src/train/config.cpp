@@ -28,7 +28,8 @@ std::vector<std::string> all_keys() {
     return keys;
 }
 
-std::string unknown_key_message(const std::string& key, const std::vector<std::string>& candidates) {
+std::string unknown_key_message(const std::string& key,
+                                const std::vector<std::string>& candidates) {
     std::string msg = "unknown key '" + key + "'";
     const std::string near = closest_key(key, candidates);
     if (!near.empty()) msg += "; did you mean '" + near + "'?";
@@ -66,7 +67,8 @@ void read_file_tree(const YAML::Node& root, TrainConfig& config, ConfigSources& 
         if (body.IsNull()) continue;
         if (!body.IsMap()) {
             sources.problems.push_back(mark_of(file, body.Mark()) + ": " + name +
-                                       ": expected a mapping of keys, found " + describe_node(body));
+                                       ": expected a mapping of keys, found " +
+                                       describe_node(body));
             continue;
         }
         for (auto kv = body.begin(); kv != body.end(); ++kv) {
@@ -123,7 +125,8 @@ void resolve_path(std::string& path, const std::string& key, const ConfigSources
 }
 
 // Keys whose default depends on what else was given.
-void apply_dependent_defaults(TrainConfig& c, const ConfigSources& sources, const std::string& path) {
+void apply_dependent_defaults(TrainConfig& c, const ConfigSources& sources,
+                              const std::string& path) {
     if (sources.given.count("optim.warmup_steps") && !sources.given.count("optim.warmup_ratio")) {
         c.optim.warmup_ratio.reset();
     }

@@ -44,7 +44,7 @@ struct Codec<bool> {
 };
 
 template <typename Int>
-    requires std::is_integral_v<Int>
+requires std::is_integral_v<Int>
 struct Codec<Int> {
     static Problem read(const YAML::Node& n, Int& out) {
         const char* what = std::is_signed_v<Int> ? "an integer" : "a non-negative integer";
@@ -118,32 +118,33 @@ struct Codec<std::vector<T>> {
 template <typename E>
 struct EnumVocabulary;
 
-#define QLORA_ENUM_VOCABULARY(Enum, parse, name, valid)                       \
-    template <>                                                               \
-    struct EnumVocabulary<Enum> {                                             \
+#define QLORA_ENUM_VOCABULARY(Enum, parse, name, valid)                          \
+    template <>                                                                  \
+    struct EnumVocabulary<Enum> {                                                \
         static Enum from(const std::string& s) { return parse(std::string(s)); } \
-        static std::string to(Enum v) { return name(v); }                     \
-        static constexpr const char* names = valid;                           \
+        static std::string to(Enum v) { return name(v); }                        \
+        static constexpr const char* names = valid;                              \
     };
 
 QLORA_ENUM_VOCABULARY(quant::QuantType, quant::parse_quant_type, quant::quant_type_name, "nf4, fp4")
 QLORA_ENUM_VOCABULARY(data::Format, data::parse_format, data::format_name, "text, alpaca, chat")
 QLORA_ENUM_VOCABULARY(data::Template, data::parse_template, data::template_name,
                       "alpaca, llama2-chat, chatml, plain")
-QLORA_ENUM_VOCABULARY(data::OnBadRecord, data::parse_on_bad_record, data::on_bad_record_name, "fatal, skip")
+QLORA_ENUM_VOCABULARY(data::OnBadRecord, data::parse_on_bad_record, data::on_bad_record_name,
+                      "fatal, skip")
 QLORA_ENUM_VOCABULARY(optim::OptimizerKind, optim::parse_optimizer_kind, optim::optimizer_kind_name,
                       "adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit")
 QLORA_ENUM_VOCABULARY(optim::ScheduleKind, optim::parse_schedule_kind, optim::schedule_kind_name,
                       "constant, linear, cosine")
-QLORA_ENUM_VOCABULARY(quant::FakeQuantWeight, quant::parse_fake_quant_weight, quant::fake_quant_weight_name,
-                      "int4, nf4, int8")
+QLORA_ENUM_VOCABULARY(quant::FakeQuantWeight, quant::parse_fake_quant_weight,
+                      quant::fake_quant_weight_name, "int4, nf4, int8")
 QLORA_ENUM_VOCABULARY(lora::QatActivations, lora::parse_qat_activations, lora::qat_activations_name,
                       "none, int8")
 QLORA_ENUM_VOCABULARY(lora::QatMode, lora::parse_qat_mode, lora::qat_mode_name, "lora, merge_aware")
 #undef QLORA_ENUM_VOCABULARY
 
 template <typename E>
-    requires std::is_enum_v<E>
+requires std::is_enum_v<E>
 struct Codec<E> {
     static Problem read(const YAML::Node& n, E& out) {
         const std::string found = n.IsScalar() ? "'" + n.Scalar() + "'" : describe_node(n);
@@ -156,7 +157,9 @@ struct Codec<E> {
         }
         return std::string("expected one of ") + EnumVocabulary<E>::names + ", found " + found;
     }
-    static void write(YAML::Emitter& e, E v) { e << YAML::DoubleQuoted << EnumVocabulary<E>::to(v); }
+    static void write(YAML::Emitter& e, E v) {
+        e << YAML::DoubleQuoted << EnumVocabulary<E>::to(v);
+    }
 };
 
 // null (or "~") unsets an optional field.
@@ -192,7 +195,8 @@ ConfigField make_field(std::string key, Get get) {
 }
 
 #define QLORA_FIELD(section, member, name) \
-    make_field(section "." name, [](auto& c) -> auto& { return c.member; })
+    make_field(                            \
+        section "." name, [](auto& c) -> auto& { return c.member; })
 
 std::vector<ConfigField> build_fields() {
     return {
@@ -280,8 +284,8 @@ const std::vector<ConfigField>& config_fields() {
 }
 
 const std::vector<std::string>& config_sections() {
-    static const std::vector<std::string> sections = {"model", "quant", "lora",   "data", "train",
-                                                      "optim", "eval",  "output", "qat",  "hardware"};
+    static const std::vector<std::string> sections = {
+        "model", "quant", "lora", "data", "train", "optim", "eval", "output", "qat", "hardware"};
     return sections;
 }
 
@@ -309,11 +313,16 @@ std::string closest_key(const std::string& key, const std::vector<std::string>& 
 
 std::string describe_node(const YAML::Node& node) {
     switch (node.Type()) {
-        case YAML::NodeType::Null: return "null";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Map: return "a mapping";
-        case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-        default: return "nothing";
+        case YAML::NodeType::Null:
+            return "null";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Map:
+            return "a mapping";
+        case YAML::NodeType::Scalar:
+            return "'" + node.Scalar() + "'";
+        default:
+            return "nothing";
     }
 }
 

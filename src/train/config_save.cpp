@@ -37,7 +37,8 @@ void save_resolved_config(const TrainConfig& config, const std::string& path) {
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
     std::ofstream file(path, std::ios::binary | std::ios::trunc);
     QLORA_RUNTIME_CHECK(file.good(), "cannot write the resolved config to ", path);
-    file << "# Resolved by qlora-train from " << (config.source.empty() ? "(memory)" : config.source)
+    file << "# Resolved by qlora-train from "
+         << (config.source.empty() ? "(memory)" : config.source)
          << ": every key, defaults included.\n"
          << to_yaml(config);
     file.close();

@@ -1,8 +1,6 @@
 // Range and name checks for every config key; messages say what was expected and what was found.
 #include "train/config_validate.h"
 
-#include "train/config_limits.h"
-
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -10,6 +8,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "model/llama_layout.h"
+#include "train/config_limits.h"
 
 namespace qlora::train {
 
@@ -76,15 +75,17 @@ void validate_model_quant_lora(const TrainConfig& c, ConfigSources& s) {
                      [](const std::string& v) { parse_dtype(v); });
     }
     if (!power_of_two(c.quant.blocksize) || c.quant.blocksize < 32 || c.quant.blocksize > 4096) {
-        s.add("quant.blocksize", "expected a power of two in [32, 4096], found " +
-                                     std::to_string(c.quant.blocksize));
+        s.add("quant.blocksize",
+              "expected a power of two in [32, 4096], found " + std::to_string(c.quant.blocksize));
     }
     check_positive(s, "lora.r", c.lora.r);
-    if (!(c.lora.alpha > 0)) s.add("lora.alpha", "expected a number > 0, found " + num(c.lora.alpha));
+    if (!(c.lora.alpha > 0))
+        s.add("lora.alpha", "expected a number > 0, found " + num(c.lora.alpha));
     if (!(c.lora.dropout >= 0 && c.lora.dropout < 1)) {
         s.add("lora.dropout", "expected a number in [0, 1), found " + num(c.lora.dropout));
     }
-    if (c.lora.targets.empty()) s.add("lora.targets", "expected all-linear or module names, found an empty list");
+    if (c.lora.targets.empty())
+        s.add("lora.targets", "expected all-linear or module names, found an empty list");
     for (const std::string& t : c.lora.targets) {
         if (!is_lora_target(t)) {
             s.add("lora.targets", "expected one of " + lora_target_list() + ", found '" + t + "'");
@@ -107,7 +108,8 @@ void validate_data(const TrainConfig& c, ConfigSources& s) {
         s.add("data.eval_split", "expected a fraction in (0, 1), found " + num(*d.eval_split));
     }
     if (d.max_seq_len < 2) {
-        s.add("data.max_seq_len", "expected an integer >= 2, found " + std::to_string(d.max_seq_len));
+        s.add("data.max_seq_len",
+              "expected an integer >= 2, found " + std::to_string(d.max_seq_len));
     }
 }
 
@@ -123,27 +125,30 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
     check_positive(s, "train.log_every", t.log_every);
 
     const OptimConfig& o = c.optim;
-    if (!(o.lr > 0) || !std::isfinite(o.lr)) s.add("optim.lr", "expected a number > 0, found " + num(o.lr));
+    if (!(o.lr > 0) || !std::isfinite(o.lr))
+        s.add("optim.lr", "expected a number > 0, found " + num(o.lr));
     if (!(o.weight_decay >= 0)) {
         s.add("optim.weight_decay", "expected a number >= 0, found " + num(o.weight_decay));
     }
     if (o.betas.size() != 2) {
-        s.add("optim.betas", "expected 2 numbers [beta1, beta2], found " + std::to_string(o.betas.size()));
+        s.add("optim.betas",
+              "expected 2 numbers [beta1, beta2], found " + std::to_string(o.betas.size()));
     }
     for (double b : o.betas) {
         if (!(b >= 0 && b < 1)) s.add("optim.betas", "expected values in [0, 1), found " + num(b));
     }
     if (!(o.eps > 0)) s.add("optim.eps", "expected a number > 0, found " + num(o.eps));
     if (!(o.max_grad_norm >= 0)) {
-        s.add("optim.max_grad_norm", "expected a number >= 0 (0 disables clipping), found " +
-                                         num(o.max_grad_norm));
+        s.add("optim.max_grad_norm",
+              "expected a number >= 0 (0 disables clipping), found " + num(o.max_grad_norm));
     }
     if (o.warmup_ratio && !(*o.warmup_ratio >= 0 && *o.warmup_ratio <= 1)) {
         s.add("optim.warmup_ratio", "expected a fraction in [0, 1], found " + num(*o.warmup_ratio));
     }
     if (o.warmup_steps) check_non_negative(s, "optim.warmup_steps", *o.warmup_steps);
     if (o.warmup_ratio && o.warmup_steps) {
-        s.add("optim.warmup_steps", "exclusive with optim.warmup_ratio (found both); set the other to null");
+        s.add("optim.warmup_steps",
+              "exclusive with optim.warmup_ratio (found both); set the other to null");
     }
 }
 
@@ -151,7 +156,8 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
 void validate_qat(const TrainConfig& c, ConfigSources& s) {
     const QatConfig& q = c.qat;
     if (!power_of_two(q.group_size) || q.group_size < 32 || q.group_size > 256) {
-        s.add("qat.group_size", "expected a power of two in [32, 256], found " + std::to_string(q.group_size));
+        s.add("qat.group_size",
+              "expected a power of two in [32, 256], found " + std::to_string(q.group_size));
     }
     check_non_negative(s, "qat.start_step", q.start_step);
     if (!q.enabled) return;
@@ -160,25 +166,33 @@ void validate_qat(const TrainConfig& c, ConfigSources& s) {
     using quant::FakeQuantWeight;
     const std::string weight = quant::fake_quant_weight_name(q.weight);
     if (q.weight != FakeQuantWeight::kNF4 && four_bit_base) {
-        s.add("qat.weight", weight + " fake-quantizes a 16-bit base; expected quant.enabled: false, found "
-                            "quant.enabled: true (an NF4 base takes qat.weight: nf4)");
+        s.add("qat.weight",
+              weight +
+                  " fake-quantizes a 16-bit base; expected quant.enabled: false, found "
+                  "quant.enabled: true (an NF4 base takes qat.weight: nf4)");
     }
-    if (q.weight == FakeQuantWeight::kNF4 && four_bit_base && c.quant.type != quant::QuantType::kNF4) {
+    if (q.weight == FakeQuantWeight::kNF4 && four_bit_base &&
+        c.quant.type != quant::QuantType::kNF4) {
         s.add("qat.weight", "nf4 over a 4-bit base needs quant.type: nf4, found quant.type: " +
                                 quant::quant_type_name(c.quant.type) +
-                            " (or set quant.enabled: false to fake-quantize a 16-bit base)");
+                                " (or set quant.enabled: false to fake-quantize a 16-bit base)");
     }
     if (q.weight == FakeQuantWeight::kNF4 && four_bit_base && q.mode == lora::QatMode::kLora) {
-        s.add("qat.mode", "lora over an NF4 base is plain QLoRA (the base is already NF4); expected merge_aware, "
-                          "or quant.enabled: false to fake-quantize a 16-bit base, found lora");
+        s.add(
+            "qat.mode",
+            "lora over an NF4 base is plain QLoRA (the base is already NF4); expected merge_aware, "
+            "or quant.enabled: false to fake-quantize a 16-bit base, found lora");
     }
     if (q.mode == lora::QatMode::kMergeAware && c.lora.dropout > 0) {
-        s.add("lora.dropout", "qat.mode merge_aware trains through the merged weight, where LoRA dropout has no "
-                              "input path; expected 0, found " + num(c.lora.dropout));
+        s.add("lora.dropout",
+              "qat.mode merge_aware trains through the merged weight, where LoRA dropout has no "
+              "input path; expected 0, found " +
+                  num(c.lora.dropout));
     }
     if (c.train.max_steps && q.start_step >= *c.train.max_steps) {
-        s.add("qat.start_step", "expected < train.max_steps (" + std::to_string(*c.train.max_steps) +
-                                ") so that fake quantization switches on, found " + std::to_string(q.start_step));
+        s.add("qat.start_step",
+              "expected < train.max_steps (" + std::to_string(*c.train.max_steps) +
+                  ") so that fake quantization switches on, found " + std::to_string(q.start_step));
     }
 }
 
@@ -192,20 +206,26 @@ void validate_rest(const TrainConfig& c, ConfigSources& s) {
     validate_qat(c, s);
 
     if (!valid_device(c.hardware.device)) {
-        s.add("hardware.device", "expected auto, cpu, cuda or cuda:N, found '" + c.hardware.device + "'");
+        s.add("hardware.device",
+              "expected auto, cpu, cuda or cuda:N, found '" + c.hardware.device + "'");
     }
     if (c.hardware.memory_limit_gb && !(*c.hardware.memory_limit_gb > 0)) {
-        s.add("hardware.memory_limit_gb", "expected a number > 0, found " + num(*c.hardware.memory_limit_gb));
+        s.add("hardware.memory_limit_gb",
+              "expected a number > 0, found " + num(*c.hardware.memory_limit_gb));
     }
-    if (c.hardware.parallel != "auto" && c.hardware.parallel != "data" && c.hardware.parallel != "shard_base") {
-        s.add("hardware.parallel", "expected auto, data or shard_base, found '" + c.hardware.parallel.substr(0, 40) + "'");
+    if (c.hardware.parallel != "auto" && c.hardware.parallel != "data" &&
+        c.hardware.parallel != "shard_base") {
+        s.add("hardware.parallel", "expected auto, data or shard_base, found '" +
+                                       c.hardware.parallel.substr(0, 40) + "'");
     }
-    if (c.hardware.world_size && (*c.hardware.world_size < 1 || *c.hardware.world_size > (1 << 20))) {
+    if (c.hardware.world_size &&
+        (*c.hardware.world_size < 1 || *c.hardware.world_size > (1 << 20))) {
         s.add("hardware.world_size", "expected an integer in [1, 1048576], found " +
                                          std::to_string(*c.hardware.world_size));
     }
     if (!(c.hardware.dist_timeout_s >= 1 && c.hardware.dist_timeout_s <= 86400)) {
-        s.add("hardware.dist_timeout_s", "expected seconds in [1, 86400], found " + num(c.hardware.dist_timeout_s));
+        s.add("hardware.dist_timeout_s",
+              "expected seconds in [1, 86400], found " + num(c.hardware.dist_timeout_s));
     }
 }
 

@@ -30,13 +30,15 @@ int64_t planned_world_size(const TrainConfig& c) {
 
 std::string parallel_line(const memory::PlanInputs& in) {
     if (in.world_size == 1) return {};
-    const char* what = in.parallel == memory::ParallelMode::kData
-                           ? "every rank holds the whole 4-bit base; LoRA gradients all-reduced in one bucket"
-                           : "FSDP-style: each rank owns 1/world of every layer's NF4 blocks and of the LoRA "
-                             "states; a layer is all-gathered for its forward and its backward recompute";
-    return detail::concat("per rank of ", in.world_size, " (hardware.parallel ", memory::parallel_mode_name(in.parallel),
-                          ": ", what, "); each rank trains micro_batch x seq, the global batch is ", in.world_size,
-                          " x micro_batch x grad_accum\n");
+    const char* what =
+        in.parallel == memory::ParallelMode::kData
+            ? "every rank holds the whole 4-bit base; LoRA gradients all-reduced in one bucket"
+            : "FSDP-style: each rank owns 1/world of every layer's NF4 blocks and of the LoRA "
+              "states; a layer is all-gathered for its forward and its backward recompute";
+    return detail::concat("per rank of ", in.world_size, " (hardware.parallel ",
+                          memory::parallel_mode_name(in.parallel), ": ", what,
+                          "); each rank trains micro_batch x seq, the global batch is ",
+                          in.world_size, " x micro_batch x grad_accum\n");
 }
 
 }  // namespace
@@ -45,28 +47,34 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
     std::string source = model_config;
     if (source.empty()) {
         source = (fs::path(c.model.path) / "config.json").string();
-        QLORA_CHECK(fs::exists(source), source,
-                    " does not exist: download the model, or pass --model-config with its config.json "
-                    "(configs/model-configs/ has the common Llama shapes)");
+        QLORA_CHECK(
+            fs::exists(source), source,
+            " does not exist: download the model, or pass --model-config with its config.json "
+            "(configs/model-configs/ has the common Llama shapes)");
     }
     const model::LlamaConfig mc = model::LlamaConfig::load(source);
 
     // Planned for the device the config names: anything but cpu plans a GPU (auto dtype = bf16).
-    const c10::Device planned = c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
+    const c10::Device planned =
+        c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
     memory::PlanInputs in = plan_inputs(c, mc, planned);
     in.world_size = planned_world_size(c);
-    in.parallel = c.hardware.parallel == "shard_base" ? memory::ParallelMode::kShardBase : memory::ParallelMode::kData;
+    in.parallel = c.hardware.parallel == "shard_base" ? memory::ParallelMode::kShardBase
+                                                      : memory::ParallelMode::kData;
     const memory::MemoryPlan plan = memory::plan_memory(in);
 
     std::string out;
     char line[256];
     std::snprintf(line, sizeof(line),
-                  "memory plan for %s (%s: %lld layers, hidden %lld, %.2fB parameters), micro_batch %lld x seq %lld, "
+                  "memory plan for %s (%s: %lld layers, hidden %lld, %.2fB parameters), "
+                  "micro_batch %lld x seq %lld, "
                   "r %lld, %s, %s\n",
                   c.source.c_str(), source.c_str(), static_cast<long long>(mc.num_hidden_layers),
-                  static_cast<long long>(mc.hidden_size), static_cast<double>(mc.num_parameters()) / 1e9,
+                  static_cast<long long>(mc.hidden_size),
+                  static_cast<double>(mc.num_parameters()) / 1e9,
                   static_cast<long long>(in.micro_batch), static_cast<long long>(in.seq_len),
-                  static_cast<long long>(c.lora.r), c.quant.enabled ? quant::quant_type_name(c.quant.type).c_str() : "dense base",
+                  static_cast<long long>(c.lora.r),
+                  c.quant.enabled ? quant::quant_type_name(c.quant.type).c_str() : "dense base",
                   optim::optimizer_kind_name(c.optim.name).c_str());
     out += line;
     if (c.qat.enabled) {
@@ -101,15 +109,19 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
     const double limit = c.hardware.memory_limit_gb.value_or(0.0);
     if (limit > 0) {
         const double need = gib(plan.total_without_paged());
-        std::snprintf(line, sizeof(line), "limit hardware.memory_limit_gb = %.1f GiB: the run needs %.2f GiB on %s "
+        std::snprintf(line, sizeof(line),
+                      "limit hardware.memory_limit_gb = %.1f GiB: the run needs %.2f GiB on %s "
                       "device (%.2f GiB with paged optimizer states resident) -> %s\n",
-                      limit, need, in.world_size > 1 ? "each rank's" : "the", gib(plan.total()), need <= limit ? "FITS" : "DOES NOT FIT");
+                      limit, need, in.world_size > 1 ? "each rank's" : "the", gib(plan.total()),
+                      need <= limit ? "FITS" : "DOES NOT FIT");
         out += line;
     }
     for (const Variant& v : variants) {
         const memory::MemoryPlan p = memory::plan_memory(v.inputs);
-        std::snprintf(line, sizeof(line), "  %-44s %8.2f GiB%s\n", v.what, gib(p.total_without_paged()),
-                      limit > 0 ? (gib(p.total_without_paged()) <= limit ? "  fits" : "  would NOT fit") : "");
+        std::snprintf(
+            line, sizeof(line), "  %-44s %8.2f GiB%s\n", v.what, gib(p.total_without_paged()),
+            limit > 0 ? (gib(p.total_without_paged()) <= limit ? "  fits" : "  would NOT fit")
+                      : "");
         out += line;
     }
     return out;

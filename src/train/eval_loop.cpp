@@ -34,8 +34,8 @@ EvalLoss evaluate_loader(model::LlamaImpl& model, data::DataLoader& loader, int6
 }
 
 std::vector<PromptSample> sample_prompts(model::Llama& model, const tokenizer::Tokenizer& tok,
-                                         const std::vector<std::string>& prompts, data::Template tmpl,
-                                         int64_t max_new_tokens) {
+                                         const std::vector<std::string>& prompts,
+                                         data::Template tmpl, int64_t max_new_tokens) {
     torch::NoGradGuard no_grad;
     std::vector<PromptSample> out;
     for (const std::string& prompt : prompts) {

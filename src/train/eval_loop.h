@@ -35,7 +35,7 @@ struct PromptSample {
 // Greedy continuations of each prompt rendered in the training template, up to max_new_tokens,
 // stopping at the tokenizer's EOS.
 std::vector<PromptSample> sample_prompts(model::Llama& model, const tokenizer::Tokenizer& tok,
-                                         const std::vector<std::string>& prompts, data::Template tmpl,
-                                         int64_t max_new_tokens);
+                                         const std::vector<std::string>& prompts,
+                                         data::Template tmpl, int64_t max_new_tokens);
 
 }  // namespace qlora::train

@@ -26,8 +26,9 @@ data::DataLoader eval_loader(std::vector<data::Sample> samples, data::LoaderOpti
 
 }  // namespace
 
-EvalLoss evaluate_samples(model::LlamaImpl& model, const tokenizer::Tokenizer& tok, const std::string& file,
-                          SampleEvalOptions options, const c10::Device& device) {
+EvalLoss evaluate_samples(model::LlamaImpl& model, const tokenizer::Tokenizer& tok,
+                          const std::string& file, SampleEvalOptions options,
+                          const c10::Device& device) {
     data::Dataset set = data::load_dataset(file, tok, options.dataset);
     QLORA_CHECK(!set.samples.empty(), file, ": no samples left to score after tokenization");
     data::DataLoader loader = eval_loader(std::move(set.samples), options.loader);
@@ -36,14 +37,16 @@ EvalLoss evaluate_samples(model::LlamaImpl& model, const tokenizer::Tokenizer& t
 
 RunEval evaluate_run(const std::string& run_dir, const std::string& device) {
     const std::string config_path = (fs::path(run_dir) / "config.resolved.yaml").string();
-    QLORA_CHECK(fs::exists(config_path), run_dir, ": no config.resolved.yaml (expected a qlora-train run folder)");
+    QLORA_CHECK(fs::exists(config_path), run_dir,
+                ": no config.resolved.yaml (expected a qlora-train run folder)");
     TrainConfig c = load_config(config_path);
     if (!device.empty()) c.hardware.device = device;
     RunEval out;
     out.adapter_dir = (fs::path(run_dir) / "adapter").string();
     QLORA_CHECK(fs::exists(fs::path(out.adapter_dir) / "adapter_config.json"), run_dir,
                 ": no final adapter in adapter/ (did the run finish?)");
-    QLORA_CHECK(c.data.eval || c.data.eval_split, config_path, ": the run has no eval data (data.eval or data.eval_split)");
+    QLORA_CHECK(c.data.eval || c.data.eval_split, config_path,
+                ": the run has no eval data (data.eval or data.eval_split)");
     const Recipe recipe = make_recipe(c, resolve_device(c.hardware.device));
     tokenizer::Tokenizer tok(c.model.path);
     data::DataSplits splits = load_splits(c, tok);
@@ -54,7 +57,8 @@ RunEval evaluate_run(const std::string& run_dir, const std::string& device) {
     exporting::attach_peft_adapter(*model, out.adapter_dir);
     if (recipe.qat) {
         lora::apply_qat(*model, *recipe.qat);
-        lora::set_qat_active(*model, true);  // validation keeps qat.start_step below the run's steps
+        lora::set_qat_active(*model,
+                             true);  // validation keeps qat.start_step below the run's steps
     }
     out.loss = evaluate_loader(*model, loader, c.eval.max_batches, recipe.device);
     return out;

@@ -25,8 +25,9 @@ struct SampleEvalOptions {
 };
 
 // The token-mean loss of `model` over the samples of `file`.
-EvalLoss evaluate_samples(model::LlamaImpl& model, const tokenizer::Tokenizer& tok, const std::string& file,
-                          SampleEvalOptions options, const c10::Device& device);
+EvalLoss evaluate_samples(model::LlamaImpl& model, const tokenizer::Tokenizer& tok,
+                          const std::string& file, SampleEvalOptions options,
+                          const c10::Device& device);
 
 struct RunEval {
     EvalLoss loss;

@@ -10,7 +10,9 @@ at::Tensor summed_loss(const at::Tensor& logits, const at::Tensor& labels) {
     return at::cross_entropy_loss(shifted_logits, shifted_labels, {}, at::Reduction::Sum, -100);
 }
 
-int64_t shifted_label_count(const data::Batch& b) { return b.labels.slice(1, 1).ne(-100).sum().item<int64_t>(); }
+int64_t shifted_label_count(const data::Batch& b) {
+    return b.labels.slice(1, 1).ne(-100).sum().item<int64_t>();
+}
 
 void batch_to(data::Batch& b, const c10::Device& device) {
     b.tokens = b.tokens.to(device);

@@ -9,8 +9,8 @@
 
 namespace qlora::train {
 
-MetricsWriter::MetricsWriter(const std::string& output_dir, bool append, int64_t total_steps, int64_t log_every,
-                             bool enabled)
+MetricsWriter::MetricsWriter(const std::string& output_dir, bool append, int64_t total_steps,
+                             int64_t log_every, bool enabled)
     : path_((std::filesystem::path(output_dir) / "metrics.jsonl").string()),
       progress_("train", total_steps, "step", enabled ? -1 : 0),
       log_every_(log_every),
@@ -40,12 +40,12 @@ void MetricsWriter::step(const StepRecord& r) {
     if (r.qat) m["qat"] = *r.qat;
     write(m);
     char extra[160];
-    std::snprintf(extra, sizeof(extra), "loss=%.4f lr=%.2e grad_norm=%.3f tok/s=%.0f mem=%.0fMiB", r.loss, r.lr,
-                  r.grad_norm, tok_s, r.peak_memory_mb);
+    std::snprintf(extra, sizeof(extra), "loss=%.4f lr=%.2e grad_norm=%.3f tok/s=%.0f mem=%.0fMiB",
+                  r.loss, r.lr, r.grad_norm, tok_s, r.peak_memory_mb);
     progress_.update(r.step, extra);
     if (enabled_ && !progress_.enabled() && (r.step % log_every_ == 0 || r.step == r.total_steps)) {
-        std::printf("step=%lld/%lld %s\n", static_cast<long long>(r.step), static_cast<long long>(r.total_steps),
-                    extra);
+        std::printf("step=%lld/%lld %s\n", static_cast<long long>(r.step),
+                    static_cast<long long>(r.total_steps), extra);
         std::fflush(stdout);
     }
 }
@@ -58,8 +58,8 @@ void MetricsWriter::eval(const EvalRecord& r) {
     e["eval_tokens"] = r.tokens;
     write(e);
     if (!enabled_) return;
-    std::printf("eval step=%lld eval_loss=%.4f eval_perplexity=%.3f\n", static_cast<long long>(r.step), r.loss,
-                std::exp(r.loss));
+    std::printf("eval step=%lld eval_loss=%.4f eval_perplexity=%.3f\n",
+                static_cast<long long>(r.step), r.loss, std::exp(r.loss));
     std::fflush(stdout);
 }
 

@@ -2,10 +2,9 @@
 // (step, eval, sample and event records), so the file and the terminal cannot disagree.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -20,10 +19,10 @@ struct StepRecord {
     double lr = 0;
     double grad_norm = 0;
     int64_t tokens = 0;
-    double seconds = 0;          // of this step
-    double elapsed_s = 0;        // since the run (or the resume) started
+    double seconds = 0;    // of this step
+    double elapsed_s = 0;  // since the run (or the resume) started
     double peak_memory_mb = 0;
-    std::optional<bool> qat;     // set when QAT is configured: whether it was on for this step
+    std::optional<bool> qat;  // set when QAT is configured: whether it was on for this step
 };
 
 struct EvalRecord {
@@ -33,11 +32,11 @@ struct EvalRecord {
 };
 
 class MetricsWriter {
-public:
-    // Opens output_dir/metrics.jsonl, appending when resuming. `total_steps` sizes the progress line.
-    // `enabled` false (every rank but 0 of a distributed run): nothing is written or printed.
-    MetricsWriter(const std::string& output_dir, bool append, int64_t total_steps, int64_t log_every,
-                  bool enabled = true);
+  public:
+    // Opens output_dir/metrics.jsonl, appending when resuming. `total_steps` sizes the progress
+    // line. `enabled` false (every rank but 0 of a distributed run): nothing is written or printed.
+    MetricsWriter(const std::string& output_dir, bool append, int64_t total_steps,
+                  int64_t log_every, bool enabled = true);
 
     void step(const StepRecord& r);
     void eval(const EvalRecord& r);
@@ -47,7 +46,7 @@ public:
     // Ends the progress line (a terminal shows one line with ETA instead of step lines).
     void finish();
 
-private:
+  private:
     void write(const nlohmann::ordered_json& record);
 
     std::ofstream out_;

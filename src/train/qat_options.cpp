@@ -26,14 +26,15 @@ std::string describe_qat(const TrainConfig& c) {
     if (c.qat.weight == FakeQuantWeight::kInt4) w += " group " + std::to_string(c.qat.group_size);
     if (c.qat.weight == FakeQuantWeight::kInt8) w += " per channel";
     if (c.qat.weight == FakeQuantWeight::kNF4) {
-        w += " blocksize " + std::to_string(c.quant.blocksize) + (c.quant.double_quant ? " double quant" : "");
+        w += " blocksize " + std::to_string(c.quant.blocksize) +
+             (c.quant.double_quant ? " double quant" : "");
     }
     return w + ", activations " + lora::qat_activations_name(c.qat.activations) + ", " +
-           lora::qat_mode_name(c.qat.mode) + ", from step " +
-           std::to_string(c.qat.start_step + 1);
+           lora::qat_mode_name(c.qat.mode) + ", from step " + std::to_string(c.qat.start_step + 1);
 }
 
-bool switch_qat(model::LlamaImpl& model, const TrainConfig& c, int64_t steps_done, bool on, MetricsWriter& metrics) {
+bool switch_qat(model::LlamaImpl& model, const TrainConfig& c, int64_t steps_done, bool on,
+                MetricsWriter& metrics) {
     if (!c.qat.enabled || on || steps_done < c.qat.start_step) return on;
     lora::set_qat_active(model, true);
     nlohmann::ordered_json event;

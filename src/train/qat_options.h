@@ -20,6 +20,7 @@ std::string describe_qat(const TrainConfig& c);
 // Before an optimizer step, with `steps_done` steps behind: switches fake quantization on in
 // `model` once steps_done reaches qat.start_step, writing {"step", "event": "qat_on", "qat"} to
 // `metrics` and the log. Returns whether QAT is on (`on`: whether it already was).
-bool switch_qat(model::LlamaImpl& model, const TrainConfig& c, int64_t steps_done, bool on, MetricsWriter& metrics);
+bool switch_qat(model::LlamaImpl& model, const TrainConfig& c, int64_t steps_done, bool on,
+                MetricsWriter& metrics);
 
 }  // namespace qlora::train

@@ -73,7 +73,8 @@ data::DataSplits load_splits(const TrainConfig& c, const tokenizer::Tokenizer& t
     return data::load_splits(sources, make_recipe(c, c10::kCPU).dataset, c.train.seed, tok);
 }
 
-memory::PlanInputs plan_inputs(const TrainConfig& c, const model::LlamaConfig& model, const c10::Device& device) {
+memory::PlanInputs plan_inputs(const TrainConfig& c, const model::LlamaConfig& model,
+                               const c10::Device& device) {
     const Recipe r = make_recipe(c, device);
     memory::PlanInputs in;
     in.model = model;

@@ -10,9 +10,9 @@
 
 #include "data/dataset.h"
 #include "data/loader.h"
-#include "lora/peft_adapter.h"
 #include "lora/adapter_metadata.h"
 #include "lora/lora_options.h"
+#include "lora/peft_adapter.h"
 #include "memory/memory_plan.h"
 #include "model/llama_loader.h"
 #include "optim/lr_schedule.h"
@@ -27,7 +27,8 @@ namespace qlora::train {
 
 struct Recipe {
     c10::Device device{c10::kCPU};
-    c10::ScalarType dtype = c10::kFloat;  // compute dtype (model.dtype, auto resolved for the device)
+    c10::ScalarType dtype =
+        c10::kFloat;  // compute dtype (model.dtype, auto resolved for the device)
     model::LoadOptions load;
     lora::LoraOptions lora;
     std::optional<lora::QatOptions> qat;  // set when qat.enabled
@@ -48,7 +49,8 @@ data::LoaderOptions loader_options(const TrainConfig& config, const tokenizer::T
 data::DataSplits load_splits(const TrainConfig& config, const tokenizer::Tokenizer& tok);
 
 // The memory plan's inputs for `model` trained on `device` (a CUDA device plans bf16 for auto).
-memory::PlanInputs plan_inputs(const TrainConfig& config, const model::LlamaConfig& model, const c10::Device& device);
+memory::PlanInputs plan_inputs(const TrainConfig& config, const model::LlamaConfig& model,
+                               const c10::Device& device);
 
 // What the adapter trains against, written beside every adapter (lora/adapter_metadata.h).
 lora::AdapterMetadata adapter_metadata(const TrainConfig& config, c10::ScalarType compute_dtype);

@@ -2,11 +2,11 @@
 #include "train/train_state.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "core/error.h"
@@ -40,12 +40,13 @@ std::vector<std::pair<int64_t, fs::path>> checkpoints(const std::string& output_
 
 // A skipped non-finite step records a NaN loss, which JSON writes as null.
 std::vector<double> read_losses(const std::string& path, const nlohmann::json& j) {
-    QLORA_CHECK(j.is_array(), path, ": malformed trainer state: 'losses' must be an array, found ", j.type_name());
+    QLORA_CHECK(j.is_array(), path, ": malformed trainer state: 'losses' must be an array, found ",
+                j.type_name());
     std::vector<double> out;
     out.reserve(j.size());
     for (const auto& x : j) {
-        QLORA_CHECK(x.is_number() || x.is_null(), path, ": malformed trainer state: 'losses' must hold numbers, found ",
-                    x.type_name());
+        QLORA_CHECK(x.is_number() || x.is_null(), path,
+                    ": malformed trainer state: 'losses' must hold numbers, found ", x.type_name());
         out.push_back(x.is_null() ? std::nan("") : x.get<double>());
     }
     return out;
@@ -53,28 +54,32 @@ std::vector<double> read_losses(const std::string& path, const nlohmann::json& j
 
 void check_counters(const std::string& path, const TrainState& s) {
     QLORA_CHECK(s.step >= 0 && s.cursor.epoch >= 0 && s.cursor.index >= 0, path,
-                ": malformed trainer state: step, epoch and batch_index must be >= 0, found step ", s.step,
-                ", epoch ", s.cursor.epoch, ", batch_index ", s.cursor.index);
-    QLORA_CHECK(static_cast<int64_t>(s.losses.size()) <= s.step, path, ": malformed trainer state: ",
-                s.losses.size(), " losses for ", s.step, " steps");
+                ": malformed trainer state: step, epoch and batch_index must be >= 0, found step ",
+                s.step, ", epoch ", s.cursor.epoch, ", batch_index ", s.cursor.index);
+    QLORA_CHECK(static_cast<int64_t>(s.losses.size()) <= s.step, path,
+                ": malformed trainer state: ", s.losses.size(), " losses for ", s.step, " steps");
 }
 
 // The byte size of torch's CPU generator state in this build (it depends on the LibTorch version).
 int64_t cpu_rng_state_bytes() { return at::detail::getDefaultCPUGenerator().get_state().numel(); }
 
 // An RNG state must be the uint8 vector torch's generator wrote (expected_bytes < 0: any length).
-void check_rng_state(const std::string& path, const char* name, const at::Tensor& t, int64_t expected_bytes) {
+void check_rng_state(const std::string& path, const char* name, const at::Tensor& t,
+                     int64_t expected_bytes) {
     if (!t.defined()) return;
-    QLORA_CHECK(t.scalar_type() == at::kByte && t.dim() == 1 && (expected_bytes < 0 || t.numel() == expected_bytes),
+    QLORA_CHECK(t.scalar_type() == at::kByte && t.dim() == 1 &&
+                    (expected_bytes < 0 || t.numel() == expected_bytes),
                 path, ": malformed trainer state: '", name, "' must be a uint8 vector of ",
-                expected_bytes < 0 ? std::string("generator state bytes") : std::to_string(expected_bytes) + " bytes",
+                expected_bytes < 0 ? std::string("generator state bytes")
+                                   : std::to_string(expected_bytes) + " bytes",
                 ", found ", t.scalar_type(), " ", t.sizes());
 }
 
 }  // namespace
 
 std::string save_checkpoint(const std::string& output_dir, const lora::PeftAdapter& adapter,
-                            const lora::AdapterMetadata& metadata, const TrainState& state, int64_t keep) {
+                            const lora::AdapterMetadata& metadata, const TrainState& state,
+                            int64_t keep) {
     const fs::path root = fs::path(output_dir) / "checkpoints";
     fs::create_directories(root);
     const std::string final_path = (root / ("step-" + std::to_string(state.step))).string();
@@ -104,7 +109,8 @@ std::string save_checkpoint(const std::string& output_dir, const lora::PeftAdapt
             try {
                 io::remove_tree(all[i].second.string());
             } catch (const std::exception& e) {
-                log_warn("could not remove old checkpoint ", all[i].second.string(), ": ", e.what());
+                log_warn("could not remove old checkpoint ", all[i].second.string(), ": ",
+                         e.what());
             }
         }
     }
@@ -121,7 +127,8 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
     LoadedCheckpoint out;
     const fs::path json_path = fs::path(dir) / "trainer_state.json";
     std::ifstream in(json_path);
-    QLORA_CHECK(in.good(), json_path.string(), ": cannot open (not a complete qlora-train checkpoint)");
+    QLORA_CHECK(in.good(), json_path.string(),
+                ": cannot open (not a complete qlora-train checkpoint)");
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(in);

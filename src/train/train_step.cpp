@@ -13,8 +13,9 @@
 
 namespace qlora::train {
 
-WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader, std::vector<at::Tensor>& params,
-                        optim::Optimizer& optimizer, double lr, int64_t step, const WindowOptions& o) {
+WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader,
+                        std::vector<at::Tensor>& params, optim::Optimizer& optimizer, double lr,
+                        int64_t step, const WindowOptions& o) {
     WindowResult r;
     std::vector<data::Batch> window;
     if (o.replicas != nullptr) {
@@ -44,11 +45,13 @@ WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader, std::
         o.replicas->sync_gradients(params);  // before clipping: every rank clips the same sum
     }
     if (r.label_tokens > 0) r.loss = loss_sum / static_cast<double>(r.label_tokens);
-    const double clip = o.max_grad_norm > 0 ? o.max_grad_norm : std::numeric_limits<double>::infinity();
+    const double clip =
+        o.max_grad_norm > 0 ? o.max_grad_norm : std::numeric_limits<double>::infinity();
     r.grad_norm = optim::clip_grad_norm(params, clip);
     if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
         optimizer.zero_grad();
-        QLORA_RUNTIME_CHECK(o.skip_nonfinite, nonfinite_step_message(model, step, r.loss, r.grad_norm));
+        QLORA_RUNTIME_CHECK(o.skip_nonfinite,
+                            nonfinite_step_message(model, step, r.loss, r.grad_norm));
         log_warn("step ", step, ": non-finite loss or gradient, update skipped");
         return r;
     }

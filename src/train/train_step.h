@@ -35,7 +35,8 @@ struct WindowOptions {
 // Reads the window from `loader`, accumulates gradients into `params`, clips and steps `optimizer`
 // at `lr`; gradients are zero afterwards. `step` (1-based) only labels messages. Throws a runtime
 // qlora::Error for a non-finite loss or gradient unless skip_nonfinite.
-WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader, std::vector<at::Tensor>& params,
-                        optim::Optimizer& optimizer, double lr, int64_t step, const WindowOptions& options);
+WindowResult run_window(model::LlamaImpl& model, data::DataLoader& loader,
+                        std::vector<at::Tensor>& params, optim::Optimizer& optimizer, double lr,
+                        int64_t step, const WindowOptions& options);
 
 }  // namespace qlora::train

@@ -16,10 +16,10 @@
 #include "core/log.h"
 #include "core/peak_memory.h"
 #include "dist/replicas.h"
-#include "lora/peft_adapter.h"
 #include "io/atomic_file.h"
-#include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
+#include "lora/apply_lora.h"
+#include "lora/peft_adapter.h"
 #include "model/llama_loader.h"
 #include "model/vocab_check.h"
 #include "tokenizer/tokenizer.h"
@@ -64,7 +64,7 @@ struct Trainer::State {
     int64_t total_steps = 0;
     TrainState state;
     std::unique_ptr<MetricsWriter> metrics;  // writes on rank 0 only
-    bool qat_on = false;  // fake quantization switched on (from qat.start_step)
+    bool qat_on = false;                     // fake quantization switched on (from qat.start_step)
     // Data parallelism under torchrun; a single process otherwise (then every call is a no-op).
     std::unique_ptr<dist::Replicas> replicas;
 
@@ -89,7 +89,8 @@ void Trainer::State::choose_resume() {
         resume_from = resume;
     } else {
         QLORA_CHECK(!latest_checkpoint(out), "output.dir ", out,
-                    " already holds checkpoints; pass --resume auto to continue that run, or choose another "
+                    " already holds checkpoints; pass --resume auto to continue that run, or "
+                    "choose another "
                     "output.dir");
     }
 }
@@ -98,7 +99,8 @@ void Trainer::State::build_data() {
     const TrainConfig& c = config;
     tok = std::make_unique<tokenizer::Tokenizer>(c.model.path);
     data::DataSplits splits = load_splits(c, *tok);
-    QLORA_CHECK(!splits.train.samples.empty(), c.data.train, ": no training samples left after tokenization");
+    QLORA_CHECK(!splits.train.samples.empty(), c.data.train,
+                ": no training samples left after tokenization");
     const data::LoaderOptions lo = loader_options(c, *tok);
     loader = std::make_unique<data::DataLoader>(std::move(splits.train.samples), lo);
     if (!splits.eval.empty()) {
@@ -113,7 +115,8 @@ void Trainer::State::build_data() {
 
 void Trainer::State::build_model() {
     model = model::load_llama(config.model.path, recipe.load);
-    model::check_vocab_fits(tok->vocab_size(), config.model.path, model->config(), config.model.path);
+    model::check_vocab_fits(tok->vocab_size(), config.model.path, model->config(),
+                            config.model.path);
     lora::apply_lora(*model, recipe.lora);
     lora::set_gradient_checkpointing(*model, config.train.gradient_checkpointing);
     if (recipe.qat) {
@@ -125,7 +128,8 @@ void Trainer::State::build_model() {
 }
 
 void Trainer::State::build_optimizer() {
-    optimizer = optim::make_optimizer(optim::optimizer_kind_name(recipe.optimizer), params, recipe.optim);
+    optimizer =
+        optim::make_optimizer(optim::optimizer_kind_name(recipe.optimizer), params, recipe.optim);
     schedule = std::make_unique<optim::LrSchedule>(schedule_options(config, total_steps));
 }
 
@@ -133,22 +137,25 @@ void Trainer::State::restore_checkpoint() {
     const std::string& from = *resume_from;
     LoadedCheckpoint ck = load_checkpoint(from);
     auto live = lora::adapter_parameters(*model);
-    QLORA_CHECK(ck.adapter.tensors.size() == live.size(), from, ": holds ", ck.adapter.tensors.size(),
-                " adapter tensors, the configured model has ", live.size(), " (was the config changed?)");
+    QLORA_CHECK(ck.adapter.tensors.size() == live.size(), from, ": holds ",
+                ck.adapter.tensors.size(), " adapter tensors, the configured model has ",
+                live.size(), " (was the config changed?)");
     at::NoGradGuard no_grad;
     for (auto& [name, t] : live) {
         auto it = ck.adapter.tensors.find(name);
         QLORA_CHECK(it != ck.adapter.tensors.end(), from, ": adapter lacks '", name, "'");
-        QLORA_CHECK(it->second.sizes() == t.sizes(), from, ": '", name, "' has shape ", it->second.sizes(),
-                    ", the model expects ", t.sizes());
+        QLORA_CHECK(it->second.sizes() == t.sizes(), from, ": '", name, "' has shape ",
+                    it->second.sizes(), ", the model expects ", t.sizes());
         t.copy_(it->second);
     }
     const int64_t window = config.train.grad_accum * replicas->world_size();
     QLORA_CHECK(ck.state.window_micro_batches == 0 || ck.state.window_micro_batches == window, from,
-                ": was trained on ", ck.state.world_size, " rank(s) with ", ck.state.window_micro_batches,
-                " micro-batches per step; this run has ", replicas->world_size(), " x grad_accum ",
-                config.train.grad_accum, " = ", window, ", so its data shards cannot continue exactly; set "
-                "train.grad_accum so that world size x grad_accum = ", ck.state.window_micro_batches);
+                ": was trained on ", ck.state.world_size, " rank(s) with ",
+                ck.state.window_micro_batches, " micro-batches per step; this run has ",
+                replicas->world_size(), " x grad_accum ", config.train.grad_accum, " = ", window,
+                ", so its data shards cannot continue exactly; set "
+                "train.grad_accum so that world size x grad_accum = ",
+                ck.state.window_micro_batches);
     restore_optimizer_state(*optimizer, ck.state.optimizer, from);
     state = ck.state;
     loader->restore(state.cursor);
@@ -171,17 +178,20 @@ void Trainer::State::open_outputs() {
         [&] {
             fs::create_directories(out);
             save_resolved_config(config, (fs::path(out) / "config.resolved.yaml").string());
-            if (resume_from) drop_partial_last_line((fs::path(out) / "metrics.jsonl").string());  // killed mid-line
+            if (resume_from)
+                drop_partial_last_line(
+                    (fs::path(out) / "metrics.jsonl").string());  // killed mid-line
         },
         "the output folder");
-    metrics = std::make_unique<MetricsWriter>(out, resume_from.has_value(), total_steps, config.train.log_every,
-                                              replicas->is_main());
+    metrics = std::make_unique<MetricsWriter>(out, resume_from.has_value(), total_steps,
+                                              config.train.log_every, replicas->is_main());
 }
 
 lora::PeftAdapter Trainer::State::adapter_snapshot() {
     lora::PeftAdapter a;
     a.config = peft_config(config);
-    for (auto& [name, t] : lora::adapter_parameters(*model)) a.tensors[name] = t.detach().cpu().clone();
+    for (auto& [name, t] : lora::adapter_parameters(*model))
+        a.tensors[name] = t.detach().cpu().clone();
     return a;
 }
 
@@ -193,7 +203,8 @@ void Trainer::State::snapshot_state() {
     state.cpu_rng = at::detail::getDefaultCPUGenerator().get_state();
 #ifdef QLORA_WITH_CUDA
     if (recipe.device.is_cuda()) {
-        state.cuda_rng = at::cuda::detail::getDefaultCUDAGenerator(recipe.device.index()).get_state();
+        state.cuda_rng =
+            at::cuda::detail::getDefaultCUDAGenerator(recipe.device.index()).get_state();
     }
 #endif
 }
@@ -204,10 +215,12 @@ void Trainer::State::save_adapter(const std::string& dir) {
 }
 
 void Trainer::State::evaluate() {
-    const EvalLoss e = evaluate_loader(*model, *eval_loader, config.eval.max_batches, recipe.device, replicas.get());
-    const std::vector<std::string> prompts = replicas->is_main() ? config.eval.prompts : std::vector<std::string>{};
-    for (const PromptSample& s :
-         sample_prompts(model, *tok, prompts, config.data.template_name, config.eval.max_new_tokens)) {
+    const EvalLoss e = evaluate_loader(*model, *eval_loader, config.eval.max_batches, recipe.device,
+                                       replicas.get());
+    const std::vector<std::string> prompts =
+        replicas->is_main() ? config.eval.prompts : std::vector<std::string>{};
+    for (const PromptSample& s : sample_prompts(model, *tok, prompts, config.data.template_name,
+                                                config.eval.max_new_tokens)) {
         metrics->sample(state.step, s.prompt, s.text);
     }
     model->train();
@@ -218,8 +231,9 @@ void Trainer::State::save_checkpoint_now() {
     snapshot_state();
     replicas->on_main(
         [&] {
-            const std::string path = save_checkpoint(config.output.dir, adapter_snapshot(),
-                                                     adapter_metadata(config, recipe.dtype), state, config.output.keep);
+            const std::string path =
+                save_checkpoint(config.output.dir, adapter_snapshot(),
+                                adapter_metadata(config, recipe.dtype), state, config.output.keep);
             log_info("saved checkpoint ", path);
         },
         "a checkpoint");
@@ -237,9 +251,10 @@ void Trainer::setup() {
     const TrainConfig& c = s.config;
     check_paths(c);
     dist::WorldOptions world_options;
-    world_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(c.hardware.dist_timeout_s * 1000));
-    s.replicas = std::make_unique<dist::Replicas>(resolve_device(c.hardware.device), c.train.grad_accum,
-                                                  c.hardware.parallel, world_options);
+    world_options.timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(c.hardware.dist_timeout_s * 1000));
+    s.replicas = std::make_unique<dist::Replicas>(
+        resolve_device(c.hardware.device), c.train.grad_accum, c.hardware.parallel, world_options);
     s.recipe = make_recipe(c, s.replicas->device());
     at::manual_seed(c.train.seed);
     s.choose_resume();
@@ -251,10 +266,11 @@ void Trainer::setup() {
 
     int64_t trainable = 0;
     for (const auto& p : s.params) trainable += p.numel();
-    log_info("model ", c.model.path, ": ", s.model->weight_nbytes() / (1024 * 1024), " MiB of weights (",
-             c.quant.enabled ? quant::quant_type_name(c.quant.type) : "dense", "), ", trainable,
-             " trainable LoRA parameters in ", s.params.size(), " tensors; ", s.total_steps, " steps on ",
-             s.recipe.device.str(), " in ", dtype_name(s.recipe.dtype));
+    log_info("model ", c.model.path, ": ", s.model->weight_nbytes() / (1024 * 1024),
+             " MiB of weights (", c.quant.enabled ? quant::quant_type_name(c.quant.type) : "dense",
+             "), ", trainable, " trainable LoRA parameters in ", s.params.size(), " tensors; ",
+             s.total_steps, " steps on ", s.recipe.device.str(), " in ",
+             dtype_name(s.recipe.dtype));
 }
 
 TrainResult Trainer::train() {
@@ -275,27 +291,38 @@ TrainResult Trainer::train() {
         s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, *s.metrics);
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = s.schedule->lr(s.state.step);
-        const WindowResult w = run_window(*s.model, *s.loader, s.params, *s.optimizer, lr, s.state.step + 1, wo);
+        const WindowResult w =
+            run_window(*s.model, *s.loader, s.params, *s.optimizer, lr, s.state.step + 1, wo);
         s.state.step += 1;
         s.state.losses.push_back(w.loss);
 
         const auto now = std::chrono::steady_clock::now();
-        StepRecord r{s.state.step, s.total_steps, w.loss, lr, w.grad_norm, w.tokens,
+        StepRecord r{s.state.step,
+                     s.total_steps,
+                     w.loss,
+                     lr,
+                     w.grad_norm,
+                     w.tokens,
                      std::chrono::duration<double>(now - t0).count(),
-                     std::chrono::duration<double>(now - t_start).count(), peak.peak_mib(), std::nullopt};
+                     std::chrono::duration<double>(now - t_start).count(),
+                     peak.peak_mib(),
+                     std::nullopt};
         if (c.qat.enabled) r.qat = s.qat_on;
         s.metrics->step(r);
 
         const bool last = s.state.step == s.total_steps;
-        if (s.eval_loader && ((c.eval.every > 0 && s.state.step % c.eval.every == 0) || last)) s.evaluate();
+        if (s.eval_loader && ((c.eval.every > 0 && s.state.step % c.eval.every == 0) || last))
+            s.evaluate();
         // Every rank stops at the same step, whichever of them saw the signal.
         const bool interrupted = s.replicas->any(g_interrupted.load());
-        if ((c.output.save_every > 0 && s.state.step % c.output.save_every == 0 && !last) || interrupted) {
+        if ((c.output.save_every > 0 && s.state.step % c.output.save_every == 0 && !last) ||
+            interrupted) {
             s.save_checkpoint_now();
         }
         if (interrupted && !last) {
             s.metrics->finish();
-            log_info("interrupted: checkpoint saved at step ", s.state.step, "; continue with --resume auto");
+            log_info("interrupted: checkpoint saved at step ", s.state.step,
+                     "; continue with --resume auto");
             return {s.state.step, s.state.losses, "", true};
         }
     }

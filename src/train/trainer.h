@@ -12,14 +12,14 @@
 namespace qlora::train {
 
 struct TrainResult {
-    int64_t steps = 0;             // optimizer steps done in total (resumed ones included)
-    std::vector<double> losses;    // train loss of every step
-    std::string adapter_dir;       // output.dir/adapter (empty when interrupted)
-    bool interrupted = false;      // SIGINT: a checkpoint was saved, the run can be resumed
+    int64_t steps = 0;           // optimizer steps done in total (resumed ones included)
+    std::vector<double> losses;  // train loss of every step
+    std::string adapter_dir;     // output.dir/adapter (empty when interrupted)
+    bool interrupted = false;    // SIGINT: a checkpoint was saved, the run can be resumed
 };
 
 class Trainer {
-public:
+  public:
     // resume: "" (fresh start; refuses an output.dir that already holds checkpoints), "auto" (the
     // newest complete checkpoint in output.dir, or a fresh start) or a checkpoint folder.
     Trainer(TrainConfig config, std::string resume);
@@ -28,7 +28,7 @@ public:
     void setup();
     TrainResult train();
 
-private:
+  private:
     struct State;
     std::unique_ptr<State> s_;
 };

@@ -1,9 +1,10 @@
-// qlora-bench step on the CPU with the smallest shape: every case reports a finite step, a loss near
-// ln(vocab) for random weights, 4-bit base bytes below the dense ones, and a summary comparing them.
+// qlora-bench step on the CPU with the smallest shape: every case reports a finite step, a loss
+// near ln(vocab) for random weights, 4-bit base bytes below the dense ones, and a summary comparing
+// them.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "bench/bench_step.h"
 #include "core/error.h"
@@ -34,7 +35,8 @@ TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
         EXPECT_GT(j["peak_step_bytes"].get<int64_t>(), 0);
         // 7 linears of rank 4 in one layer: q, k, v, o (256 x 256), gate, up (688 x 256), down.
         EXPECT_EQ(j["lora_params"].get<int64_t>(), 4 * (4 * (256 + 256) + 3 * (256 + 688)));
-        EXPECT_NEAR(j["loss"].get<double>(), std::log(32000.0), 0.5);  // random weights: near uniform
+        EXPECT_NEAR(j["loss"].get<double>(), std::log(32000.0),
+                    0.5);  // random weights: near uniform
     }
     // Same embeddings and lm_head; the 4-bit linears shrink the rest.
     EXPECT_LT(nf4["base_weight_bytes"].get<int64_t>(), fp32["base_weight_bytes"].get<int64_t>());

@@ -22,7 +22,8 @@ TEST(Device, CudaWithoutGpuIsAClearError) {
         FAIL();
     } catch (const Error& e) {
         EXPECT_STREQ(e.what(),
-                     "device 'cuda' was requested but no CUDA GPU is available here; use device: cpu or auto");
+                     "device 'cuda' was requested but no CUDA GPU is available here; use device: "
+                     "cpu or auto");
     }
 }
 
@@ -38,7 +39,8 @@ TEST(Device, MalformedNamesRejected) {
             resolve_device(bad);
             FAIL() << bad;
         } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(std::string("got '") + bad + "'"), std::string::npos)
+            EXPECT_NE(std::string(e.what()).find(std::string("got '") + bad + "'"),
+                      std::string::npos)
                 << e.what();
         }
     }
@@ -56,8 +58,9 @@ TEST(Dtype, ParseAndName) {
         parse_dtype("int4");
         FAIL();
     } catch (const Error& e) {
-        EXPECT_STREQ(e.what(),
-                     "dtype must be one of float32, bfloat16, float16 (or fp32, bf16, fp16); got 'int4'");
+        EXPECT_STREQ(
+            e.what(),
+            "dtype must be one of float32, bfloat16, float16 (or fp32, bf16, fp16); got 'int4'");
     }
 }
 

@@ -11,12 +11,14 @@ TEST(Error, CheckPassesSilently) { EXPECT_NO_THROW(QLORA_CHECK(1 + 1 == 2, "neve
 TEST(Error, CheckThrowsWithExpectedAndFound) {
     int blocksize = 48;
     try {
-        QLORA_CHECK(blocksize % 32 == 0, "quant.blocksize must be a power of two in [32, 4096], got ",
-                    blocksize, " (configs/x.yaml:3:14)");
+        QLORA_CHECK(blocksize % 32 == 0,
+                    "quant.blocksize must be a power of two in [32, 4096], got ", blocksize,
+                    " (configs/x.yaml:3:14)");
         FAIL() << "QLORA_CHECK did not throw";
     } catch (const Error& e) {
-        EXPECT_STREQ(e.what(),
-                     "quant.blocksize must be a power of two in [32, 4096], got 48 (configs/x.yaml:3:14)");
+        EXPECT_STREQ(
+            e.what(),
+            "quant.blocksize must be a power of two in [32, 4096], got 48 (configs/x.yaml:3:14)");
         EXPECT_EQ(e.code(), ExitCode::kBadInput);
         EXPECT_NE(e.where().find("test_error.cpp:"), std::string::npos) << e.where();
     }

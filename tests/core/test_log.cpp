@@ -13,7 +13,8 @@ struct CapturedLog {
     LogSink previous;
     LogLevel previous_level;
     CapturedLog() : previous_level(log_level()) {
-        previous = set_log_sink([this](LogLevel l, const std::string& m) { lines.emplace_back(l, m); });
+        previous =
+            set_log_sink([this](LogLevel l, const std::string& m) { lines.emplace_back(l, m); });
     }
     ~CapturedLog() {
         set_log_sink(previous);

@@ -49,7 +49,7 @@ TEST(Loader, ShuffleIsDeterministicAndCoversEachSampleOnce) {
     EXPECT_EQ(a.plan(3), b.plan(3));
     EXPECT_NE(a.plan(0), c.plan(0));
     const auto epoch0 = a.plan(0);  // plan() returns the loader's cached plan: copy before the next
-    EXPECT_NE(epoch0, a.plan(1));     // a new order every epoch
+    EXPECT_NE(epoch0, a.plan(1));   // a new order every epoch
     std::multiset<int64_t> seen;
     for (const auto& batch : a.plan(0)) {
         for (const auto& row : batch) seen.insert(row.begin(), row.end());
@@ -62,7 +62,8 @@ TEST(Loader, ShuffleIsDeterministicAndCoversEachSampleOnce) {
     LoaderOptions ordered = opts(42);
     ordered.shuffle = false;
     DataLoader d(numbered(5), ordered);
-    EXPECT_EQ(d.plan(0), (std::vector<std::vector<std::vector<int64_t>>>{{{0}, {1}, {2}}, {{3}, {4}}}));
+    EXPECT_EQ(d.plan(0),
+              (std::vector<std::vector<std::vector<int64_t>>>{{{0}, {1}, {2}}, {{3}, {4}}}));
 }
 
 void expect_same(const Batch& x, const Batch& y) {
@@ -85,7 +86,8 @@ TEST(Loader, RestoredCursorGivesTheSameFollowingBatches) {
             EXPECT_EQ(saved, (LoaderState{0, 5}));
         }
         std::vector<Batch> expected;
-        for (int i = 0; i < 12; ++i) expected.push_back(uninterrupted.next());  // crosses into epoch 1+
+        for (int i = 0; i < 12; ++i)
+            expected.push_back(uninterrupted.next());  // crosses into epoch 1+
 
         DataLoader resumed(numbered(20), o);
         resumed.restore(saved);
@@ -97,7 +99,9 @@ TEST(Loader, RestoredCursorGivesTheSameFollowingBatches) {
 
 TEST(Loader, RestoreRejectsACursorBeyondTheData) {
     DataLoader a(numbered(6), opts(1));
-    EXPECT_NE(qlora::test::error_of([&] { a.restore({0, 9}); }).find("cannot restore cursor {epoch 0, index 9}"),
+    EXPECT_NE(qlora::test::error_of([&] {
+                  a.restore({0, 9});
+              }).find("cannot restore cursor {epoch 0, index 9}"),
               std::string::npos);
 }
 

@@ -30,8 +30,10 @@ const char* kAlpacaJsonl =
 TEST(Records, JsonlFatalBadRecordNamesFileAndLine) {
     const std::string path = write_text(scratch_dir("records_fatal"), "a.jsonl", kAlpacaJsonl);
     EXPECT_EQ(error_of([&] { read_records(path, Format::kAlpaca, false); }),
-              path + ":4: field 'output' must be a string, found number (set data.on_bad_record: skip to drop "
-                     "such records)");
+              path +
+                  ":4: field 'output' must be a string, found number (set data.on_bad_record: skip "
+                  "to drop "
+                  "such records)");
 }
 
 TEST(Records, JsonlSkipKeepsTheGoodOnes) {
@@ -49,14 +51,19 @@ TEST(Records, JsonlSkipKeepsTheGoodOnes) {
 
 TEST(Records, JsonArrayReportsRecordIndex) {
     const std::string dir = scratch_dir("records_json");
-    const std::string path = write_text(dir, "a.json",
-                                        "[{\"instruction\": \"a\", \"input\": \"\", \"output\": \"b\"},\n"
-                                        " {\"instruction\": \"c\"}]\n");
+    const std::string path =
+        write_text(dir, "a.json",
+                   "[{\"instruction\": \"a\", \"input\": \"\", \"output\": \"b\"},\n"
+                   " {\"instruction\": \"c\"}]\n");
     EXPECT_EQ(error_of([&] { read_records(path, Format::kAlpaca, false); }),
-              path + ": record 1: missing field 'output' (set data.on_bad_record: skip to drop such records)");
+              path +
+                  ": record 1: missing field 'output' (set data.on_bad_record: skip to drop such "
+                  "records)");
     EXPECT_EQ(read_records(path, Format::kAlpaca, true).records.size(), 1u);
     const std::string broken = write_text(dir, "b.json", "[\n{\"a\": 1},\n{\"a\" 2}]\n");
-    EXPECT_EQ(error_of([&] { read_records(broken, Format::kText, false); }).rfind(broken + ":3: not valid JSON", 0),
+    EXPECT_EQ(error_of([&] {
+                  read_records(broken, Format::kText, false);
+              }).rfind(broken + ":3: not valid JSON", 0),
               0u);
     const std::string obj = write_text(dir, "c.json", "{\"text\": \"x\"}");
     EXPECT_EQ(error_of([&] { read_records(obj, Format::kText, false); }),
@@ -64,23 +71,26 @@ TEST(Records, JsonArrayReportsRecordIndex) {
 }
 
 TEST(Records, ChatValidation) {
-    const std::string path = write_text(
-        scratch_dir("records_chat"), "c.jsonl",
-        "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"user\", \"content\": \"u\"}, "
-        "{\"role\": \"assistant\", \"content\": \"a\"}]}\n"
-        "{\"messages\": [{\"role\": \"user\", \"content\": \"u\"}]}\n"
-        "{\"messages\": [{\"role\": \"bot\", \"content\": \"u\"}]}\n");
+    const std::string path =
+        write_text(scratch_dir("records_chat"), "c.jsonl",
+                   "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}, {\"role\": "
+                   "\"user\", \"content\": \"u\"}, "
+                   "{\"role\": \"assistant\", \"content\": \"a\"}]}\n"
+                   "{\"messages\": [{\"role\": \"user\", \"content\": \"u\"}]}\n"
+                   "{\"messages\": [{\"role\": \"bot\", \"content\": \"u\"}]}\n");
     const ReadResult r = read_records(path, Format::kChat, true);
     ASSERT_EQ(r.records.size(), 1u);
     EXPECT_EQ(r.records[0].messages.size(), 3u);
-    EXPECT_EQ(r.skipped, (std::vector<std::string>{
-                             path + ":2: no assistant message: nothing to learn from",
-                             path + ":3: messages[0]: role must be system, user or assistant, found 'bot'"}));
+    EXPECT_EQ(r.skipped,
+              (std::vector<std::string>{
+                  path + ":2: no assistant message: nothing to learn from",
+                  path + ":3: messages[0]: role must be system, user or assistant, found 'bot'"}));
 }
 
 TEST(Records, TxtSplitsOnEndOfTextOrBlankLines) {
     const std::string dir = scratch_dir("records_txt");
-    const std::string eot = write_text(dir, "a.txt", "One.\n\nStill one.\n<|endoftext|>\nTwo.<|endoftext|>Three.\n");
+    const std::string eot =
+        write_text(dir, "a.txt", "One.\n\nStill one.\n<|endoftext|>\nTwo.<|endoftext|>Three.\n");
     const ReadResult a = read_records(eot, Format::kText, false);
     ASSERT_EQ(a.records.size(), 3u);
     EXPECT_EQ(a.records[0].text, "One.\n\nStill one.");
@@ -93,16 +103,18 @@ TEST(Records, TxtSplitsOnEndOfTextOrBlankLines) {
     EXPECT_EQ(b.records[0].origin, blank + ":2");
     EXPECT_EQ(b.records[1].text, "Second doc");
     EXPECT_EQ(b.records[1].origin, blank + ":7");
-    EXPECT_EQ(error_of([&] { read_records(blank, Format::kAlpaca, false); }),
-              blank + ": plain .txt files hold only `text` records; use .jsonl or .json for alpaca/chat");
+    EXPECT_EQ(
+        error_of([&] { read_records(blank, Format::kAlpaca, false); }),
+        blank + ": plain .txt files hold only `text` records; use .jsonl or .json for alpaca/chat");
 }
 
 TEST(Records, SharedAlpacaFilesRead) {
-    const ReadResult r = read_records(qlora::test::shared_data("instruct/alpaca_tiny_100.json"), Format::kAlpaca, false);
+    const ReadResult r = read_records(qlora::test::shared_data("instruct/alpaca_tiny_100.json"),
+                                      Format::kAlpaca, false);
     EXPECT_EQ(r.records.size(), 100u);
     EXPECT_EQ(r.records[0].instruction, "Give three tips for staying healthy.");
-    const ReadResult ours = read_records(std::string(QLORA_SOURCE_DIR) + "/datasets/sample_alpaca.jsonl",
-                                         Format::kAlpaca, false);
+    const ReadResult ours = read_records(
+        std::string(QLORA_SOURCE_DIR) + "/datasets/sample_alpaca.jsonl", Format::kAlpaca, false);
     EXPECT_EQ(ours.records.size(), 32u);
 }
 

@@ -50,33 +50,43 @@ TEST(Samples, PromptMaskedCompletionLearnedWithEos) {
 
 TEST(Samples, MultiTurnEosAfterEveryCompletionAndBosPerTurn) {
     const int64_t bos = tok().bos_id(), eos = tok().eos_id();
-    const std::vector<Segment> segs = {{"a", false, false}, {"b", true, false}, {"c", false, true}, {"d", true, false}};
+    const std::vector<Segment> segs = {
+        {"a", false, false}, {"b", true, false}, {"c", false, true}, {"d", true, false}};
     const Sample s = tokenize_segments(segs, tok(), {});
     EXPECT_EQ(s.tokens, cat({{bos}, enc("a"), enc("b"), {eos}, {bos}, enc("c"), enc("d"), {eos}}));
-    EXPECT_EQ(s.labels, cat({masked(1 + enc("a").size()), enc("b"), {eos}, masked(1 + enc("c").size()), enc("d"),
+    EXPECT_EQ(s.labels, cat({masked(1 + enc("a").size()),
+                             enc("b"),
+                             {eos},
+                             masked(1 + enc("c").size()),
+                             enc("d"),
                              {eos}}));
 }
 
 TEST(Samples, TruncationAndDroppedSamples) {
     TokenizeOptions o;
     o.max_seq_len = 3;
-    const Sample s = tokenize_segments({{"Once upon a time there was a girl", true, false}}, tok(), o);
+    const Sample s =
+        tokenize_segments({{"Once upon a time there was a girl", true, false}}, tok(), o);
     EXPECT_EQ(s.tokens.size(), 3u);
     EXPECT_EQ(s.tokens[0], tok().bos_id());
     EXPECT_EQ(s.labels.size(), 3u);
     EXPECT_NE(s.labels.back(), tok().eos_id());  // the EOS fell off with the tail
 }
 
-Sample make(std::vector<int64_t> tokens, std::vector<int64_t> labels) { return {std::move(tokens), std::move(labels)}; }
+Sample make(std::vector<int64_t> tokens, std::vector<int64_t> labels) {
+    return {std::move(tokens), std::move(labels)};
+}
 
 TEST(Batches, PaddingMasksLabelsAndKeys) {
     const Sample a = make({1, 5, 6}, {-100, 5, 6});
     const Sample b = make({1, 7}, {-100, 7});
     const Batch batch = collate({{&a}, {&b}}, /*pad_id=*/0);
-    EXPECT_TRUE(qlora::test::tensors_identical(batch.tokens, at::tensor({1, 5, 6, 1, 7, 0}, at::kLong).view({2, 3})));
-    EXPECT_TRUE(qlora::test::tensors_identical(batch.labels,
-                                               at::tensor({-100, 5, 6, -100, 7, -100}, at::kLong).view({2, 3})));
-    EXPECT_TRUE(qlora::test::tensors_identical(batch.position_ids, at::tensor({0, 1, 2, 0, 1, 0}, at::kLong).view({2, 3})));
+    EXPECT_TRUE(qlora::test::tensors_identical(
+        batch.tokens, at::tensor({1, 5, 6, 1, 7, 0}, at::kLong).view({2, 3})));
+    EXPECT_TRUE(qlora::test::tensors_identical(
+        batch.labels, at::tensor({-100, 5, 6, -100, 7, -100}, at::kLong).view({2, 3})));
+    EXPECT_TRUE(qlora::test::tensors_identical(
+        batch.position_ids, at::tensor({0, 1, 2, 0, 1, 0}, at::kLong).view({2, 3})));
     EXPECT_EQ(batch.num_label_tokens, 3);
     EXPECT_EQ(batch.num_tokens, 5);
     ASSERT_EQ(batch.attention_mask.sizes(), (at::IntArrayRef{2, 1, 3, 3}));
@@ -87,16 +97,19 @@ TEST(Batches, PaddingMasksLabelsAndKeys) {
 }
 
 TEST(Batches, PackingRestartsPositionsAndBlocksCrossAttention) {
-    std::vector<Sample> samples = {make({1, 10, 11}, {-100, 10, 11}), make({1, 20, 21, 22}, {-100, -100, 21, 22}),
+    std::vector<Sample> samples = {make({1, 10, 11}, {-100, 10, 11}),
+                                   make({1, 20, 21, 22}, {-100, -100, 21, 22}),
                                    make({1, 30, 31, 32, 33}, {-100, 30, 31, 32, 33})};
     const auto rows = pack_rows({0, 1, 2}, samples, /*row_len=*/8);
     ASSERT_EQ(rows, (std::vector<std::vector<int64_t>>{{0, 1}, {2}}));
     const Batch b = collate({{&samples[0], &samples[1]}, {&samples[2]}}, 0);
     EXPECT_EQ(b.tokens.sizes(), (at::IntArrayRef{2, 7}));
     EXPECT_TRUE(qlora::test::tensors_identical(
-        b.position_ids, at::tensor({0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 0, 0}, at::kLong).view({2, 7})));
+        b.position_ids,
+        at::tensor({0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 0, 0}, at::kLong).view({2, 7})));
     EXPECT_TRUE(qlora::test::tensors_identical(
-        b.document_ids, at::tensor({0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, -1, -1}, at::kLong).view({2, 7})));
+        b.document_ids,
+        at::tensor({0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, -1, -1}, at::kLong).view({2, 7})));
     EXPECT_EQ(b.num_label_tokens, 2 + 2 + 4);
     const at::Tensor m = b.attention_mask[0][0];
     // Within a document everything may attend (the model adds causality); across documents nothing.
@@ -110,7 +123,8 @@ TEST(Batches, PackingRestartsPositionsAndBlocksCrossAttention) {
 TEST(Dataset, SampleFileThroughAlpacaTemplate) {
     DatasetOptions o;
     o.tokenize.max_seq_len = 512;
-    const Dataset ds = load_dataset(std::string(QLORA_SOURCE_DIR) + "/datasets/sample_alpaca.jsonl", tok(), o);
+    const Dataset ds =
+        load_dataset(std::string(QLORA_SOURCE_DIR) + "/datasets/sample_alpaca.jsonl", tok(), o);
     ASSERT_EQ(ds.samples.size(), 32u);
     for (const Sample& s : ds.samples) {
         EXPECT_EQ(s.tokens.front(), tok().bos_id());
@@ -120,7 +134,8 @@ TEST(Dataset, SampleFileThroughAlpacaTemplate) {
     }
     o.tokenize.max_seq_len = 40;  // shorter than every Alpaca prompt: nothing left to learn
     EXPECT_NE(qlora::test::error_of([&] {
-                  load_dataset(std::string(QLORA_SOURCE_DIR) + "/datasets/sample_alpaca.jsonl", tok(), o);
+                  load_dataset(std::string(QLORA_SOURCE_DIR) + "/datasets/sample_alpaca.jsonl",
+                               tok(), o);
               }).find("no sample keeps a completion token within data.max_seq_len=40"),
               std::string::npos);
 }

@@ -9,14 +9,15 @@
 #include <string>
 #include <vector>
 
-#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
+#include "lora/peft_adapter.h"
 #include "support/test_support.h"
 
 namespace qlora::exporting::fixture {
 
-inline const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                 "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+inline const char* kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                 "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                 "mlp.down_proj"};
 
 // [out, in] of each linear above.
 inline std::vector<int64_t> linear_shape(const std::string& linear) {
@@ -30,15 +31,29 @@ inline std::vector<int64_t> linear_shape(const std::string& linear) {
 inline at::Tensor formula(std::vector<int64_t> shape, double seed) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
-    return (at::arange(n, at::kDouble).mul(0.37).add(seed).sin().mul(0.1)).to(at::kFloat).view(shape);
+    return (at::arange(n, at::kDouble).mul(0.37).add(seed).sin().mul(0.1))
+        .to(at::kFloat)
+        .view(shape);
 }
 
 inline nlohmann::json tiny_config(bool tie = false) {
-    return {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", 32},
-            {"hidden_size", 16}, {"intermediate_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 2},
-            {"num_key_value_heads", 1}, {"head_dim", 8}, {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5},
-            {"rope_theta", 10000.0}, {"hidden_act", "silu"}, {"tie_word_embeddings", tie}, {"bos_token_id", 1},
-            {"eos_token_id", 2}, {"torch_dtype", "float32"}};
+    return {{"architectures", {"LlamaForCausalLM"}},
+            {"model_type", "llama"},
+            {"vocab_size", 32},
+            {"hidden_size", 16},
+            {"intermediate_size", 32},
+            {"num_hidden_layers", 2},
+            {"num_attention_heads", 2},
+            {"num_key_value_heads", 1},
+            {"head_dim", 8},
+            {"max_position_embeddings", 64},
+            {"rms_norm_eps", 1e-5},
+            {"rope_theta", 10000.0},
+            {"hidden_act", "silu"},
+            {"tie_word_embeddings", tie},
+            {"bos_token_id", 1},
+            {"eos_token_id", 2},
+            {"torch_dtype", "float32"}};
 }
 
 // Writes dir/config.json, dir/model.safetensors and a stand-in tokenizer.model (copied, not read).
@@ -51,8 +66,10 @@ inline void write_tiny_base(const std::string& dir, bool tie = false) {
     tensors.emplace_back("model.embed_tokens.weight", formula({32, 16}, seed += 1));
     for (int l = 0; l < 2; ++l) {
         const std::string p = "model.layers." + std::to_string(l) + ".";
-        tensors.emplace_back(p + "input_layernorm.weight", at::ones({16}) + formula({16}, seed += 1));
-        tensors.emplace_back(p + "post_attention_layernorm.weight", at::ones({16}) + formula({16}, seed += 1));
+        tensors.emplace_back(p + "input_layernorm.weight",
+                             at::ones({16}) + formula({16}, seed += 1));
+        tensors.emplace_back(p + "post_attention_layernorm.weight",
+                             at::ones({16}) + formula({16}, seed += 1));
         for (const char* linear : kLinears) {
             tensors.emplace_back(p + linear + ".weight", formula(linear_shape(linear), seed += 1));
         }
@@ -63,8 +80,9 @@ inline void write_tiny_base(const std::string& dir, bool tie = false) {
 }
 
 // An adapter on `linears` of both layers (r, alpha as given), with formula A and B (B nonzero).
-inline lora::PeftAdapter tiny_adapter(int64_t r = 4, double alpha = 8, const std::vector<std::string>& linears =
-                                                                     {std::begin(kLinears), std::end(kLinears)}) {
+inline lora::PeftAdapter tiny_adapter(int64_t r = 4, double alpha = 8,
+                                      const std::vector<std::string>& linears = {
+                                          std::begin(kLinears), std::end(kLinears)}) {
     lora::PeftAdapter adapter;
     adapter.config.r = r;
     adapter.config.lora_alpha = alpha;

@@ -33,13 +33,16 @@ Scene make_scene(const std::string& name) {
     return s;
 }
 
-nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(std::ifstream(path)); }
+nlohmann::json read_json(const std::string& path) {
+    return nlohmann::json::parse(std::ifstream(path));
+}
 
 // Every entry of the folder except the expected output: what a failed export might leave.
 std::vector<std::string> leftovers(const std::string& dir, const std::set<std::string>& expected) {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(dir)) {
-        if (!expected.count(e.path().filename().string())) out.push_back(e.path().filename().string());
+        if (!expected.count(e.path().filename().string()))
+            out.push_back(e.path().filename().string());
     }
     return out;
 }
@@ -54,14 +57,16 @@ TEST(ExportHf, Bf16FolderHoldsTheMergedWeightsConfigAndTokenizer) {
     io::SafetensorsFolder out(s.dir + "/out");
     ASSERT_EQ(out.names().size(), 21u);
     for (const std::string& name : merged.names()) {
-        EXPECT_TRUE(tensors_identical(merged.tensor(name).to(at::kBFloat16), out.load(name))) << name;
+        EXPECT_TRUE(tensors_identical(merged.tensor(name).to(at::kBFloat16), out.load(name)))
+            << name;
     }
     nlohmann::json config = read_json(s.dir + "/out/config.json");
     EXPECT_EQ(config.at("torch_dtype"), "bfloat16");
     EXPECT_FALSE(config.contains("quantization_config"));
     EXPECT_EQ(config.at("hidden_size"), 16);
     EXPECT_TRUE(fs::exists(s.dir + "/out/tokenizer.model"));
-    EXPECT_EQ(io::SafetensorsReader(s.dir + "/out/model.safetensors").metadata().at("format"), "pt");
+    EXPECT_EQ(io::SafetensorsReader(s.dir + "/out/model.safetensors").metadata().at("format"),
+              "pt");
 }
 
 TEST(ExportHf, Fp16ShardsWithAnIndex) {
@@ -72,7 +77,8 @@ TEST(ExportHf, Fp16ShardsWithAnIndex) {
     HfExportSummary summary = export_hf(merged, options);
     ASSERT_GT(summary.files.size(), 3u);
     EXPECT_EQ(summary.files.back(), s.dir + "/out/model.safetensors.index.json");
-    EXPECT_TRUE(fs::exists(s.dir + "/out/model-00001-of-" + std::string(5 - std::to_string(summary.files.size() - 1).size(), '0') +
+    EXPECT_TRUE(fs::exists(s.dir + "/out/model-00001-of-" +
+                           std::string(5 - std::to_string(summary.files.size() - 1).size(), '0') +
                            std::to_string(summary.files.size() - 1) + ".safetensors"));
     nlohmann::json index = read_json(s.dir + "/out/model.safetensors.index.json");
     EXPECT_EQ(index.at("weight_map").size(), 21u);
@@ -97,10 +103,12 @@ TEST(ExportHf, Nf4IsTheBnbLayoutOfTheRequantizedMergedWeights) {
         quant::NF4Tensor got = io::read_bnb_4bit(out, e.name);
         EXPECT_TRUE(tensors_identical(want.packed(), got.packed())) << e.name;
         EXPECT_TRUE(tensors_identical(want.absmax(), got.absmax())) << e.name;
-        const double rel = (got.dequantize(at::kFloat) - w).norm().item<double>() / w.norm().item<double>();
+        const double rel =
+            (got.dequantize(at::kFloat) - w).norm().item<double>() / w.norm().item<double>();
         EXPECT_NEAR(e.rel_error, rel, 1e-6) << e.name;
         EXPECT_GT(e.rel_error, 0.001) << e.name;
-        EXPECT_LT(e.rel_error, 0.2) << e.name;  // NF4 at blocksize 64 is about 0.1 on smooth weights
+        EXPECT_LT(e.rel_error, 0.2)
+            << e.name;  // NF4 at blocksize 64 is about 0.1 on smooth weights
     }
     EXPECT_TRUE(tensors_identical(merged.tensor("lm_head.weight"), out.load("lm_head.weight")));
     nlohmann::json config = read_json(s.dir + "/out/config.json");
@@ -119,7 +127,8 @@ TEST(ExportHf, PeftReSavesTheCheckedAdapter) {
     EXPECT_EQ(back.config.r, 4);
     EXPECT_EQ(back.config.base_model_name_or_path, s.base);
     ASSERT_EQ(back.tensors.size(), merged.adapter().tensors.size());
-    for (const auto& [name, t] : merged.adapter().tensors) EXPECT_TRUE(tensors_identical(t, back.tensors.at(name)));
+    for (const auto& [name, t] : merged.adapter().tensors)
+        EXPECT_TRUE(tensors_identical(t, back.tensors.at(name)));
 }
 
 TEST(ExportHf, ExistingOutputIsRefusedUnlessOverwrite) {
@@ -127,7 +136,9 @@ TEST(ExportHf, ExistingOutputIsRefusedUnlessOverwrite) {
     MergedView merged(s.base, s.adapter);
     fs::create_directories(s.dir + "/out");
     std::ofstream(s.dir + "/out/old.txt") << "old";
-    EXPECT_EQ(error_of([&] { export_hf(merged, {s.dir + "/out", ExportFormat::kHfBf16}); }),
+    EXPECT_EQ(error_of([&] {
+                  export_hf(merged, {s.dir + "/out", ExportFormat::kHfBf16});
+              }),
               s.dir + "/out already exists; choose another output or pass --overwrite");
     EXPECT_TRUE(fs::exists(s.dir + "/out/old.txt"));
     HfExportOptions options{s.dir + "/out", ExportFormat::kHfBf16};
@@ -163,7 +174,10 @@ TEST(ExportHf, FailedExportLeavesNothingBehind) {
     io::save_safetensors(s.base + "/model.safetensors", tensors);
     MergedView merged(s.base, s.adapter);
     for (ExportFormat format : {ExportFormat::kHfBf16, ExportFormat::kHfNf4}) {
-        EXPECT_NE(error_of([&] { export_hf(merged, {s.dir + "/out", format}); }).find("NaN"), std::string::npos);
+        EXPECT_NE(error_of([&] {
+                      export_hf(merged, {s.dir + "/out", format});
+                  }).find("NaN"),
+                  std::string::npos);
         EXPECT_EQ(leftovers(s.dir, {"base", "adapter"}), std::vector<std::string>{});
     }
 }
@@ -174,15 +188,18 @@ TEST(ExportHf, FormatAndShardSizeParsing) {
     EXPECT_TRUE(is_gguf(ExportFormat::kGgufF16));
     EXPECT_FALSE(is_gguf(ExportFormat::kPeft));
     EXPECT_EQ(error_of([] { parse_export_format("gguf"); }),
-              "--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, hf-int4, gguf-f16, gguf-q8_0, gguf-q4_0; "
+              "--format must be one of peft, hf-bf16, hf-fp16, hf-nf4, hf-int4, gguf-f16, "
+              "gguf-q8_0, gguf-q4_0; "
               "got 'gguf'");
     EXPECT_EQ(parse_shard_size("5GB"), 5'000'000'000ULL);
     EXPECT_EQ(parse_shard_size("500MB"), 500'000'000ULL);
     EXPECT_EQ(parse_shard_size("2GiB"), 2ULL << 30);
     EXPECT_EQ(parse_shard_size("1.5kb"), 1500ULL);
     EXPECT_EQ(parse_shard_size("4096"), 4096ULL);
-    EXPECT_NE(error_of([] { parse_shard_size("5 TB"); }).find("--max-shard-size must be"), std::string::npos);
-    EXPECT_NE(error_of([] { parse_shard_size("GB"); }).find("--max-shard-size must be"), std::string::npos);
+    EXPECT_NE(error_of([] { parse_shard_size("5 TB"); }).find("--max-shard-size must be"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { parse_shard_size("GB"); }).find("--max-shard-size must be"),
+              std::string::npos);
 }
 
 }  // namespace

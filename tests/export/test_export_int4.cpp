@@ -13,12 +13,12 @@
 
 #include "export/export_fixture.h"
 #include "export/export_hf.h"
-#include "model/llama_loader.h"
-#include "quant/fake_quant.h"
-#include "quant/int4_format.h"
 #include "export/quantize_model.h"
 #include "lora/adapter_metadata.h"
 #include "model/llama_layout.h"
+#include "model/llama_loader.h"
+#include "quant/fake_quant.h"
+#include "quant/int4_format.h"
 #include "train/config.h"
 
 namespace qlora::exporting {
@@ -62,7 +62,8 @@ std::string write_stories_run(const std::string& dir, int64_t group) {
     fx::write_adapter(dir + "/run/adapter", adapter);
     lora::AdapterMetadata trained;
     trained.base_quantized = false;
-    trained.qat = lora::QatOptions{quant::QatScheme::int4(group), false, lora::QatMode::kMergeAware};
+    trained.qat =
+        lora::QatOptions{quant::QatScheme::int4(group), false, lora::QatMode::kMergeAware};
     lora::save_adapter_metadata(dir + "/run/adapter", trained);
     return dir + "/run/adapter";
 }
@@ -75,7 +76,8 @@ void expect_loaded_equals_fake_quant(const MergedView& merged, const std::string
     for (model::Linear& lin : m->linears()) {
         const std::string name = lin->name() + ".weight";
         if (!model::is_quantized_weight_name(name)) continue;
-        at::Tensor expect = quant::fake_quantize_weight(merged.tensor(name), quant::QatScheme::int4(group));
+        at::Tensor expect =
+            quant::fake_quantize_weight(merged.tensor(name), quant::QatScheme::int4(group));
         EXPECT_TRUE(tensors_identical(expect, lin->weight())) << name << ", group " << group;
         ++checked;
     }

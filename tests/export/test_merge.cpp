@@ -4,14 +4,14 @@
 
 #include <filesystem>
 
-#include "export/export_eval.h"
 #include "export/attach_adapter.h"
-#include "export/merge.h"
+#include "export/export_eval.h"
 #include "export/export_fixture.h"
-#include "model/llama_loader.h"
-#include "io/bnb_format.h"
+#include "export/merge.h"
 #include "export/quantize_model.h"
+#include "io/bnb_format.h"
 #include "lora/adapter_metadata.h"
+#include "model/llama_loader.h"
 #include "train/config.h"
 
 namespace qlora::exporting {
@@ -50,11 +50,12 @@ TEST(Merge, HandPickedEntries) {
     MergedView merged(f.base, f.adapter, {MergeBase::kFp, std::nullopt});
     EXPECT_DOUBLE_EQ(merged.scale(), 2.0);
     at::Tensor delta = merged.tensor(kQ0) - base.load(kQ0);
-    EXPECT_FLOAT_EQ(delta[3][0].item<float>(), 1.0f);    // 2 * 0.5 * 1
-    EXPECT_FLOAT_EQ(delta[5][1].item<float>(), -0.5f);   // 2 * -0.25 * 1
+    EXPECT_FLOAT_EQ(delta[3][0].item<float>(), 1.0f);   // 2 * 0.5 * 1
+    EXPECT_FLOAT_EQ(delta[5][1].item<float>(), -0.5f);  // 2 * -0.25 * 1
     EXPECT_EQ(delta.abs().gt(1e-7).sum().item<int64_t>(), 2);
     // Unadapted tensors pass through unchanged.
-    EXPECT_TRUE(tensors_identical(base.load("model.norm.weight"), merged.tensor("model.norm.weight")));
+    EXPECT_TRUE(
+        tensors_identical(base.load("model.norm.weight"), merged.tensor("model.norm.weight")));
     EXPECT_TRUE(tensors_identical(base.load("model.layers.1.mlp.up_proj.weight"),
                                   merged.tensor("model.layers.1.mlp.up_proj.weight")));
 }
@@ -64,15 +65,16 @@ TEST(Merge, EveryEntryMatchesLoops) {
     io::SafetensorsFolder base(f.base);
     MergedView merged(f.base, f.adapter, {MergeBase::kFp, std::nullopt});
     const std::string module = "model.layers.1.mlp.down_proj";
-    at::Tensor w0 = base.load(module + ".weight");                                   // [16, 32]
-    at::Tensor a = merged.adapter().tensors.at(lora::lora_name(module, 'A'));             // [4, 32]
-    at::Tensor b = merged.adapter().tensors.at(lora::lora_name(module, 'B'));             // [16, 4]
+    at::Tensor w0 = base.load(module + ".weight");                             // [16, 32]
+    at::Tensor a = merged.adapter().tensors.at(lora::lora_name(module, 'A'));  // [4, 32]
+    at::Tensor b = merged.adapter().tensors.at(lora::lora_name(module, 'B'));  // [16, 4]
     at::Tensor got = merged.tensor(module + ".weight");
     double max_err = 0.0;
     for (int64_t i = 0; i < 16; ++i) {
         for (int64_t j = 0; j < 32; ++j) {
             double want = w0[i][j].item<double>();
-            for (int64_t k = 0; k < 4; ++k) want += 2.0 * b[i][k].item<double>() * a[k][j].item<double>();
+            for (int64_t k = 0; k < 4; ++k)
+                want += 2.0 * b[i][k].item<double>() * a[k][j].item<double>();
             max_err = std::max(max_err, std::abs(want - got[i][j].item<double>()));
         }
     }
@@ -87,8 +89,10 @@ TEST(Merge, RsloraScale) {
     MergedView merged(f.base, f.adapter, {MergeBase::kFp, std::nullopt});
     EXPECT_DOUBLE_EQ(merged.scale(), 4.0);  // 8 / sqrt(4)
     const std::string module = "model.layers.0.self_attn.v_proj";
-    at::Tensor delta = merged.tensor(module + ".weight") - io::SafetensorsFolder(f.base).load(module + ".weight");
-    at::Tensor want = 4.0 * at::matmul(adapter.tensors.at(lora::lora_name(module, 'B')), adapter.tensors.at(lora::lora_name(module, 'A')));
+    at::Tensor delta =
+        merged.tensor(module + ".weight") - io::SafetensorsFolder(f.base).load(module + ".weight");
+    at::Tensor want = 4.0 * at::matmul(adapter.tensors.at(lora::lora_name(module, 'B')),
+                                       adapter.tensors.at(lora::lora_name(module, 'A')));
     EXPECT_TRUE(test::tensors_close(want, delta, 1e-6, 1e-5));
 }
 
@@ -102,8 +106,10 @@ TEST(Merge, DefaultBaseIsTheNf4RoundTripOfEveryDecoderLinear) {
     auto deq = [&](const std::string& name) {
         return quant::NF4Tensor::quantize(base.load(name), {}).dequantize(at::kFloat);
     };
-    const at::Tensor& a = merged.adapter().tensors.at(lora::lora_name("model.layers.0.self_attn.q_proj", 'A'));
-    const at::Tensor& b = merged.adapter().tensors.at(lora::lora_name("model.layers.0.self_attn.q_proj", 'B'));
+    const at::Tensor& a =
+        merged.adapter().tensors.at(lora::lora_name("model.layers.0.self_attn.q_proj", 'A'));
+    const at::Tensor& b =
+        merged.adapter().tensors.at(lora::lora_name("model.layers.0.self_attn.q_proj", 'B'));
     EXPECT_TRUE(tensors_identical(deq(kQ0).addmm(b, a, 1.0, 2.0), merged.tensor(kQ0)));
     // Not adapted, still 4-bit in training: the round trip. lm_head and norms stay as stored.
     EXPECT_TRUE(tensors_identical(deq("model.layers.1.mlp.gate_proj.weight"),
@@ -125,16 +131,20 @@ TEST(Merge, QuantSettingsComeFromTheAdapterMetadata) {
     EXPECT_EQ(merged.quant().options.type, quant::QuantType::kFP4);
     EXPECT_EQ(merged.quant().source, ckpt + "/qlora_adapter.json");
     quant::Nf4Options fp4{quant::QuantType::kFP4, 128, false};
-    at::Tensor w = quant::NF4Tensor::quantize(io::SafetensorsFolder(dir + "/base").load(
-                                                  "model.layers.1.mlp.up_proj.weight"), fp4).dequantize(at::kFloat);
+    at::Tensor w =
+        quant::NF4Tensor::quantize(
+            io::SafetensorsFolder(dir + "/base").load("model.layers.1.mlp.up_proj.weight"), fp4)
+            .dequantize(at::kFloat);
     const std::string m = "model.layers.1.mlp.up_proj";
-    w.addmm_(merged.adapter().tensors.at(lora::lora_name(m, 'B')), merged.adapter().tensors.at(lora::lora_name(m, 'A')), 1.0, 2.0);
+    w.addmm_(merged.adapter().tensors.at(lora::lora_name(m, 'B')),
+             merged.adapter().tensors.at(lora::lora_name(m, 'A')), 1.0, 2.0);
     EXPECT_TRUE(tensors_identical(w, merged.tensor(m + ".weight")));
 
     // A run without quantization trained over the dense base: merge into it by default.
     run.base_quantized = false;
     lora::save_adapter_metadata(ckpt, run);
-    EXPECT_EQ(MergedView(dir + "/base", dir + "/run/checkpoints/step-2").merge_base(), MergeBase::kFp);
+    EXPECT_EQ(MergedView(dir + "/base", dir + "/run/checkpoints/step-2").merge_base(),
+              MergeBase::kFp);
 }
 
 TEST(Merge, FourBitBaseIsDequantizedAndEqualsTheDenseNf4Merge) {
@@ -151,7 +161,9 @@ TEST(Merge, FourBitBaseIsDequantizedAndEqualsTheDenseNf4Merge) {
     for (const std::string& name : from_dense.names()) {
         EXPECT_TRUE(tensors_identical(from_dense.tensor(name), from_4bit.tensor(name))) << name;
     }
-    EXPECT_EQ(error_of([&] { MergedView(q.out_dir, f.adapter, {MergeBase::kFp, std::nullopt}); }),
+    EXPECT_EQ(error_of([&] {
+                  MergedView(q.out_dir, f.adapter, {MergeBase::kFp, std::nullopt});
+              }),
               "--merge-base fp needs the original 16-bit weights, but " + q.out_dir +
                   " is a bitsandbytes 4-bit checkpoint (give the folder it was quantized from)");
 }
@@ -175,8 +187,8 @@ TEST(Merge, NamesInModelOrderAndTiedLmHeadUntiedByAnAdapter) {
     EXPECT_FALSE(merged.config().tie_word_embeddings);
     at::Tensor e = io::SafetensorsFolder(f.base).load("model.embed_tokens.weight");
     EXPECT_TRUE(tensors_identical(e, merged.tensor("model.embed_tokens.weight")));
-    at::Tensor want = e.addmm(adapter.tensors.at(lora::lora_name("lm_head", 'B')), adapter.tensors.at(lora::lora_name("lm_head", 'A')),
-                              1.0, 2.0);
+    at::Tensor want = e.addmm(adapter.tensors.at(lora::lora_name("lm_head", 'B')),
+                              adapter.tensors.at(lora::lora_name("lm_head", 'A')), 1.0, 2.0);
     EXPECT_TRUE(test::tensors_close(want, merged.tensor("lm_head.weight"), 1e-6, 1e-6));
 }
 
@@ -194,21 +206,28 @@ TEST(Merge, BadAdaptersAreClearErrors) {
 
     lora::PeftAdapter wrong_shape = fx::tiny_adapter();
     wrong_shape.tensors[lora::lora_name(q0, 'A')] = at::ones({4, 24});
-    EXPECT_EQ(err(wrong_shape), weights + ": '" + lora::lora_name(q0, 'A') + "' has shape [4, 24], expected [4, 16] (r=4, " +
-                                    q0 + " is [16, 16] in " + base + "/config.json); an adapter for another model?");
+    EXPECT_EQ(err(wrong_shape), weights + ": '" + lora::lora_name(q0, 'A') +
+                                    "' has shape [4, 24], expected [4, 16] (r=4, " + q0 +
+                                    " is [16, 16] in " + base +
+                                    "/config.json); an adapter for another model?");
 
     lora::PeftAdapter other_model = fx::tiny_adapter();
-    other_model.tensors[lora::lora_name("model.layers.7.self_attn.q_proj", 'A')] = at::ones({4, 16});
-    other_model.tensors[lora::lora_name("model.layers.7.self_attn.q_proj", 'B')] = at::ones({16, 4});
-    EXPECT_NE(err(other_model).find("is for module 'model.layers.7.self_attn.q_proj', which is not a linear of " + base +
-                                    " (llama with 2 layers"),
-              std::string::npos);
+    other_model.tensors[lora::lora_name("model.layers.7.self_attn.q_proj", 'A')] =
+        at::ones({4, 16});
+    other_model.tensors[lora::lora_name("model.layers.7.self_attn.q_proj", 'B')] =
+        at::ones({16, 4});
+    EXPECT_NE(
+        err(other_model)
+            .find("is for module 'model.layers.7.self_attn.q_proj', which is not a linear of " +
+                  base + " (llama with 2 layers"),
+        std::string::npos);
 
     lora::PeftAdapter missing = fx::tiny_adapter();
     missing.tensors.erase(lora::lora_name("model.layers.1.self_attn.v_proj", 'A'));
     missing.tensors.erase(lora::lora_name("model.layers.1.self_attn.v_proj", 'B'));
-    EXPECT_EQ(err(missing), weights + ": missing '" + lora::lora_name("model.layers.1.self_attn.v_proj", 'A') +
-                                "' (adapter_config.json targets v_proj and " + base + " has 2 layers)");
+    EXPECT_EQ(err(missing),
+              weights + ": missing '" + lora::lora_name("model.layers.1.self_attn.v_proj", 'A') +
+                  "' (adapter_config.json targets v_proj and " + base + " has 2 layers)");
 
     lora::PeftAdapter rank = fx::tiny_adapter();
     rank.config.r = 8;  // the tensors have rank 4
@@ -237,8 +256,9 @@ TEST(Merge, BadBasesAreClearErrors) {
     config["num_key_value_heads"] = 2;  // k/v would be [16, 16]
     std::ofstream(f.base + "/config.json") << config.dump();
     // The adapter no longer fits: k_proj's B has 8 rows, the config now says 16.
-    EXPECT_NE(error_of([&] { MergedView(f.base, f.adapter); })
-                  .find("self_attn.k_proj.lora_B.weight' has shape [8, 4], expected [16, 4]"),
+    EXPECT_NE(error_of([&] {
+                  MergedView(f.base, f.adapter);
+              }).find("self_attn.k_proj.lora_B.weight' has shape [8, 4], expected [16, 4]"),
               std::string::npos);
 }
 
@@ -249,7 +269,8 @@ TEST(Merge, MergedModelMatchesTheAdapterForward) {
     load.quant = "nf4";
     model::Llama trained = model::load_llama(f.base, load);
     attach_peft_adapter(*trained, f.adapter);
-    model::Llama m = build_merged_model(merged, at::kFloat, /*quantize=*/false, c10::kCPU, at::kFloat);
+    model::Llama m =
+        build_merged_model(merged, at::kFloat, /*quantize=*/false, c10::kCPU, at::kFloat);
     at::Tensor tokens = at::arange(1, 20, at::kLong).remainder(32).view({1, 19});
     at::NoGradGuard no_grad;
     at::Tensor want = trained->forward(tokens);

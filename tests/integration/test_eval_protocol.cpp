@@ -1,10 +1,10 @@
-// One eval protocol: qlora-eval --run replays a run's eval and prints the loss of its last eval line
-// in metrics.jsonl (plain QLoRA and merge-aware QAT runs), and qlora-eval --format on the merge-aware
-// QAT run's 4-bit export scores the eval file as the run's final eval did.
+// One eval protocol: qlora-eval --run replays a run's eval and prints the loss of its last eval
+// line in metrics.jsonl (plain QLoRA and merge-aware QAT runs), and qlora-eval --format on the
+// merge-aware QAT run's 4-bit export scores the eval file as the run's final eval did.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "support/test_support.h"
 
@@ -32,16 +32,18 @@ nlohmann::json last_eval_line(const std::string& run_dir) {
 }
 
 nlohmann::json qlora_eval(const std::string& args) {
-    auto r = test::run_command("{ " + test::tool("qlora-eval") + " " + args + " --threads 1 2>/dev/null; }");
+    auto r = test::run_command("{ " + test::tool("qlora-eval") + " " + args +
+                               " --threads 1 2>/dev/null; }");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return nlohmann::json::parse(r.output);
 }
 
 std::string train(const std::string& dir, const std::string& overrides) {
-    auto r = test::run_command(test::tool("qlora-train") + " " + QLORA_SOURCE_DIR +
-                               "/configs/quickstart.yaml train.max_steps=8 optim.lr=1e-2 eval.every=4 "
-                               "output.save_every=0 'eval.prompts=[]' data.max_seq_len=128 " + overrides +
-                               " output.dir=" + dir + "/run 2>&1");
+    auto r =
+        test::run_command(test::tool("qlora-train") + " " + QLORA_SOURCE_DIR +
+                          "/configs/quickstart.yaml train.max_steps=8 optim.lr=1e-2 eval.every=4 "
+                          "output.save_every=0 'eval.prompts=[]' data.max_seq_len=128 " +
+                          overrides + " output.dir=" + dir + "/run 2>&1");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return dir + "/run";
 }
@@ -68,13 +70,15 @@ TEST(EvalProtocol, MergeAwareQatRunAndItsNf4ExportScoreTheRunsFinalEval) {
     EXPECT_NEAR(qlora_eval("--run " + run).at("loss").get<double>(), final_eval, 1e-6);
 
     const std::string hf = test::shared_data("stories260K/hf");
-    auto exported = test::run_command(test::tool("qlora-export") + " --base " + hf + " --adapter " + run +
-                                      "/adapter --out " + dir + "/nf4 --format hf-nf4 --threads 1 2>&1");
+    auto exported =
+        test::run_command(test::tool("qlora-export") + " --base " + hf + " --adapter " + run +
+                          "/adapter --out " + dir + "/nf4 --format hf-nf4 --threads 1 2>&1");
     ASSERT_EQ(exported.exit_code, 0) << exported.output;
     // The quickstart's eval loader: alpaca template, micro_batch 4, max_seq_len 128 as trained.
-    const nlohmann::json deployed = qlora_eval("--model " + dir + "/nf4 --data " + eval_file +
-                                               " --format alpaca --template alpaca --max-seq-len 128 "
-                                               "--micro-batch 4 --device cpu");
+    const nlohmann::json deployed =
+        qlora_eval("--model " + dir + "/nf4 --data " + eval_file +
+                   " --format alpaca --template alpaca --max-seq-len 128 "
+                   "--micro-batch 4 --device cpu");
     EXPECT_EQ(deployed.at("tokens").get<int64_t>(), last.at("eval_tokens").get<int64_t>());
     EXPECT_NEAR(deployed.at("loss").get<double>(), final_eval, 1e-5);
 }

@@ -19,13 +19,17 @@ std::string hf_dir() { return test::shared_data("stories260K/hf"); }
 
 std::string reference_text(int index) {
     std::ifstream in(test::shared_data("stories260K/reference/stories260K_reference_outputs.json"));
-    return nlohmann::json::parse(in).at(index).at("stdout_text_without_final_newline").get<std::string>();
+    return nlohmann::json::parse(in)
+        .at(index)
+        .at("stdout_text_without_final_newline")
+        .get<std::string>();
 }
 
 TEST(GenerateCli, GreedyStoryMatchesLlama2c) {
     // run.c -n 64 -i "Once upon a time": 64 positions, so 60 new tokens after the 4 prompt ones.
-    auto r = run_stdout(test::tool("qlora-generate") + " --model " + hf_dir() +
-                        " --prompt 'Once upon a time' --max-new-tokens 60 --temperature 0 --device cpu");
+    auto r =
+        run_stdout(test::tool("qlora-generate") + " --model " + hf_dir() +
+                   " --prompt 'Once upon a time' --max-new-tokens 60 --temperature 0 --device cpu");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, reference_text(2) + "\n");
 }
@@ -50,10 +54,13 @@ TEST(GenerateCli, BadInputExitsWithTwo) {
     auto r = test::run_command(test::tool("qlora-generate") + " --model " + hf_dir() +
                                " --adapter some/adapter --prompt x --device cpu");
     EXPECT_EQ(r.exit_code, 2) << r.output;
-    EXPECT_NE(r.output.find("some/adapter/adapter_config.json: cannot open (expected a PEFT LoRA adapter folder)"),
-              std::string::npos)
+    EXPECT_NE(
+        r.output.find(
+            "some/adapter/adapter_config.json: cannot open (expected a PEFT LoRA adapter folder)"),
+        std::string::npos)
         << r.output;
-    r = test::run_command(test::tool("qlora-generate") + " --model " + hf_dir() + " --prompt x --top-p 2");
+    r = test::run_command(test::tool("qlora-generate") + " --model " + hf_dir() +
+                          " --prompt x --top-p 2");
     EXPECT_EQ(r.exit_code, 2) << r.output;
     r = test::run_command(test::tool("qlora-generate") + " --model " + hf_dir());
     EXPECT_EQ(r.exit_code, 2) << r.output;
@@ -62,7 +69,8 @@ TEST(GenerateCli, BadInputExitsWithTwo) {
 
 TEST(EvalCli, Cs336SampleLoss) {
     auto r = run_stdout(test::tool("qlora-eval") + " --model " + hf_dir() + " --data " +
-                        test::shared_data("text/tinystories_sample_cs336.txt") + " --max-seq-len 512 --device cpu");
+                        test::shared_data("text/tinystories_sample_cs336.txt") +
+                        " --max-seq-len 512 --device cpu");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     auto j = nlohmann::json::parse(r.output);
     EXPECT_NEAR(j.at("loss").get<double>(), 1.3011, 5e-4);
@@ -72,14 +80,19 @@ TEST(EvalCli, Cs336SampleLoss) {
 
 TEST(EvalCli, JsonlAndErrors) {
     const std::string dir = test::scratch_dir("eval_cli");
-    std::ofstream(dir + "/data.jsonl") << R"({"text": "Once upon a time, there was a cat."})" << "\n"
-                                       << R"({"instruction": "Tell a story.", "output": "Tom ran."})" << "\n";
+    std::ofstream(dir + "/data.jsonl")
+        << R"({"text": "Once upon a time, there was a cat."})"
+        << "\n"
+        << R"({"instruction": "Tell a story.", "output": "Tom ran."})"
+        << "\n";
     auto r = run_stdout(test::tool("qlora-eval") + " --model " + hf_dir() + " --data " + dir +
                         "/data.jsonl --device cpu");
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_GT(nlohmann::json::parse(r.output).at("tokens").get<int64_t>(), 10);
 
-    std::ofstream(dir + "/bad.jsonl") << R"({"text": "fine"})" << "\n" << "{not json\n";
+    std::ofstream(dir + "/bad.jsonl") << R"({"text": "fine"})"
+                                      << "\n"
+                                      << "{not json\n";
     r = test::run_command(test::tool("qlora-eval") + " --model " + hf_dir() + " --data " + dir +
                           "/bad.jsonl --device cpu");
     EXPECT_EQ(r.exit_code, 2) << r.output;

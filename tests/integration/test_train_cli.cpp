@@ -2,17 +2,16 @@
 // recorded list (regression guard), a run killed with SIGKILL and resumed ends bit-identical to an
 // uninterrupted one, half-written checkpoints are ignored, and bad configs fail cleanly.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
-
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "io/safetensors.h"
 #include "support/test_support.h"
@@ -32,7 +31,8 @@ std::string write_config(const std::string& dir, int steps, int save_every) {
         << "data: {train: " << qlora::test::shared_data("instruct/alpaca_tiny_100.json")
         << ", format: alpaca, template: alpaca, max_seq_len: 128}\n"
         << "train: {max_steps: " << steps << ", micro_batch: 2, grad_accum: 2, seed: 7}\n"
-        << "optim: {name: adamw_32bit, lr: 3.0e-3, schedule: cosine, warmup_steps: 2, max_grad_norm: 1.0}\n"
+        << "optim: {name: adamw_32bit, lr: 3.0e-3, schedule: cosine, warmup_steps: 2, "
+           "max_grad_norm: 1.0}\n"
         << "eval: {every: 0}\n"
         << "output: {dir: " << dir << "/run, save_every: " << save_every << ", keep: 2}\n"
         << "hardware: {device: cpu}\n";
@@ -79,29 +79,33 @@ TEST(TrainCli, TrainedAdapterLoadsIntoGenerateAndEval) {
     ASSERT_EQ(qlora::test::run_command(train_cmd(write_config(dir, 6, 0))).exit_code, 0);
     const std::string model = qlora::test::shared_data("stories260K/hf");
     const std::string text = qlora::test::shared_data("text/tinystories_sample_cs336.txt");
-    auto base = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + model + " --quant nf4 --data " + text);
+    auto base = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + model +
+                                         " --quant nf4 --data " + text);
     auto tuned = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + model +
-                                          " --quant nf4 --data " + text + " --adapter " + dir + "/run/adapter");
+                                          " --quant nf4 --data " + text + " --adapter " + dir +
+                                          "/run/adapter");
     ASSERT_EQ(base.exit_code, 0) << base.output;
     ASSERT_EQ(tuned.exit_code, 0) << tuned.output;
     auto loss_of = [](const std::string& out) {
         return nlohmann::json::parse(out.substr(out.rfind('{'))).at("loss").get<double>();
     };
     EXPECT_NE(loss_of(base.output), loss_of(tuned.output));  // the adapter changes the model
-    auto gen = qlora::test::run_command(qlora::test::tool("qlora-generate") + " --model " + model +
-                                        " --quant nf4 --adapter " + dir +
-                                        "/run/adapter --prompt 'Once upon a time' --max-new-tokens 8 --temperature 0");
+    auto gen = qlora::test::run_command(
+        qlora::test::tool("qlora-generate") + " --model " + model + " --quant nf4 --adapter " +
+        dir + "/run/adapter --prompt 'Once upon a time' --max-new-tokens 8 --temperature 0");
     EXPECT_EQ(gen.exit_code, 0) << gen.output;
     EXPECT_NE(gen.output.find("Once upon a time"), std::string::npos) << gen.output;
-    // An adapter for another shape (a 2-layer, hidden-48 model here) is refused with a clear message.
+    // An adapter for another shape (a 2-layer, hidden-48 model here) is refused with a clear
+    // message.
     const std::string other = dir + "/other-model";
     fs::create_directories(other);
     for (const char* f : {"config.json", "model.safetensors"}) {
-        fs::copy_file(std::string(QLORA_SOURCE_DIR) + "/tests/data/llama/gqa_tied/" + f, other + "/" + f);
+        fs::copy_file(std::string(QLORA_SOURCE_DIR) + "/tests/data/llama/gqa_tied/" + f,
+                      other + "/" + f);
     }
     fs::copy_file(model + "/tokenizer.model", other + "/tokenizer.model");
-    auto wrong = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + other + " --data " + text +
-                                          " --adapter " + dir + "/run/adapter");
+    auto wrong = qlora::test::run_command(qlora::test::tool("qlora-eval") + " --model " + other +
+                                          " --data " + text + " --adapter " + dir + "/run/adapter");
     EXPECT_EQ(wrong.exit_code, 2) << wrong.output;
     EXPECT_NE(wrong.output.find("is it for another model?"), std::string::npos) << wrong.output;
 }
@@ -118,7 +122,8 @@ TEST(TrainCli, KilledAndResumedRunEqualsUninterrupted) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         setpgid(0, 0);  // its own process group: the kill reaches qlora-train, not just the shell
-        execl("/bin/sh", "sh", "-c", (train_cmd(config_b) + " > " + b + "/log 2>&1").c_str(), nullptr);
+        execl("/bin/sh", "sh", "-c", (train_cmd(config_b) + " > " + b + "/log 2>&1").c_str(),
+              nullptr);
         _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -160,7 +165,8 @@ TEST(TrainCli, ResumeAutoIgnoresHalfWrittenCheckpoints) {
     std::ofstream(dir + "/run/checkpoints/step-8/adapter_config.json") << "{";
     auto resumed = qlora::test::run_command(train_cmd(config, "train.max_steps=6 --resume auto"));
     ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-    EXPECT_NE(resumed.output.find("resumed from " + dir + "/run/checkpoints/step-2"), std::string::npos)
+    EXPECT_NE(resumed.output.find("resumed from " + dir + "/run/checkpoints/step-2"),
+              std::string::npos)
         << resumed.output;
 }
 
@@ -170,7 +176,8 @@ TEST(TrainCli, FreshRunRefusesAnOutputDirWithCheckpoints) {
     ASSERT_EQ(qlora::test::run_command(train_cmd(config)).exit_code, 0);
     auto again = qlora::test::run_command(train_cmd(config));
     EXPECT_EQ(again.exit_code, 2) << again.output;
-    EXPECT_NE(again.output.find("already holds checkpoints; pass --resume auto"), std::string::npos) << again.output;
+    EXPECT_NE(again.output.find("already holds checkpoints; pass --resume auto"), std::string::npos)
+        << again.output;
 }
 
 // Ctrl-C: a checkpoint is saved, the exit is clean (0), and --resume auto finishes the run.
@@ -200,7 +207,9 @@ TEST(TrainCli, SigintSavesAndExitsCleanly) {
     EXPECT_EQ(WEXITSTATUS(status), 0) << log;
     EXPECT_NE(log.find("interrupted at step"), std::string::npos) << log;
     const int64_t saved = static_cast<int64_t>(losses(dir + "/run").size());
-    EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-" + std::to_string(saved) + "/trainer_state.json")) << log;
+    EXPECT_TRUE(
+        fs::exists(dir + "/run/checkpoints/step-" + std::to_string(saved) + "/trainer_state.json"))
+        << log;
     EXPECT_LT(saved, 30);
     auto resumed = qlora::test::run_command(train_cmd(config, "--resume auto"));
     EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
@@ -215,8 +224,8 @@ TEST(TrainCli, NonFiniteLossStopsOrSkips) {
     EXPECT_NE(stop.output.find("non-finite"), std::string::npos) << stop.output;
     EXPECT_FALSE(fs::exists(dir + "/run/adapter"));
     qlora::test::scratch_dir("train_nonfinite");
-    auto skip = qlora::test::run_command(
-        train_cmd(write_config(dir, 6, 0), "optim.lr=1e30 optim.max_grad_norm=0 train.skip_nonfinite=true"));
+    auto skip = qlora::test::run_command(train_cmd(
+        write_config(dir, 6, 0), "optim.lr=1e30 optim.max_grad_norm=0 train.skip_nonfinite=true"));
     EXPECT_EQ(skip.exit_code, 0) << skip.output;
     EXPECT_NE(skip.output.find("update skipped"), std::string::npos) << skip.output;
 }
@@ -231,12 +240,14 @@ TEST(TrainCli, BadConfigIsOneClearErrorAndExitCode2) {
 }
 
 TEST(TrainCli, DryRunPlansLlama65bUnder48GB) {
-    auto r = qlora::test::run_command(train_cmd(std::string(QLORA_SOURCE_DIR) + "/configs/llama65b.yaml",
-                                                "--dry-run --model-config " + std::string(QLORA_SOURCE_DIR) +
-                                                    "/configs/model-configs/llama-65b.json"));
+    auto r = qlora::test::run_command(
+        train_cmd(std::string(QLORA_SOURCE_DIR) + "/configs/llama65b.yaml",
+                  "--dry-run --model-config " + std::string(QLORA_SOURCE_DIR) +
+                      "/configs/model-configs/llama-65b.json"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("-> FITS"), std::string::npos) << r.output;
-    EXPECT_NE(r.output.find("16-bit base instead of 4-bit (plain LoRA)"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("16-bit base instead of 4-bit (plain LoRA)"), std::string::npos)
+        << r.output;
     EXPECT_NE(r.output.find("would NOT fit"), std::string::npos) << r.output;
 }
 

@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "io/safetensors.h"
-#include "io/bnb_format.h"
 #include "export/quantize_model.h"
+#include "io/bnb_format.h"
+#include "io/safetensors.h"
 #include "model/llama_layout.h"
 #include "support/test_support.h"
 
@@ -73,39 +73,51 @@ TEST(BnbCheckpoint, CorruptedStatesAreRejected) {
         io::save_safetensors(dir + "/" + name + "/model.safetensors", copy);
         return io::SafetensorsFolder(dir + "/" + name);
     };
-    auto set_json = [](std::vector<std::pair<std::string, at::Tensor>>& t, const std::string& text) {
+    auto set_json = [](std::vector<std::pair<std::string, at::Tensor>>& t,
+                       const std::string& text) {
         at::Tensor bytes = at::empty({static_cast<int64_t>(text.size())}, at::kByte);
         std::memcpy(bytes.data_ptr<uint8_t>(), text.data(), text.size());
         t.back().second = bytes;
     };
     auto good = write_variant("good", [](auto&) {});
-    EXPECT_TRUE(tensors_identical(q.dequantize(), io::read_bnb_4bit(good, "x.weight").dequantize()));
+    EXPECT_TRUE(
+        tensors_identical(q.dequantize(), io::read_bnb_4bit(good, "x.weight").dequantize()));
 
-    auto bad_json = write_variant("bad_json", [&](auto& t) { set_json(t, "{\"quant_type\": \"nf4\", "); });
-    EXPECT_NE(error_of([&] { io::read_bnb_4bit(bad_json, "x.weight"); })
-                  .find("x.weight.quant_state.bitsandbytes__nf4: quant_state is not valid JSON"),
+    auto bad_json =
+        write_variant("bad_json", [&](auto& t) { set_json(t, "{\"quant_type\": \"nf4\", "); });
+    EXPECT_NE(error_of([&] {
+                  io::read_bnb_4bit(bad_json, "x.weight");
+              }).find("x.weight.quant_state.bitsandbytes__nf4: quant_state is not valid JSON"),
               std::string::npos);
     auto no_shape = write_variant("no_shape", [&](auto& t) {
         set_json(t, R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32"})");
     });
-    EXPECT_NE(error_of([&] { io::read_bnb_4bit(no_shape, "x.weight"); }).find("quant_state has no \"shape\""),
+    EXPECT_NE(error_of([&] {
+                  io::read_bnb_4bit(no_shape, "x.weight");
+              }).find("quant_state has no \"shape\""),
               std::string::npos);
     auto wrong_shape = write_variant("wrong_shape", [&](auto& t) {
-        set_json(t, R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [16, 128],
+        set_json(t,
+                 R"({"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [16, 128],
                         "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.1})");
     });
-    EXPECT_NE(error_of([&] { io::read_bnb_4bit(wrong_shape, "x.weight"); })
-                  .find("x.weight: shape [16, 128] needs 1024 packed bytes, found 512"),
+    EXPECT_NE(error_of([&] {
+                  io::read_bnb_4bit(wrong_shape, "x.weight");
+              }).find("x.weight: shape [16, 128] needs 1024 packed bytes, found 512"),
               std::string::npos);
-    auto short_absmax = write_variant("short_absmax", [&](auto& t) { t[1].second = t[1].second.slice(0, 0, 10); });
-    EXPECT_NE(error_of([&] { io::read_bnb_4bit(short_absmax, "x.weight"); })
-                  .find("needs 16 absmax values, found 10"),
+    auto short_absmax =
+        write_variant("short_absmax", [&](auto& t) { t[1].second = t[1].second.slice(0, 0, 10); });
+    EXPECT_NE(error_of([&] {
+                  io::read_bnb_4bit(short_absmax, "x.weight");
+              }).find("needs 16 absmax values, found 10"),
               std::string::npos);
     auto type_clash = write_variant("type_clash", [&](auto& t) {
-        set_json(t, R"({"quant_type": "fp4", "blocksize": 64, "dtype": "float32", "shape": [16, 64]})");
+        set_json(
+            t, R"({"quant_type": "fp4", "blocksize": 64, "dtype": "float32", "shape": [16, 64]})");
     });
-    EXPECT_NE(error_of([&] { io::read_bnb_4bit(type_clash, "x.weight"); })
-                  .find("quant_type \"fp4\" contradicts the key's suffix \"nf4\""),
+    EXPECT_NE(error_of([&] {
+                  io::read_bnb_4bit(type_clash, "x.weight");
+              }).find("quant_type \"fp4\" contradicts the key's suffix \"nf4\""),
               std::string::npos);
 }
 

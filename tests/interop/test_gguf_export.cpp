@@ -112,8 +112,9 @@ TEST(GgufExportStoriesF16, EqualsLlamaCppsOwnConversion) {
     const std::string dir = qlora::test::scratch_dir("gguf_stories_reference");
     io::SafetensorsFolder model(base);
     export_gguf(stories_inputs(model, GgufType::kF16, dir + "/m.gguf"));
-    auto r = qlora::test::run_command(python() + " " + QLORA_SOURCE_DIR + "/scripts/check_gguf_reference.py " +
-                                      dir + "/m.gguf " + qlora::test::shared_data("stories260K/stories260K.gguf"));
+    auto r = qlora::test::run_command(python() + " " + QLORA_SOURCE_DIR +
+                                      "/scripts/check_gguf_reference.py " + dir + "/m.gguf " +
+                                      qlora::test::shared_data("stories260K/stories260K.gguf"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("48 reference tensors matched"), std::string::npos) << r.output;
 }

@@ -125,7 +125,8 @@ TEST(SafetensorsInterop, PythonReadsOurFileBitExact) {
     SafetensorsReader reader(dir + "/python.safetensors");
     EXPECT_EQ(reader.metadata(), metadata);
     ASSERT_EQ(reader.names().size(), tensors.size());
-    for (const auto& [name, t] : tensors) EXPECT_TRUE(tensors_identical(t, reader.load(name))) << name;
+    for (const auto& [name, t] : tensors)
+        EXPECT_TRUE(tensors_identical(t, reader.load(name))) << name;
 }
 
 const char* kWriteReference = R"(

@@ -20,7 +20,9 @@ using qlora::test::tensors_identical;
 class AdamwCuda : public ::testing::Test {
   protected:
     void SetUp() override {
-        if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine: AdamW kernels and paged buffers not exercised";
+        if (!cuda_available())
+            GTEST_SKIP()
+                << "no CUDA GPU on this machine: AdamW kernels and paged buffers not exercised";
     }
 };
 
@@ -52,7 +54,8 @@ TEST_F(AdamwCuda, Blockwise8bitStepMatchesCpu) {
         at::Tensor p = at::randn({n});
         at::Tensor mq = at::zeros({n}, at::kByte), vq = at::zeros({n}, at::kByte);
         at::Tensor ma = at::zeros({blocks}), va = at::zeros({blocks});
-        at::Tensor pc = p.cuda(), mqc = mq.cuda(), vqc = vq.cuda(), mac = ma.cuda(), vac = va.cuda();
+        at::Tensor pc = p.cuda(), mqc = mq.cuda(), vqc = vq.cuda(), mac = ma.cuda(),
+                   vac = va.cuda();
         for (int64_t step = 1; step <= 4; ++step) {
             at::Tensor g = at::randn({n}) * (step == 2 ? 10.0 : 0.1);
             const AdamwScalars s = adamw_scalars(1e-3, 0.9, 0.999, 1e-8, 0.0, step);
@@ -87,7 +90,8 @@ TEST_F(AdamwCuda, PagedBufferIsManagedPrefetchableAndZeroed) {
 
 TEST_F(AdamwCuda, ManagedAllocationNeverOversubscribes) {
     try {
-        PagedBuffer::allocate_managed({int64_t{1} << 45}, at::kByte, c10::Device(c10::kCUDA, 0));  // 32 TiB
+        PagedBuffer::allocate_managed({int64_t{1} << 45}, at::kByte,
+                                      c10::Device(c10::kCUDA, 0));  // 32 TiB
         FAIL() << "expected an error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("bytes free"), std::string::npos) << e.what();
@@ -120,7 +124,8 @@ TEST_F(AdamwCuda, PagedOptimizersEqualUnpagedOnes) {
             oa->step(1e-3);
             ob->step(1e-3);
         }
-        for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(tensors_identical(a[i].detach().cpu(), b[i].detach().cpu()));
+        for (size_t i = 0; i < a.size(); ++i)
+            EXPECT_TRUE(tensors_identical(a[i].detach().cpu(), b[i].detach().cpu()));
         StateDict sa = oa->state_dict(), sb = ob->state_dict();
         for (const auto& [k, t] : sa) EXPECT_TRUE(tensors_identical(t, sb.at(k))) << k;
     }

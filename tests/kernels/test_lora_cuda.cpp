@@ -16,9 +16,10 @@ constexpr double kFp32Atol = 1e-4, kFp32Rtol = 1e-3;  // TF32-free cuBLAS, diffe
 constexpr double kBf16Frac = 2e-2;
 
 class LoraCuda : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
-        if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine: LoRA on CUDA not exercised";
+        if (!cuda_available())
+            GTEST_SKIP() << "no CUDA GPU on this machine: LoRA on CUDA not exercised";
     }
 };
 
@@ -42,17 +43,20 @@ TEST_F(LoraCuda, ForwardAndGradientsMatchTheComposite) {
                 at::Tensor x = x0.clone().requires_grad_(true);
                 at::Tensor a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
                 at::Tensor y = fused ? lora_linear(x, base, a, b, scale, mask, keep)
-                                     : test::composite_lora(x, base->weight(dtype), base->bias, a, b, scale, mask,
-                                                            keep);
+                                     : test::composite_lora(x, base->weight(dtype), base->bias, a,
+                                                            b, scale, mask, keep);
                 auto gr = torch::autograd::grad({y}, {x, a, b}, {g});
-                return std::vector<at::Tensor>{y.detach().cpu(), gr[0].cpu(), gr[1].cpu(), gr[2].cpu()};
+                return std::vector<at::Tensor>{y.detach().cpu(), gr[0].cpu(), gr[1].cpu(),
+                                               gr[2].cpu()};
             };
             auto ref = run(false), got = run(true);
             for (size_t i = 0; i < ref.size(); ++i) {
                 const double s = ref[i].abs().max().item<double>();
-                EXPECT_TRUE(dtype == at::kFloat
-                                ? qlora::test::tensors_close(ref[i], got[i], kFp32Atol * std::max(1.0, s), kFp32Rtol)
-                                : qlora::test::tensors_close(ref[i], got[i], kBf16Frac * s, kBf16Frac))
+                EXPECT_TRUE(
+                    dtype == at::kFloat
+                        ? qlora::test::tensors_close(ref[i], got[i], kFp32Atol * std::max(1.0, s),
+                                                     kFp32Rtol)
+                        : qlora::test::tensors_close(ref[i], got[i], kBf16Frac * s, kBf16Frac))
                     << "output " << i << " (y, dx, dA, dB)";
             }
         }

@@ -15,20 +15,22 @@ namespace {
 using qlora::test::tensors_identical;
 
 class Nf4Cuda : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
-        if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine: CUDA kernels not exercised";
+        if (!cuda_available())
+            GTEST_SKIP() << "no CUDA GPU on this machine: CUDA kernels not exercised";
     }
 };
 
 TEST_F(Nf4Cuda, QuantizeIsBitExactWithCpu) {
     at::manual_seed(11);
-    for (int64_t n : {int64_t{1}, int64_t{31}, int64_t{4097}, int64_t{3 * 4096 + 17}, int64_t{1 << 20}}) {
+    for (int64_t n :
+         {int64_t{1}, int64_t{31}, int64_t{4097}, int64_t{3 * 4096 + 17}, int64_t{1 << 20}}) {
         for (int64_t bs : {32, 64, 128, 256, 512, 1024, 2048, 4096}) {
             for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
                 for (auto type : {nf4::QuantType::kNF4, nf4::QuantType::kFP4}) {
-                    SCOPED_TRACE(::testing::Message() << "n=" << n << " bs=" << bs << " dtype=" << dtype
-                                                      << " type=" << int(type));
+                    SCOPED_TRACE(::testing::Message() << "n=" << n << " bs=" << bs << " dtype="
+                                                      << dtype << " type=" << int(type));
                     at::Tensor x = (at::randn({n}) * 0.05).to(dtype);
                     if (n > 200) x.slice(0, 64, 128).zero_();
                     Quantized4bit cpu = quantize_4bit(x, type, bs);
@@ -65,7 +67,8 @@ TEST_F(Nf4Cuda, DequantizeEqualsCpuForEveryOutputDtype) {
                 for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
                     SCOPED_TRACE(::testing::Message() << "n=" << n << " bs=" << bs << " dq=" << dq
                                                       << " dtype=" << dtype);
-                    ASSERT_TRUE(tensors_identical(cpu.dequantize(dtype), gpu.dequantize(dtype).cpu()));
+                    ASSERT_TRUE(
+                        tensors_identical(cpu.dequantize(dtype), gpu.dequantize(dtype).cpu()));
                 }
             }
         }

@@ -23,7 +23,8 @@ inline model::Llama load_stories(bool nf4) {
 // [batch, len + 1] tokens of the first reference story (inputs = [:, :-1], labels = [:, 1:]);
 // row b starts b·len/2 tokens in, so rows differ.
 inline at::Tensor story_batch(int64_t batch, int64_t len) {
-    std::ifstream in(qlora::test::shared_data("stories260K/reference/stories260K_reference_outputs.json"));
+    std::ifstream in(
+        qlora::test::shared_data("stories260K/reference/stories260K_reference_outputs.json"));
     auto ids = nlohmann::json::parse(in).at(0).at("token_ids").get<std::vector<int64_t>>();
     at::Tensor all = at::tensor(ids, at::kLong);
     std::vector<at::Tensor> rows;
@@ -40,7 +41,8 @@ inline at::Tensor lm_loss(model::Llama& model, const at::Tensor& batch) {
 }
 
 // `steps` optimizer steps on the adapters of `model` over `batch`; the loss before each step.
-inline std::vector<double> train_adapters(model::Llama& model, const at::Tensor& batch, int steps, double lr,
+inline std::vector<double> train_adapters(model::Llama& model, const at::Tensor& batch, int steps,
+                                          double lr,
                                           const std::string& optimizer_name = "adamw_32bit",
                                           const optim::OptimOptions& options = {}) {
     std::vector<at::Tensor> params;

@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
+#include "lora/apply_lora.h"
 #include "lora_model_fixture.h"
 
 namespace qlora::lora {
@@ -56,7 +56,8 @@ TEST(Checkpointing, SameLossAndGradientsAsThePlainModel) {
         EXPECT_EQ(plain.loss, ckpt.loss) << "dropout " << dropout;
         ASSERT_EQ(plain.grads.size(), ckpt.grads.size());
         for (size_t i = 0; i < plain.grads.size(); ++i) {
-            EXPECT_TRUE(qlora::test::tensors_close(plain.grads[i], ckpt.grads[i], kGradAtol, kGradRtol))
+            EXPECT_TRUE(
+                qlora::test::tensors_close(plain.grads[i], ckpt.grads[i], kGradAtol, kGradRtol))
                 << "gradient " << i << ", dropout " << dropout;
         }
     }

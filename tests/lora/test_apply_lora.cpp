@@ -29,19 +29,23 @@ TEST(ApplyLora, AllLinearGivesSeventyPeftTensorsWithTheRightShapes) {
     for (const auto& [name, t] : params) {
         const bool is_a = name.find("lora_A") != std::string::npos;
         int64_t in = c.hidden_size, out = c.hidden_size;
-        if (name.find("k_proj") != std::string::npos || name.find("v_proj") != std::string::npos) out = c.kv_dim();
-        if (name.find("gate_proj") != std::string::npos || name.find("up_proj") != std::string::npos) {
+        if (name.find("k_proj") != std::string::npos || name.find("v_proj") != std::string::npos)
+            out = c.kv_dim();
+        if (name.find("gate_proj") != std::string::npos ||
+            name.find("up_proj") != std::string::npos) {
             out = c.intermediate_size;
         }
         if (name.find("down_proj") != std::string::npos) in = c.intermediate_size;
-        EXPECT_EQ(t.sizes(), (is_a ? std::vector<int64_t>{8, in} : std::vector<int64_t>{out, 8})) << name;
+        EXPECT_EQ(t.sizes(), (is_a ? std::vector<int64_t>{8, in} : std::vector<int64_t>{out, 8}))
+            << name;
         EXPECT_EQ(t.scalar_type(), at::kFloat) << name;
         EXPECT_TRUE(t.requires_grad()) << name;
         if (!is_a) {
             EXPECT_EQ(t.abs().max().item<double>(), 0.0) << name << ": B starts at zero";
         }
     }
-    EXPECT_TRUE(params[0].second.is_same(m->layers[0]->self_attn->q_proj->named_parameters()["lora_A"]));
+    EXPECT_TRUE(
+        params[0].second.is_same(m->layers[0]->self_attn->q_proj->named_parameters()["lora_A"]));
     for (const auto& p : m->named_parameters()) {
         const bool adapter = p.key().ends_with("lora_A") || p.key().ends_with("lora_B");
         EXPECT_EQ(p.value().requires_grad(), adapter) << p.key();
@@ -84,8 +88,9 @@ TEST(ApplyLora, BadTargetsAndOptionsAreRejected) {
     EXPECT_NE(msg.find("q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head"),
               std::string::npos)
         << msg;
-    EXPECT_NE(qlora::test::error_of([&] { apply_lora(*m, options({"all-linear"}, 0)); }).find("lora.r"),
-              std::string::npos);
+    EXPECT_NE(
+        qlora::test::error_of([&] { apply_lora(*m, options({"all-linear"}, 0)); }).find("lora.r"),
+        std::string::npos);
     apply_lora(*m, options({"q_proj"}));
     EXPECT_NE(qlora::test::error_of([&] { apply_lora(*m, options({"q_proj"})); }).find("already"),
               std::string::npos);

@@ -32,7 +32,8 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 
 class LoraVsComposite : public ::testing::TestWithParam<Case> {};
 
-::testing::AssertionResult close(const at::Tensor& ref, const at::Tensor& got, c10::ScalarType dtype) {
+::testing::AssertionResult close(const at::Tensor& ref, const at::Tensor& got,
+                                 c10::ScalarType dtype) {
     if (dtype == at::kFloat) return qlora::test::tensors_close(ref, got, kFp32Atol, kFp32Rtol);
     const double scale = ref.abs().max().item<double>();
     return qlora::test::tensors_close(ref, got, kBf16Frac * scale, kBf16Frac);
@@ -55,7 +56,8 @@ TEST_P(LoraVsComposite, ForwardAndGradientsMatch) {
         at::Tensor x = x0.clone().requires_grad_(true);
         at::Tensor a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
         at::Tensor y = fused ? lora_linear(x, base, a, b, scale, mask, keep)
-                             : test::composite_lora(x, base->weight(c.dtype), base->bias, a, b, scale, mask, keep);
+                             : test::composite_lora(x, base->weight(c.dtype), base->bias, a, b,
+                                                    scale, mask, keep);
         auto grads = torch::autograd::grad({y}, {x, a, b}, {g});
         return std::make_tuple(y.detach(), grads[0], grads[1], grads[2]);
     };
@@ -70,13 +72,13 @@ TEST_P(LoraVsComposite, ForwardAndGradientsMatch) {
     EXPECT_TRUE(close(db_ref, db, c.dtype)) << "dB";
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCases, LoraVsComposite,
-                         ::testing::Values(Case{at::kFloat, true, false}, Case{at::kFloat, true, true},
-                                           Case{at::kFloat, false, false}, Case{at::kFloat, false, true},
-                                           Case{at::kBFloat16, true, false}, Case{at::kBFloat16, true, true},
-                                           Case{at::kBFloat16, false, false},
-                                           Case{at::kBFloat16, false, true}),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(
+    AllCases, LoraVsComposite,
+    ::testing::Values(Case{at::kFloat, true, false}, Case{at::kFloat, true, true},
+                      Case{at::kFloat, false, false}, Case{at::kFloat, false, true},
+                      Case{at::kBFloat16, true, false}, Case{at::kBFloat16, true, true},
+                      Case{at::kBFloat16, false, false}, Case{at::kBFloat16, false, true}),
+    case_name);
 
 TEST(LoraFunction, FiniteDifferencesOfAAndBInFloat64) {
     const int64_t in = 5, out = 4, r = 3;
@@ -101,8 +103,10 @@ TEST(LoraFunction, FiniteDifferencesOfAAndBInFloat64) {
             at::Tensor plus = p.detach().clone(), minus = p.detach().clone();
             plus.view(-1)[i] += h;
             minus.view(-1)[i] -= h;
-            const double lp = which == 0 ? loss(plus, b).item<double>() : loss(a, plus).item<double>();
-            const double lm = which == 0 ? loss(minus, b).item<double>() : loss(a, minus).item<double>();
+            const double lp =
+                which == 0 ? loss(plus, b).item<double>() : loss(a, plus).item<double>();
+            const double lm =
+                which == 0 ? loss(minus, b).item<double>() : loss(a, minus).item<double>();
             numeric.view(-1)[i] = (lp - lm) / (2 * h);
         }
         EXPECT_TRUE(qlora::test::tensors_close(numeric, grads[which], 1e-8, kFiniteDiffRtol))
@@ -116,7 +120,8 @@ TEST(LoraFunction, FrozenProjectionWithoutAdapterIsTheBaseLinear) {
     at::Tensor x = at::randn({4, 64}, gen, at::kFloat).requires_grad_(true);
     at::Tensor w = base->weight(at::kFloat);
     at::Tensor y = lora_linear(x, base, at::Tensor(), at::Tensor(), 0.0);
-    EXPECT_TRUE(qlora::test::tensors_close(at::linear(x, w).detach(), y.detach(), kFp32Atol, kFp32Rtol));
+    EXPECT_TRUE(
+        qlora::test::tensors_close(at::linear(x, w).detach(), y.detach(), kFp32Atol, kFp32Rtol));
     at::Tensor g = at::randn({4, 48}, gen, at::kFloat);
     at::Tensor dx = torch::autograd::grad({y}, {x}, {g})[0];
     EXPECT_TRUE(qlora::test::tensors_close(g.mm(w), dx, kFp32Atol, kFp32Rtol));
@@ -128,7 +133,8 @@ TEST(LoraFunction, GraphHoldsNoTensorOfTheBaseWeightShape) {
     auto base = test::make_base(out, in, /*nf4=*/true, /*with_bias=*/true, at::kFloat, 9);
     at::Tensor x = at::randn({2, 8, in}).requires_grad_(true);
     at::Tensor xin = x * 1.0;  // a producer node, so that the walk also crosses an ordinary op
-    at::Tensor a = at::randn({r, in}).requires_grad_(true), b = at::randn({out, r}).requires_grad_(true);
+    at::Tensor a = at::randn({r, in}).requires_grad_(true),
+               b = at::randn({out, r}).requires_grad_(true);
     at::Tensor mask = at::rand({2, 8, in}) < 0.9;
     at::Tensor y = lora_linear(xin, base, a, b, 2.0, mask, 0.9);
 
@@ -154,7 +160,8 @@ TEST(LoraFunction, GraphHoldsNoTensorOfTheBaseWeightShape) {
         }
     }
     for (const auto& n : names) {
-        EXPECT_TRUE(n.find("LoraLinearFunction") != std::string::npos || n.find("AccumulateGrad") != std::string::npos ||
+        EXPECT_TRUE(n.find("LoraLinearFunction") != std::string::npos ||
+                    n.find("AccumulateGrad") != std::string::npos ||
                     n.find("MulBackward") != std::string::npos)
             << "unexpected node " << n;
     }
@@ -170,13 +177,15 @@ TEST(LoraFunction, GraphRetainsAboutTheNf4BytesNotTheDenseWeight) {
     const int64_t in = 2048, out = 2048, r = 8;
     auto base = test::make_base(out, in, /*nf4=*/true, /*with_bias=*/false, at::kFloat, 4);
     at::Tensor x = at::randn({4, in}).requires_grad_(true);
-    at::Tensor a = (at::randn({r, in}) * 0.01).requires_grad_(true), b = at::zeros({out, r}).requires_grad_(true);
+    at::Tensor a = (at::randn({r, in}) * 0.01).requires_grad_(true),
+               b = at::zeros({out, r}).requires_grad_(true);
     const int64_t dense_bytes = out * in * 4;  // 16 MiB
 
     auto retained = [&](bool fused) {
         const int64_t before = heap_in_use();
-        at::Tensor y = fused ? lora_linear(x, base, a, b, 2.0)
-                             : test::composite_lora(x, base->weight(at::kFloat), {}, a, b, 2.0, {}, 1.0);
+        at::Tensor y =
+            fused ? lora_linear(x, base, a, b, 2.0)
+                  : test::composite_lora(x, base->weight(at::kFloat), {}, a, b, 2.0, {}, 1.0);
         const int64_t held = heap_in_use() - before;  // the output plus whatever the graph saved
         y.sum().backward();
         return held;
@@ -184,9 +193,10 @@ TEST(LoraFunction, GraphRetainsAboutTheNf4BytesNotTheDenseWeight) {
     retained(true);  // warm-up: thread pools and malloc arenas come into being outside the probe
     retained(false);
     const int64_t fused = retained(true), composite = retained(false);
-    std::printf("bytes retained after forward: fused %lld, composite %lld (dense W %lld, NF4 W %lld)\n",
-                static_cast<long long>(fused), static_cast<long long>(composite),
-                static_cast<long long>(dense_bytes), static_cast<long long>(base->nf4.nbytes()));
+    std::printf(
+        "bytes retained after forward: fused %lld, composite %lld (dense W %lld, NF4 W %lld)\n",
+        static_cast<long long>(fused), static_cast<long long>(composite),
+        static_cast<long long>(dense_bytes), static_cast<long long>(base->nf4.nbytes()));
     EXPECT_GT(composite, dense_bytes) << "the probe must see a saved dense weight";
     EXPECT_LT(fused, dense_bytes / 8) << "the fused function must keep no dequantized weight";
 }

@@ -2,8 +2,8 @@
 // lower the loss, and the frozen base does not move.
 #include <gtest/gtest.h>
 
-#include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
+#include "lora/apply_lora.h"
 #include "lora_model_fixture.h"
 #include "optim/optimizer_factory.h"
 
@@ -25,16 +25,18 @@ TEST(LoraTraining, AdamwStepsOnNf4BaseLowerTheLoss) {
         apply_lora(*m, o);
         set_gradient_checkpointing(*m, true);
         torch::manual_seed(0);
-        const at::Tensor packed_before = m->layers[0]->self_attn->q_proj->nf4_weight().packed().clone();
+        const at::Tensor packed_before =
+            m->layers[0]->self_attn->q_proj->nf4_weight().packed().clone();
         optim::OptimOptions oo;
         oo.min_8bit_numel = 256;  // stories260K's adapters are tiny: make the 8-bit states real
-        const std::vector<double> losses = test::train_adapters(m, test::story_batch(2, 48), kSteps, kLr, opt, oo);
+        const std::vector<double> losses =
+            test::train_adapters(m, test::story_batch(2, 48), kSteps, kLr, opt, oo);
         std::string curve;
         for (double l : losses) curve += std::to_string(l) + " ";
         std::printf("%s loss curve: %s\n", opt, curve.c_str());
         EXPECT_LT(losses.back(), losses.front() - kMinDrop) << opt << ": " << curve;
-        EXPECT_TRUE(qlora::test::tensors_identical(packed_before,
-                                                   m->layers[0]->self_attn->q_proj->nf4_weight().packed()));
+        EXPECT_TRUE(qlora::test::tensors_identical(
+            packed_before, m->layers[0]->self_attn->q_proj->nf4_weight().packed()));
     }
 }
 

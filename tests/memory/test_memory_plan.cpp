@@ -19,7 +19,8 @@ TEST(MemoryPlan, Nf4BytesMatchNF4TensorExactly) {
             quant::Nf4Options o;
             o.double_quant = dq;
             at::Tensor w = at::randn({numel});
-            EXPECT_EQ(nf4_nbytes(numel, o), quant::NF4Tensor::quantize(w, o).nbytes()) << numel << " dq=" << dq;
+            EXPECT_EQ(nf4_nbytes(numel, o), quant::NF4Tensor::quantize(w, o).nbytes())
+                << numel << " dq=" << dq;
         }
     }
 }
@@ -65,9 +66,12 @@ TEST(MemoryPlan, Stories260KMatchesTheRealModel) {
 
 TEST(MemoryPlan, CheckpointingShrinksActivations) {
     PlanInputs in;
-    in.model = model::LlamaConfig::from_json({{"hidden_size", 2048}, {"intermediate_size", 5632},
-                                              {"num_hidden_layers", 22}, {"num_attention_heads", 32},
-                                              {"num_key_value_heads", 4}, {"vocab_size", 32000}});
+    in.model = model::LlamaConfig::from_json({{"hidden_size", 2048},
+                                              {"intermediate_size", 5632},
+                                              {"num_hidden_layers", 22},
+                                              {"num_attention_heads", 32},
+                                              {"num_key_value_heads", 4},
+                                              {"vocab_size", 32000}});
     in.seq_len = 2048;
     const MemoryPlan on = plan_memory(in);
     in.checkpointing = false;
@@ -82,9 +86,12 @@ TEST(MemoryPlan, CheckpointingShrinksActivations) {
 
 TEST(MemoryPlan, Llama65BFitsUnder48GB) {
     PlanInputs in;
-    in.model = model::LlamaConfig::from_json({{"hidden_size", 8192}, {"intermediate_size", 22016},
-                                              {"num_hidden_layers", 80}, {"num_attention_heads", 64},
-                                              {"num_key_value_heads", 64}, {"vocab_size", 32000}});
+    in.model = model::LlamaConfig::from_json({{"hidden_size", 8192},
+                                              {"intermediate_size", 22016},
+                                              {"num_hidden_layers", 80},
+                                              {"num_attention_heads", 64},
+                                              {"num_key_value_heads", 64},
+                                              {"vocab_size", 32000}});
     in.lora.r = 64;
     in.lora.alpha = 16.0;
     in.lora.dropout = 0.05;
@@ -93,9 +100,10 @@ TEST(MemoryPlan, Llama65BFitsUnder48GB) {
     in.micro_batch = 1;
     in.seq_len = 512;
     const MemoryPlan plan = plan_memory(in);
-    std::printf("LLaMA-65B, NF4+DQ, LoRA r=64 all-linear (fp32), paged AdamW 32-bit, bf16, seq 512, "
-                "batch 1, checkpointing:\n%s  trainable parameters: %lld\n",
-                plan.describe().c_str(), static_cast<long long>(plan.lora_numel));
+    std::printf(
+        "LLaMA-65B, NF4+DQ, LoRA r=64 all-linear (fp32), paged AdamW 32-bit, bf16, seq 512, "
+        "batch 1, checkpointing:\n%s  trainable parameters: %lld\n",
+        plan.describe().c_str(), static_cast<long long>(plan.lora_numel));
     EXPECT_EQ(plan.lora_numel, 80LL * (4 * 64 * (8192 + 8192) + 3 * 64 * (8192 + 22016)));
     EXPECT_LT(static_cast<double>(plan.total()), 48.0 * kGiB);
     EXPECT_LT(static_cast<double>(plan.total_without_paged()), 48.0e9);

@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "lora/apply_lora.h"
 #include "lora/activation_checkpointing.h"
+#include "lora/apply_lora.h"
 #include "memory/memory_plan.h"
 #include "optim/optimizer_factory.h"
 #include "support/test_support.h"
@@ -20,9 +20,12 @@ namespace qlora::memory {
 namespace {
 
 model::LlamaConfig one_b_config() {
-    return model::LlamaConfig::from_json({{"hidden_size", 2048}, {"intermediate_size", 5632},
-                                          {"num_hidden_layers", 22}, {"num_attention_heads", 32},
-                                          {"num_key_value_heads", 4}, {"vocab_size", 32000}});
+    return model::LlamaConfig::from_json({{"hidden_size", 2048},
+                                          {"intermediate_size", 5632},
+                                          {"num_hidden_layers", 22},
+                                          {"num_attention_heads", 32},
+                                          {"num_key_value_heads", 4},
+                                          {"vocab_size", 32000}});
 }
 
 // A /proc/self/status field in KiB: VmHWM (peak, as getrusage's ru_maxrss) or VmRSS (now).
@@ -76,26 +79,30 @@ TEST(MemoryBench, DISABLED_OneStepChild) {
     at::Tensor tokens = at::randint(0, 32000, {1, seq + 1}, at::kLong);
     const auto t0 = std::chrono::steady_clock::now();
     at::Tensor logits = m->forward(tokens.narrow(1, 0, seq));
-    at::Tensor loss = at::cross_entropy_loss(logits.view({seq, -1}), tokens.narrow(1, 1, seq).reshape({-1}));
+    at::Tensor loss =
+        at::cross_entropy_loss(logits.view({seq, -1}), tokens.narrow(1, 1, seq).reshape({-1}));
     logits = at::Tensor();
     loss.backward();
     opt->step(1e-4);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("RSS_RESULT base=%s weights_bytes=%lld load_peak_kib=%lld rss_before_step_kib=%lld "
-                "step_peak_kib=%lld (reset %s) process_peak_ru_maxrss_kib=%ld step_s=%.1f loss=%.4f\n",
-                base, static_cast<long long>(m->weight_nbytes()), static_cast<long long>(load_peak),
-                static_cast<long long>(before_step), static_cast<long long>(status_kib("VmHWM")),
-                reset ? "ok" : "failed", ru.ru_maxrss, secs, loss.item<double>());
+    std::printf(
+        "RSS_RESULT base=%s weights_bytes=%lld load_peak_kib=%lld rss_before_step_kib=%lld "
+        "step_peak_kib=%lld (reset %s) process_peak_ru_maxrss_kib=%ld step_s=%.1f loss=%.4f\n",
+        base, static_cast<long long>(m->weight_nbytes()), static_cast<long long>(load_peak),
+        static_cast<long long>(before_step), static_cast<long long>(status_kib("VmHWM")),
+        reset ? "ok" : "failed", ru.ru_maxrss, secs, loss.item<double>());
 }
 
 TEST(MemoryBench, DISABLED_StepPeakRss) {
     char exe[4096] = {};
     ASSERT_GT(readlink("/proc/self/exe", exe, sizeof(exe) - 1), 0);
     for (const char* base : {"nf4", "fp32"}) {
-        auto r = test::run_command(std::string("QLORA_RSS_BASE=") + base + " " + exe +
-                                   " --gtest_also_run_disabled_tests --gtest_filter=MemoryBench.DISABLED_OneStepChild");
+        auto r = test::run_command(
+            std::string("QLORA_RSS_BASE=") + base + " " + exe +
+            " --gtest_also_run_disabled_tests --gtest_filter=MemoryBench.DISABLED_OneStepChild");
         const auto pos = r.output.find("RSS_RESULT");
         ASSERT_NE(pos, std::string::npos) << r.output;
         std::printf("%s\n", r.output.substr(pos, r.output.find('\n', pos) - pos).c_str());

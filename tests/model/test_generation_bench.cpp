@@ -19,15 +19,16 @@ double decode_rate(Llama& model, const std::vector<int64_t>& prompt, int64_t new
     options.max_new_tokens = new_tokens;
     GenerateResult r = generate(model, prompt, options);
     std::printf("  prompt %lld, generated %lld, prefill %.3fs, decode %.2f tokens/s\n",
-                static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens), r.prefill_seconds,
-                r.decode_tokens_per_second());
+                static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens),
+                r.prefill_seconds, r.decode_tokens_per_second());
     return r.decode_tokens_per_second();
 }
 
 TEST(GenerationBench, DISABLED_Stories260K) {
     std::printf("threads: %d\n", at::get_num_threads());
     for (const char* quant : {"none", "nf4"}) {
-        Llama model = load_llama(test::shared_data("stories260K/hf"), LoadOptions{c10::kCPU, at::kFloat, quant});
+        Llama model = load_llama(test::shared_data("stories260K/hf"),
+                                 LoadOptions{c10::kCPU, at::kFloat, quant});
         std::printf("stories260K %s:\n", quant);
         decode_rate(model, {1}, 16);  // warm-up
         EXPECT_GT(decode_rate(model, {1}, 256), 0.0);
@@ -46,9 +47,11 @@ TEST(GenerationBench, DISABLED_Random1B) {
     c.max_position_embeddings = 2048;
     c.rope_theta = 500000.0;
     c.tie_word_embeddings = true;
-    if (const char* layers = std::getenv("QLORA_BENCH_LAYERS")) c.num_hidden_layers = std::atoi(layers);
+    if (const char* layers = std::getenv("QLORA_BENCH_LAYERS"))
+        c.num_hidden_layers = std::atoi(layers);
     std::printf("random Llama-3.2-1B shape, %lld layers, %.2fB parameters, threads %d\n",
-                static_cast<long long>(c.num_hidden_layers), c.num_parameters() / 1e9, at::get_num_threads());
+                static_cast<long long>(c.num_hidden_layers), c.num_parameters() / 1e9,
+                at::get_num_threads());
     Llama model(c);
     auto t0 = std::chrono::steady_clock::now();
     model->init_random(1, at::kFloat, c10::kCPU);

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "model/llama_loader.h"
 #include "export/quantize_model.h"
+#include "model/llama_loader.h"
 #include "support/test_support.h"
 
 namespace qlora::model {
@@ -28,7 +28,8 @@ TEST(LlamaBnb, PrequantizedFolderMatchesQuantizeOnLoad) {
     at::Tensor tokens = at::tensor({1, 403, 407, 261, 378, 432, 383, 286}, at::kLong).view({1, 8});
     at::Tensor a = prequantized->forward(tokens);
     at::Tensor b = on_load->forward(tokens);
-    std::printf("bnb folder vs quantize-on-load: max |diff| = %.3g\n", (a - b).abs().max().item<double>());
+    std::printf("bnb folder vs quantize-on-load: max |diff| = %.3g\n",
+                (a - b).abs().max().item<double>());
     EXPECT_TRUE(test::tensors_close(b, a, 1e-5, 0.0));
 
     EXPECT_THROW(load_llama(out, LoadOptions{c10::kCPU, at::kFloat, "nf4"}), Error);
@@ -36,4 +37,3 @@ TEST(LlamaBnb, PrequantizedFolderMatchesQuantizeOnLoad) {
 
 }  // namespace
 }  // namespace qlora::model
-

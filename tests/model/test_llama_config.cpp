@@ -12,8 +12,11 @@ namespace {
 using nlohmann::json;
 
 json minimal() {
-    return json{{"hidden_size", 64}, {"intermediate_size", 172}, {"num_hidden_layers", 5},
-                {"num_attention_heads", 8}, {"vocab_size", 512}};
+    return json{{"hidden_size", 64},
+                {"intermediate_size", 172},
+                {"num_hidden_layers", 5},
+                {"num_attention_heads", 8},
+                {"vocab_size", 512}};
 }
 
 std::string error_of(const json& j) {
@@ -73,8 +76,11 @@ TEST(LlamaConfig, BiasesPerFamily) {
 TEST(LlamaConfig, RopeScalingBothStyles) {
     json j = minimal();
     j["rope_theta"] = 500000.0;
-    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 8192}};
     LlamaConfig a = LlamaConfig::from_json(j);
     EXPECT_EQ(a.rope_scaling.type, "llama3");
     EXPECT_DOUBLE_EQ(a.rope_theta, 500000.0);
@@ -109,7 +115,8 @@ TEST(LlamaConfig, ErrorsNameFileKeyExpectedAndFound) {
 
     j = minimal();
     j.erase("vocab_size");
-    EXPECT_NE(error_of(j).find("'vocab_size' expected a required integer, found nothing"), std::string::npos);
+    EXPECT_NE(error_of(j).find("'vocab_size' expected a required integer, found nothing"),
+              std::string::npos);
 
     j = minimal();
     j["num_key_value_heads"] = 3;
@@ -117,8 +124,10 @@ TEST(LlamaConfig, ErrorsNameFileKeyExpectedAndFound) {
 
     j = minimal();
     j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
-    EXPECT_NE(error_of(j).find("'rope_scaling.rope_type' expected one of default, linear, llama3, found \"yarn\""),
-              std::string::npos)
+    EXPECT_NE(
+        error_of(j).find(
+            "'rope_scaling.rope_type' expected one of default, linear, llama3, found \"yarn\""),
+        std::string::npos)
         << error_of(j);
 
     j = minimal();

@@ -1,6 +1,6 @@
 // Logits parity with transformers' LlamaForCausalLM / Qwen2ForCausalLM (fp32, eager attention) on
-// the tiny random-weight folders of tests/data/llama (scripts/gen_llama_golden.py), and agreement of
-// KV-cached incremental decoding with the full forward.
+// the tiny random-weight folders of tests/data/llama (scripts/gen_llama_golden.py), and agreement
+// of KV-cached incremental decoding with the full forward.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -32,7 +32,8 @@ TEST_P(LlamaParity, LogitsMatchTransformers) {
         RecordProperty("max_abs_diff_" + std::to_string(i), std::to_string(diff));
         std::printf("%s sequence %d %s: max |diff| = %.3g\n", GetParam().c_str(), i,
                     c10::str(tokens.sizes()).c_str(), diff);
-        EXPECT_TRUE(test::tensors_close(expected, logits, kParityAtol, 0.0)) << GetParam() << " " << i;
+        EXPECT_TRUE(test::tensors_close(expected, logits, kParityAtol, 0.0))
+            << GetParam() << " " << i;
     }
 }
 
@@ -68,8 +69,8 @@ TEST_P(LlamaParity, PaddingMaskLeavesRealTokensAlone) {
     at::Tensor tokens = golden.load("tokens_0");  // [1, 7]
     at::Tensor padded = at::cat({tokens, at::zeros({1, 3}, at::kLong)}, 1);
     ForwardOptions options;
-    options.attention_mask = at::cat({at::ones({1, 7}, at::kBool), at::zeros({1, 3}, at::kBool)}, 1)
-                                 .view({1, 1, 1, 10});
+    options.attention_mask =
+        at::cat({at::ones({1, 7}, at::kBool), at::zeros({1, 3}, at::kBool)}, 1).view({1, 1, 1, 10});
     at::Tensor logits = model->forward(padded, 0, nullptr, options).narrow(1, 0, 7);
     EXPECT_TRUE(test::tensors_close(golden.load("logits_0"), logits, kParityAtol, 0.0));
 }
@@ -79,7 +80,8 @@ INSTANTIATE_TEST_SUITE_P(Golden, LlamaParity,
                                            "qwen2_bias", "llama_bias"));
 
 TEST(LlamaLoader, Bf16ComputeStaysClose) {
-    Llama model = load_llama(test::test_data("llama/gqa_tied"), LoadOptions{c10::kCPU, at::kBFloat16});
+    Llama model =
+        load_llama(test::test_data("llama/gqa_tied"), LoadOptions{c10::kCPU, at::kBFloat16});
     io::SafetensorsReader golden(test::test_data("llama/gqa_tied/golden.safetensors"));
     torch::NoGradGuard no_grad;
     at::Tensor logits = model->forward(golden.load("tokens_0"));
@@ -97,7 +99,8 @@ TEST(LlamaLoader, MissingAndUnexpectedTensorsAreNamed) {
     io::SafetensorsReader reader(src + "/model.safetensors");
     std::vector<std::pair<std::string, at::Tensor>> tensors;
     for (const auto& name : reader.names()) {
-        if (name != "model.layers.1.mlp.up_proj.weight") tensors.emplace_back(name, reader.load(name));
+        if (name != "model.layers.1.mlp.up_proj.weight")
+            tensors.emplace_back(name, reader.load(name));
     }
     io::save_safetensors(dir + "/model.safetensors", tensors);
     try {
@@ -108,17 +111,21 @@ TEST(LlamaLoader, MissingAndUnexpectedTensorsAreNamed) {
                   std::string::npos)
             << e.what();
     }
-    tensors.emplace_back("model.layers.1.mlp.up_proj.weight", reader.load("model.layers.1.mlp.up_proj.weight"));
-    tensors.emplace_back("model.layers.2.mlp.up_proj.weight", reader.load("model.layers.1.mlp.up_proj.weight"));
+    tensors.emplace_back("model.layers.1.mlp.up_proj.weight",
+                         reader.load("model.layers.1.mlp.up_proj.weight"));
+    tensors.emplace_back("model.layers.2.mlp.up_proj.weight",
+                         reader.load("model.layers.1.mlp.up_proj.weight"));
     io::save_safetensors(dir + "/model.safetensors", tensors);
     try {
         load_llama(dir);
         FAIL() << "expected an error";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("unexpected tensor 'model.layers.2.mlp.up_proj.weight'"),
-                  std::string::npos)
+        EXPECT_NE(
+            std::string(e.what()).find("unexpected tensor 'model.layers.2.mlp.up_proj.weight'"),
+            std::string::npos)
             << e.what();
-        EXPECT_NE(std::string(e.what()).find("model.layers.N.mlp.{gate,up,down}_proj.weight"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("model.layers.N.mlp.{gate,up,down}_proj.weight"),
+                  std::string::npos);
     }
     tensors.pop_back();
     tensors.back().second = at::zeros({3, 3});
@@ -127,7 +134,8 @@ TEST(LlamaLoader, MissingAndUnexpectedTensorsAreNamed) {
         load_llama(dir);
         FAIL() << "expected an error";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("'model.layers.1.mlp.up_proj.weight' has shape [3, 3], expected [64, 32]"),
+        EXPECT_NE(std::string(e.what()).find(
+                      "'model.layers.1.mlp.up_proj.weight' has shape [3, 3], expected [64, 32]"),
                   std::string::npos)
             << e.what();
     }
@@ -139,7 +147,7 @@ TEST(Rope, Llama3ScalingKeepsHighAndSlowsLowFrequencies) {
     c.rope_scaling = RopeScaling{};
     at::Tensor plain = rope_inv_freq(c);
     ASSERT_EQ(scaled.numel(), 8);
-    EXPECT_FLOAT_EQ(scaled[0].item<float>(), plain[0].item<float>());        // wavelength 2π: kept
+    EXPECT_FLOAT_EQ(scaled[0].item<float>(), plain[0].item<float>());  // wavelength 2π: kept
     EXPECT_FLOAT_EQ(scaled[7].item<float>(), plain[7].item<float>() / 8.0f);  // longest: / factor
 }
 

@@ -11,8 +11,8 @@
 namespace qlora::model {
 namespace {
 
-SamplingOptions sampling(double temperature, double top_p = 1.0, int64_t top_k = 0, double penalty = 1.0,
-                         uint64_t seed = 7) {
+SamplingOptions sampling(double temperature, double top_p = 1.0, int64_t top_k = 0,
+                         double penalty = 1.0, uint64_t seed = 7) {
     SamplingOptions o;
     o.temperature = temperature;
     o.top_p = top_p;

@@ -28,20 +28,25 @@ nlohmann::json reference(int index) {
     return nlohmann::json::parse(in).at(index);
 }
 
-std::vector<int64_t> reference_ids(int index) { return reference(index).at("token_ids").get<std::vector<int64_t>>(); }
+std::vector<int64_t> reference_ids(int index) {
+    return reference(index).at("token_ids").get<std::vector<int64_t>>();
+}
 
 TEST(Stories260K, LogitsOfFirst32TokensMatchReference) {
     Llama model = load_llama(hf_dir());
-    std::ifstream in(test::shared_data("stories260K/reference/stories260K_logits_first32.f32"), std::ios::binary);
+    std::ifstream in(test::shared_data("stories260K/reference/stories260K_logits_first32.f32"),
+                     std::ios::binary);
     std::vector<float> raw(32 * 512);
-    in.read(reinterpret_cast<char*>(raw.data()), static_cast<std::streamsize>(raw.size() * sizeof(float)));
+    in.read(reinterpret_cast<char*>(raw.data()),
+            static_cast<std::streamsize>(raw.size() * sizeof(float)));
     ASSERT_TRUE(in.good());
     at::Tensor expected = at::from_blob(raw.data(), {32, 512}, at::kFloat).clone();
     std::vector<int64_t> ids = reference_ids(0);
     ids.resize(32);
     torch::NoGradGuard no_grad;
     at::Tensor logits = model->forward(at::tensor(ids, at::kLong).view({1, 32}))[0];
-    std::printf("stories260K logits[32, 512]: max |diff| = %.3g\n", (logits - expected).abs().max().item<double>());
+    std::printf("stories260K logits[32, 512]: max |diff| = %.3g\n",
+                (logits - expected).abs().max().item<double>());
     EXPECT_TRUE(test::tensors_close(expected, logits, kLogitsAtol, 0.0));
     EXPECT_EQ(logits[0].argmax().item<int64_t>(), 403);  // "▁Once"
 }
@@ -67,8 +72,10 @@ TEST(Stories260K, GreedyGenerationMatchesLlama2c) {
     EXPECT_EQ(b.tokens, reference_ids(0));
     std::vector<int64_t> first201(b.tokens.begin(), b.tokens.begin() + 201);
     EXPECT_EQ(first201, reference_ids(1));
-    EXPECT_EQ(tok.decode(b.tokens), reference(0).at("stdout_text_without_final_newline").get<std::string>());
-    std::printf("stories260K greedy: %.0f tokens/s (decode, CPU fp32)\n", b.decode_tokens_per_second());
+    EXPECT_EQ(tok.decode(b.tokens),
+              reference(0).at("stdout_text_without_final_newline").get<std::string>());
+    std::printf("stories260K greedy: %.0f tokens/s (decode, CPU fp32)\n",
+                b.decode_tokens_per_second());
 }
 
 TEST(Stories260K, SeededTopPSamplingMatchesLlama2c) {
@@ -99,19 +106,20 @@ TEST(Stories260K, StreamedTextEqualsDecodedText) {
 TEST(Stories260K, LossOnCs336SampleMatchesProvenance) {
     Llama model = load_llama(hf_dir());
     tokenizer::Tokenizer tok(test::shared_data("stories260K/tok512.model"));
-    auto docs = data::read_documents(test::shared_data("text/tinystories_sample_cs336.txt"), "text");
+    auto docs =
+        data::read_documents(test::shared_data("text/tinystories_sample_cs336.txt"), "text");
     ASSERT_EQ(docs.size(), 5u);
     std::vector<int64_t> stream = data::tokenize_documents(tok, docs);
     EvalResult fp32 = evaluate_stream(model, stream, 512, tok.bos_id());
-    std::printf("stories260K fp32: loss %.4f ppl %.4f over %lld tokens\n", fp32.loss, fp32.perplexity,
-                static_cast<long long>(fp32.tokens));
+    std::printf("stories260K fp32: loss %.4f ppl %.4f over %lld tokens\n", fp32.loss,
+                fp32.perplexity, static_cast<long long>(fp32.tokens));
     EXPECT_NEAR(fp32.loss, 1.3011, kLossTolerance);
     EXPECT_EQ(fp32.tokens, 1804);
 
     Llama nf4 = load_llama(hf_dir(), LoadOptions{c10::kCPU, at::kFloat, "nf4"});
     EvalResult q = evaluate_stream(nf4, stream, 512, tok.bos_id());
-    std::printf("stories260K nf4: loss %.4f ppl %.4f (fp32 %.4f / %.4f)\n", q.loss, q.perplexity, fp32.loss,
-                fp32.perplexity);
+    std::printf("stories260K nf4: loss %.4f ppl %.4f (fp32 %.4f / %.4f)\n", q.loss, q.perplexity,
+                fp32.loss, fp32.perplexity);
     EXPECT_GT(q.loss, fp32.loss - 0.01);
     EXPECT_LT(q.loss, fp32.loss + kNf4LossGap);
     EXPECT_LT(nf4->weight_nbytes(), model->weight_nbytes());

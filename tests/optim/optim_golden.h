@@ -32,14 +32,17 @@ inline at::Tensor pattern(int64_t numel, int64_t tensor, int64_t step, double sc
     return out;
 }
 
-inline at::Tensor initial_param(int64_t numel, int64_t tensor) { return pattern(numel, tensor, 1000, 1.0); }
+inline at::Tensor initial_param(int64_t numel, int64_t tensor) {
+    return pattern(numel, tensor, 1000, 1.0);
+}
 inline at::Tensor grad_at(int64_t numel, int64_t tensor, int64_t step) {
     return pattern(numel, tensor, step, 0.1 * static_cast<double>(tensor + 1));
 }
 
 // The lr sequence of the script: warmup over 3 steps, then a 5%-per-step decay.
 inline double lr_at(int64_t step) {
-    return 1e-3 * std::min(1.0, static_cast<double>(step + 1) / 3.0) * (1.0 - 0.05 * static_cast<double>(step));
+    return 1e-3 * std::min(1.0, static_cast<double>(step + 1) / 3.0) *
+           (1.0 - 0.05 * static_cast<double>(step));
 }
 
 // The hyperparameters a golden file was made with ("hyper": beta1, beta2, eps, weight_decay).

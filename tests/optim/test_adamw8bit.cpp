@@ -1,6 +1,6 @@
-// 8-bit blockwise AdamW: the state maps are bitsandbytes' bit for bit, 10 steps follow bitsandbytes'
-// AdamW8bit (its CPU backend, tests/data/optim/adamw8bit_bnb.safetensors) within quantization error,
-// and it trains a least-squares problem to the loss 32-bit AdamW reaches.
+// 8-bit blockwise AdamW: the state maps are bitsandbytes' bit for bit, 10 steps follow
+// bitsandbytes' AdamW8bit (its CPU backend, tests/data/optim/adamw8bit_bnb.safetensors) within
+// quantization error, and it trains a least-squares problem to the loss 32-bit AdamW reaches.
 #include <gtest/gtest.h>
 
 #include "io/safetensors.h"
@@ -25,7 +25,8 @@ TEST(StateMaps, MatchBitsandbytesDynamicMaps) {
 }
 
 TEST(Adamw8bit, SmallTensorsKeep32BitStates) {
-    std::vector<at::Tensor> params{at::zeros({4095}).requires_grad_(true), at::zeros({4096}).requires_grad_(true)};
+    std::vector<at::Tensor> params{at::zeros({4095}).requires_grad_(true),
+                                   at::zeros({4096}).requires_grad_(true)};
     AdamW opt(params, {}, AdamwLayout{true, false}, "adamw_8bit");
     EXPECT_FALSE(opt.is_8bit(0));
     EXPECT_TRUE(opt.is_8bit(1));
@@ -45,7 +46,8 @@ Run8bit run_golden_case(const io::SafetensorsReader& golden) {
     auto opt = make_optimizer("adamw_8bit", r.params, o);
     for (int s = 0; s < golden::kSteps; ++s) {
         for (size_t t = 0; t < r.params.size(); ++t) {
-            r.params[t].mutable_grad() = golden::grad_at(r.params[t].numel(), static_cast<int64_t>(t), s);
+            r.params[t].mutable_grad() =
+                golden::grad_at(r.params[t].numel(), static_cast<int64_t>(t), s);
         }
         opt->step(golden::lr_at(s));
         if (s == 0) {
@@ -64,9 +66,9 @@ at::Tensor decode(const at::Tensor& codes, const at::Tensor& absmax, const at::T
 }
 
 struct Agreement {
-    double codes_equal = 0.0;     // fraction of identical codes, the lower of m and v
-    double state_err = 0.0;       // max |decoded difference| / block absmax, over m and v
-    double param_err = 0.0;       // max |dp| after 10 steps
+    double codes_equal = 0.0;  // fraction of identical codes, the lower of m and v
+    double state_err = 0.0;    // max |decoded difference| / block absmax, over m and v
+    double param_err = 0.0;    // max |dp| after 10 steps
 };
 
 // Compares with a golden; checks step 1 (the same fp32 states were quantized on both sides) and
@@ -78,11 +80,14 @@ Agreement compare(const Run8bit& r, const io::SafetensorsReader& golden) {
         SCOPED_TRACE(golden::indexed("p", t));
         const std::string key = golden::indexed("p", t);
         const std::string pre = golden::indexed("state.", t, ".");
-        EXPECT_TRUE(tensors_close(golden.load(key + ".step1").reshape(-1), r.after_step1[t], 1e-6, 1e-6));
+        EXPECT_TRUE(
+            tensors_close(golden.load(key + ".step1").reshape(-1), r.after_step1[t], 1e-6, 1e-6));
         at::Tensor want = golden.load(key + ".final").reshape(-1);
-        a.param_err = std::max(a.param_err, (want - r.params[t].detach()).abs().max().item<double>());
+        a.param_err =
+            std::max(a.param_err, (want - r.params[t].detach()).abs().max().item<double>());
         if (!golden.contains(key + ".m_codes")) {  // < 4096 elements: fp32 states
-            EXPECT_TRUE(tensors_close(golden.load(key + ".m").reshape(-1), r.state.at(pre + "m"), 1e-7, 1e-5));
+            EXPECT_TRUE(tensors_close(golden.load(key + ".m").reshape(-1), r.state.at(pre + "m"),
+                                      1e-7, 1e-5));
             EXPECT_TRUE(tensors_close(want, r.params[t].detach(), 1e-6, 1e-6));
             continue;
         }
@@ -90,13 +95,17 @@ Agreement compare(const Run8bit& r, const io::SafetensorsReader& golden) {
             const std::string sk = s;
             at::Tensor ours = r.state.at(pre + sk + "_codes");
             at::Tensor theirs = golden.load(key + "." + sk + "_codes");
-            a.codes_equal = std::min(a.codes_equal, ours.eq(theirs).to(at::kDouble).mean().item<double>());
+            a.codes_equal =
+                std::min(a.codes_equal, ours.eq(theirs).to(at::kDouble).mean().item<double>());
             const at::Tensor& map = sk == "m" ? maps.signed_map : maps.unsigned_map;
             at::Tensor absmax = r.state.at(pre + sk + "_absmax");
-            at::Tensor diff = decode(ours, absmax, map) - decode(theirs, golden.load(key + "." + sk + "_absmax"), map);
-            at::Tensor rel = diff.abs() / absmax.repeat_interleave(kStateBlocksize).slice(0, 0, ours.numel());
+            at::Tensor diff = decode(ours, absmax, map) -
+                              decode(theirs, golden.load(key + "." + sk + "_absmax"), map);
+            at::Tensor rel =
+                diff.abs() / absmax.repeat_interleave(kStateBlocksize).slice(0, 0, ours.numel());
             a.state_err = std::max(a.state_err, rel.max().item<double>());
-            EXPECT_TRUE(tensors_close(golden.load(key + "." + sk + "_absmax"), absmax, 0.0, 2e-2)) << s;
+            EXPECT_TRUE(tensors_close(golden.load(key + "." + sk + "_absmax"), absmax, 0.0, 2e-2))
+                << s;
         }
     }
     return a;
@@ -107,10 +116,12 @@ Agreement compare(const Run8bit& r, const io::SafetensorsReader& golden) {
 TEST(Adamw8bit, MatchesBitsandbytesNearestRuleOver10Steps) {
     io::SafetensorsReader golden(qlora::test::test_data("optim/adamw8bit_bnb_nearest.safetensors"));
     Agreement a = compare(run_golden_case(golden), golden);
-    std::cout << "[ figures ] vs bnb AdamW8bit (nearest rule), 10 steps: codes equal " << a.codes_equal
-              << ", max state diff " << a.state_err << " x absmax, max |dp| " << a.param_err << "\n";
+    std::cout << "[ figures ] vs bnb AdamW8bit (nearest rule), 10 steps: codes equal "
+              << a.codes_equal << ", max state diff " << a.state_err << " x absmax, max |dp| "
+              << a.param_err << "\n";
     EXPECT_GE(a.codes_equal, 0.999);
-    EXPECT_LE(a.state_err, 0.02);  // a rare neighbouring code: at most one map step (<= 1/64 near 1)
+    EXPECT_LE(a.state_err,
+              0.02);  // a rare neighbouring code: at most one map step (<= 1/64 near 1)
     EXPECT_LE(a.param_err, 1e-5);
 }
 
@@ -119,8 +130,9 @@ TEST(Adamw8bit, MatchesBitsandbytesNearestRuleOver10Steps) {
 TEST(Adamw8bit, MatchesBitsandbytesCpuBackendWithinQuantizationError) {
     io::SafetensorsReader golden(qlora::test::test_data("optim/adamw8bit_bnb.safetensors"));
     Agreement a = compare(run_golden_case(golden), golden);
-    std::cout << "[ figures ] vs bnb AdamW8bit (CPU backend as shipped), 10 steps: codes equal " << a.codes_equal
-              << ", max state diff " << a.state_err << " x absmax, max |dp| " << a.param_err << "\n";
+    std::cout << "[ figures ] vs bnb AdamW8bit (CPU backend as shipped), 10 steps: codes equal "
+              << a.codes_equal << ", max state diff " << a.state_err << " x absmax, max |dp| "
+              << a.param_err << "\n";
     EXPECT_GE(a.codes_equal, 0.99);
     EXPECT_LE(a.state_err, 0.05);
     EXPECT_LE(a.param_err, 1e-4);  // 10 steps of lr <= 1e-3: a 10% step difference would be 1e-4
@@ -151,11 +163,12 @@ TEST(Adamw8bit, TrainsLeastSquaresToThe32BitLoss) {
     const double start = train_least_squares("adamw_32bit", 0, 0).second;
     const auto [mid32, end32] = train_least_squares("adamw_32bit", 150, 400);
     const auto [mid8, end8] = train_least_squares("adamw_8bit", 150, 400);
-    std::cout << "[ figures ] least squares: initial " << start << "; after 150 steps adamw_32bit " << mid32
-              << ", adamw_8bit " << mid8 << "; after 400 steps adamw_32bit " << end32 << ", adamw_8bit " << end8
-              << "\n";
+    std::cout << "[ figures ] least squares: initial " << start << "; after 150 steps adamw_32bit "
+              << mid32 << ", adamw_8bit " << mid8 << "; after 400 steps adamw_32bit " << end32
+              << ", adamw_8bit " << end8 << "\n";
     // Stated tolerances: mid-training both have cut the loss by > 1000x and differ by < 1e-4 of
-    // the initial loss; at the end the 8-bit loss is within 1% of the 32-bit one (noise floor ~7.5e-5).
+    // the initial loss; at the end the 8-bit loss is within 1% of the 32-bit one (noise floor
+    // ~7.5e-5).
     EXPECT_LT(mid32, 1e-3 * start);
     EXPECT_LT(mid8, 1e-3 * start);
     EXPECT_LE(std::abs(mid8 - mid32), 1e-4 * start);

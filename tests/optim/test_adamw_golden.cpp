@@ -32,7 +32,8 @@ TorchRun run(const std::string& name, const io::SafetensorsReader& golden) {
     r.opt = make_optimizer(name, r.params, o);
     for (int s = 0; s < golden::kSteps; ++s) {
         for (size_t t = 0; t < r.params.size(); ++t) {
-            r.params[t].mutable_grad() = golden::grad_at(r.params[t].numel(), static_cast<int64_t>(t), s);
+            r.params[t].mutable_grad() =
+                golden::grad_at(r.params[t].numel(), static_cast<int64_t>(t), s);
         }
         r.opt->step(golden::lr_at(s));
         if (s == 0) {
@@ -45,7 +46,8 @@ TorchRun run(const std::string& name, const io::SafetensorsReader& golden) {
 TEST(AdamwGolden, LrSequenceMatchesScript) {
     io::SafetensorsReader golden(qlora::test::test_data("optim/adamw_torch.safetensors"));
     at::Tensor lrs = golden.load("lrs");
-    for (int s = 0; s < golden::kSteps; ++s) EXPECT_DOUBLE_EQ(lrs[s].item<double>(), golden::lr_at(s));
+    for (int s = 0; s < golden::kSteps; ++s)
+        EXPECT_DOUBLE_EQ(lrs[s].item<double>(), golden::lr_at(s));
 }
 
 TEST(AdamwGolden, MatchesTorchAdamWOver10Steps) {
@@ -58,23 +60,29 @@ TEST(AdamwGolden, MatchesTorchAdamWOver10Steps) {
             const std::string key = golden::indexed("p", t);
             at::Tensor want1 = golden.load(key + ".step1").reshape(-1);
             at::Tensor want = golden.load(key + ".final").reshape(-1);
-            EXPECT_TRUE(tensors_close(want1, r.after_step1[t], kParamAtol, kParamRtol)) << key << " step 1";
-            EXPECT_TRUE(tensors_close(want, r.params[t].detach(), kParamAtol, kParamRtol)) << key << " final";
+            EXPECT_TRUE(tensors_close(want1, r.after_step1[t], kParamAtol, kParamRtol))
+                << key << " step 1";
+            EXPECT_TRUE(tensors_close(want, r.params[t].detach(), kParamAtol, kParamRtol))
+                << key << " final";
             worst = std::max(worst, (want - r.params[t].detach()).abs().max().item<double>());
             StateDict sd = r.opt->state_dict();
             const std::string pre = golden::indexed("state.", t, ".");
             EXPECT_EQ(sd.at(pre + "step").item<int64_t>(), golden::kSteps);
-            EXPECT_TRUE(tensors_close(golden.load(key + ".m").reshape(-1), sd.at(pre + "m"), 1e-7, 1e-5));
-            EXPECT_TRUE(tensors_close(golden.load(key + ".v").reshape(-1), sd.at(pre + "v"), 1e-9, 1e-5));
+            EXPECT_TRUE(
+                tensors_close(golden.load(key + ".m").reshape(-1), sd.at(pre + "m"), 1e-7, 1e-5));
+            EXPECT_TRUE(
+                tensors_close(golden.load(key + ".v").reshape(-1), sd.at(pre + "v"), 1e-9, 1e-5));
         }
-        std::cout << "[ figures ] " << name << " vs torch.optim.AdamW, 10 steps: max |dp| = " << worst << "\n";
+        std::cout << "[ figures ] " << name
+                  << " vs torch.optim.AdamW, 10 steps: max |dp| = " << worst << "\n";
     }
 }
 
 TEST(AdamwGolden, PagedOnCpuFallsBackWithAtMostOneWarning) {
     int warnings = 0;
     LogSink old = set_log_sink([&](LogLevel level, const std::string& line) {
-        if (level == LogLevel::kWarn && line.find("paging needs CUDA") != std::string::npos) ++warnings;
+        if (level == LogLevel::kWarn && line.find("paging needs CUDA") != std::string::npos)
+            ++warnings;
     });
     std::vector<at::Tensor> params{at::zeros({400, 300}).requires_grad_(true),
                                    at::zeros({200000}).requires_grad_(true)};

@@ -30,7 +30,8 @@ TEST(LrSchedule, ParsesNamesWithClearErrors) {
         parse_schedule_kind("cosin");
         FAIL();
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("'cosin'; valid names: constant, linear, cosine"), std::string::npos)
+        EXPECT_NE(std::string(e.what()).find("'cosin'; valid names: constant, linear, cosine"),
+                  std::string::npos)
             << e.what();
     }
     EXPECT_EQ(schedule_kind_name(ScheduleKind::kLinear), "linear");
@@ -62,8 +63,9 @@ TEST(LrSchedule, CosineWithWarmupRatio) {
     EXPECT_EQ(s.warmup_steps(), 30);
     EXPECT_DOUBLE_EQ(s.lr(15), 0.5e-3);
     EXPECT_DOUBLE_EQ(s.lr(30), 1e-3);
-    EXPECT_NEAR(s.lr(30 + 485), 0.5e-3, 1e-15);                                           // halfway: cos(pi/2)
-    EXPECT_NEAR(s.lr(30 + 970 / 4), 1e-3 * 0.5 * (1 + std::cos(std::numbers::pi * 242.0 / 970)), 1e-18);
+    EXPECT_NEAR(s.lr(30 + 485), 0.5e-3, 1e-15);  // halfway: cos(pi/2)
+    EXPECT_NEAR(s.lr(30 + 970 / 4), 1e-3 * 0.5 * (1 + std::cos(std::numbers::pi * 242.0 / 970)),
+                1e-18);
     EXPECT_NEAR(s.lr(1000), 0.0, 1e-18);
     // ceil: 0.03 * 10 = 0.3 -> 1 warmup step.
     EXPECT_EQ(make(ScheduleKind::kCosine, 10, -1, 0.03).warmup_steps(), 1);

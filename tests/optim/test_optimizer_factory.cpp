@@ -28,8 +28,9 @@ TEST(OptimizerFactory, UnknownNameListsValidNames) {
     } catch (const Error& e) {
         const std::string msg = e.what();
         EXPECT_NE(msg.find("'sgd'"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit"),
-                  std::string::npos)
+        EXPECT_NE(
+            msg.find("adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit"),
+            std::string::npos)
             << msg;
     }
 }
@@ -79,7 +80,8 @@ TEST(OptimizerStateBytes, Llama7bLoraR64) {
     EXPECT_EQ(paged32.paged, 1'279'262'720);
     EXPECT_EQ(paged32.resident, 0);
     // 8-bit: 2 bytes per parameter + two fp32 absmax per 256-block. Blocks per layer:
-    // 8 * 1024 (q,k,v,o) + 2 * (1024 + 2752) (gate, up) + (2752 + 1024) (down) = 19520; x 32 = 624640.
+    // 8 * 1024 (q,k,v,o) + 2 * (1024 + 2752) (gate, up) + (2752 + 1024) (down) = 19520; x 32 =
+    // 624640.
     StateBytes eight = optimizer_state_bytes(OptimizerKind::kAdamw8bit, numels);
     EXPECT_EQ(eight.total(), 2 * 159'907'840LL + 8 * 624'640LL);
     EXPECT_EQ(eight.total(), 324'812'800);
@@ -89,11 +91,13 @@ TEST(OptimizerStateBytes, Llama7bLoraR64) {
 }
 
 TEST(OptimizerStateBytes, MatchesWhatOptimizersHold) {
-    std::vector<at::Tensor> params{at::zeros({64, 128}).requires_grad_(true), at::zeros({100}).requires_grad_(true),
+    std::vector<at::Tensor> params{at::zeros({64, 128}).requires_grad_(true),
+                                   at::zeros({100}).requires_grad_(true),
                                    at::zeros({4099}).requires_grad_(true)};
     for (const char* name : {"adamw_32bit", "adamw_8bit"}) {
         auto opt = make_optimizer(name, params);
-        EXPECT_EQ(opt->state_bytes(), optimizer_state_bytes(parse_optimizer_kind(name), {8192, 100, 4099}).total())
+        EXPECT_EQ(opt->state_bytes(),
+                  optimizer_state_bytes(parse_optimizer_kind(name), {8192, 100, 4099}).total())
             << name;
     }
 }

@@ -71,7 +71,8 @@ TEST_P(StateDictRoundTrip, ResumedRunEqualsUninterrupted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllKinds, StateDictRoundTrip,
-                         ::testing::Values("adamw_32bit", "paged_adamw_32bit", "adamw_8bit", "paged_adamw_8bit"));
+                         ::testing::Values("adamw_32bit", "paged_adamw_32bit", "adamw_8bit",
+                                           "paged_adamw_8bit"));
 
 TEST(StateDict, WrongKindOrShapeIsAClearError) {
     std::vector<at::Tensor> params = make_params();
@@ -82,7 +83,8 @@ TEST(StateDict, WrongKindOrShapeIsAClearError) {
         FAIL() << "expected an error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("state.0.m'"), std::string::npos) << e.what();
-        EXPECT_NE(std::string(e.what()).find("different optimizer kind"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("different optimizer kind"), std::string::npos)
+            << e.what();
     }
     StateDict sd = full->state_dict();
     sd["state.1.v"] = at::zeros({99});

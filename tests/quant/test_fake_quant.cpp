@@ -47,14 +47,16 @@ TEST(FakeQuantInt4, HandComputedGroupWithUnitScale) {
 
 // A positive largest magnitude flips the scale (d = -1): +8 is exact, -7.6 clips to -7.
 TEST(FakeQuantInt4, PositiveMaximumFlipsTheClippedSide) {
-    FakeQuantized q = fake_quantize_weight_masked(row({8.0f, -7.6f, -7.4f, 0.5f}, 32), QatScheme::int4(32));
+    FakeQuantized q =
+        fake_quantize_weight_masked(row({8.0f, -7.6f, -7.4f, 0.5f}, 32), QatScheme::int4(32));
     EXPECT_TRUE(values_equal(row({8.0f, -7.0f, -7.0f, 0.0f}, 32), q.value));
     // 0.5: 0.5·(1/d) + 8.5 = 8 -> code 8 -> 0 (the half goes toward -d's side)
     EXPECT_FALSE(q.mask[0][1].item<bool>());
     EXPECT_TRUE(q.mask[0][2].item<bool>());
 }
 
-// The scale is stored in fp16 as Q4_0 does: d = -0.1/8 = -0.0125 -> fp16 -0.012496948242 (1638/1024·2^-7).
+// The scale is stored in fp16 as Q4_0 does: d = -0.1/8 = -0.0125 -> fp16 -0.012496948242
+// (1638/1024·2^-7).
 TEST(FakeQuantInt4, ScaleIsRoundedToHalf) {
     FakeQuantized q = fake_quantize_weight_masked(row({0.1f}, 32), QatScheme::int4(32));
     const float d16 = 1638.0f / 1024.0f / 128.0f;
@@ -104,11 +106,11 @@ TEST(FakeQuantInt8, HandComputedPerChannel) {
 
 // Per token: d = (hi - lo)/255 with 0 inside [lo, hi], z = -128 - round(lo/d).
 TEST(FakeQuantActivation, HandComputedRowsIncludingConstantOnes) {
-    at::Tensor x = at::tensor({0.0f, 2.55f, 1.0f,         //
-                               -127.5f, 127.5f, 0.0f,     // d = 1, z = -128 - round(-127.5) = 0
-                               3.0f, 3.0f, 3.0f,          // constant > 0: range [0, 3]
-                               -2.0f, -2.0f, -2.0f,       // constant < 0: range [-2, 0]
-                               0.0f, 0.0f, 0.0f})         // all zero: d = FLT_EPSILON
+    at::Tensor x = at::tensor({0.0f, 2.55f, 1.0f,      //
+                               -127.5f, 127.5f, 0.0f,  // d = 1, z = -128 - round(-127.5) = 0
+                               3.0f, 3.0f, 3.0f,       // constant > 0: range [0, 3]
+                               -2.0f, -2.0f, -2.0f,    // constant < 0: range [-2, 0]
+                               0.0f, 0.0f, 0.0f})      // all zero: d = FLT_EPSILON
                        .view({5, 3});
     FakeQuantized q = fake_quantize_activation(x);
     const float d0 = 2.55f / 255.0f;  // z = -128
@@ -133,7 +135,9 @@ TEST(FakeQuantReference, TensorOpsMatchTheScalarTruth) {
     std::vector<float> out(w.numel());
     std::vector<uint8_t> ok(w.numel());
     auto as_tensor = [&](const std::vector<float>& v) { return at::tensor(v).view(w.sizes()); };
-    auto as_mask = [&](const std::vector<uint8_t>& v) { return at::tensor(std::vector<int64_t>(v.begin(), v.end())).view(w.sizes()).to(at::kBool); };
+    auto as_mask = [&](const std::vector<uint8_t>& v) {
+        return at::tensor(std::vector<int64_t>(v.begin(), v.end())).view(w.sizes()).to(at::kBool);
+    };
     for (int64_t g : {32, 64, 128, 256}) {
         fake_quant_int4_ref(w.data_ptr<float>(), 5, 172, g, out.data(), ok.data());
         FakeQuantized q = fake_quantize_weight_masked(w, QatScheme::int4(g));
@@ -141,7 +145,8 @@ TEST(FakeQuantReference, TensorOpsMatchTheScalarTruth) {
         EXPECT_TRUE(tensors_identical(as_mask(ok), q.mask)) << "int4 group " << g;
     }
     fake_quant_int8_ref(w.data_ptr<float>(), 5, 172, out.data(), ok.data());
-    EXPECT_TRUE(tensors_identical(as_tensor(out), fake_quantize_weight(w, scheme_of(FakeQuantWeight::kInt8))));
+    EXPECT_TRUE(tensors_identical(as_tensor(out),
+                                  fake_quantize_weight(w, scheme_of(FakeQuantWeight::kInt8))));
     EXPECT_TRUE(at::tensor(std::vector<int64_t>(ok.begin(), ok.end())).all().item<bool>());
 
     at::Tensor x = at::randn({5, 172}, gen) + 0.3;
@@ -166,7 +171,8 @@ TEST(FakeQuantNf4, EqualsTheNf4RoundTripAndTheReference) {
         at::Tensor map = dynamic_map_signed();
         fake_quant_nf4_ref(w.data_ptr<float>(), w.numel(), 64, dq, codebook(nf4::QuantType::kNF4),
                            map.data_ptr<float>(), out.data());
-        EXPECT_TRUE(tensors_close(at::tensor(out).view(w.sizes()), q, 1e-7, 1e-6)) << "double quant " << dq;
+        EXPECT_TRUE(tensors_close(at::tensor(out).view(w.sizes()), q, 1e-7, 1e-6))
+            << "double quant " << dq;
     }
 }
 
@@ -186,7 +192,8 @@ TEST(FakeQuantSte, GradientPassesInsideAndStopsOutside) {
     at::Tensor w = row({-8.0f, 7.6f, 3.4f}, 32).requires_grad_(true);
     at::Tensor g = at::arange(32, at::kFloat).view({1, 32}) + 1.0;
     at::Tensor y = fake_quant_weight_ste(w, QatScheme::int4(32));
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w.detach(), QatScheme::int4(32)), y.detach()));
+    EXPECT_TRUE(
+        tensors_identical(fake_quantize_weight(w.detach(), QatScheme::int4(32)), y.detach()));
     at::Tensor dw = torch::autograd::grad({y}, {w}, {g})[0];
     at::Tensor expect = g.clone();
     expect[0][1] = 0.0f;  // 7.6 was clipped
@@ -195,7 +202,8 @@ TEST(FakeQuantSte, GradientPassesInsideAndStopsOutside) {
     for (FakeQuantWeight k : {FakeQuantWeight::kInt8, FakeQuantWeight::kNF4}) {
         at::Tensor w2 = (at::randn({4, 64}) * 0.1).requires_grad_(true);
         at::Tensor g2 = at::randn({4, 64});
-        at::Tensor d2 = torch::autograd::grad({fake_quant_weight_ste(w2, scheme_of(k))}, {w2}, {g2})[0];
+        at::Tensor d2 =
+            torch::autograd::grad({fake_quant_weight_ste(w2, scheme_of(k))}, {w2}, {g2})[0];
         EXPECT_TRUE(tensors_identical(g2, d2)) << fake_quant_weight_name(k) << " clips nothing";
     }
 
@@ -210,7 +218,8 @@ TEST(FakeQuantSte, KeepsTheInputDtype) {
     at::Tensor w = (at::randn({8, 64}) * 0.1).to(at::kBFloat16).requires_grad_(true);
     at::Tensor y = fake_quant_weight_ste(w, QatScheme::int4(32));
     EXPECT_EQ(y.scalar_type(), at::kBFloat16);
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(w.detach(), QatScheme::int4(32)).to(at::kBFloat16), y.detach()));
+    EXPECT_TRUE(tensors_identical(
+        fake_quantize_weight(w.detach(), QatScheme::int4(32)).to(at::kBFloat16), y.detach()));
     EXPECT_EQ(fake_quant_activation_ste(w).scalar_type(), at::kBFloat16);
 }
 

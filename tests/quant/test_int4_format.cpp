@@ -98,10 +98,12 @@ TEST(Int4Format, HalfAndBfloat16InputsAndAllZeroWeights) {
     at::Tensor w = awkward_weight(4, 200, 64, 99);
     for (auto dtype : {at::kHalf, at::kBFloat16}) {
         at::Tensor wd = w.to(dtype);
-        EXPECT_TRUE(tensors_identical(fake_quantize_weight(wd, QatScheme::int4(64)), round_trip(wd, 64)));
+        EXPECT_TRUE(
+            tensors_identical(fake_quantize_weight(wd, QatScheme::int4(64)), round_trip(wd, 64)));
     }
     at::Tensor zeros = at::zeros({3, 70});
-    EXPECT_TRUE(tensors_identical(fake_quantize_weight(zeros, QatScheme::int4(32)), round_trip(zeros, 32)));
+    EXPECT_TRUE(
+        tensors_identical(fake_quantize_weight(zeros, QatScheme::int4(32)), round_trip(zeros, 32)));
     // d = 0·(-1/8) = -0: zero scales (of either sign) and the zero code 8 everywhere.
     Int4Packed q = pack_int4(zeros, 32);
     EXPECT_TRUE((q.scales == 0).all().item<bool>());

@@ -1,6 +1,7 @@
 // Bit-compatibility with bitsandbytes: golden vectors written by scripts/gen_nf4_golden.py from
 // bitsandbytes.functional.quantize_4bit / dequantize_4bit on the CPU (tests/data/nf4/).
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
@@ -103,12 +104,13 @@ TEST(Nf4Golden, DequantizeOfBitsandbytesStateIsExact) {
             golden().load(c.name + ".packed"), golden().load(c.name + ".absmax"),
             c.double_quant ? golden().load(c.name + ".nested_absmax") : at::Tensor(),
             c.double_quant ? map : at::Tensor(),
-            c.double_quant ? golden().load(c.name + ".offset").item<float>() : 0.0f, x.sizes().vec(),
-            x.scalar_type(), c.type, c.blocksize, c.name);
+            c.double_quant ? golden().load(c.name + ".offset").item<float>() : 0.0f,
+            x.sizes().vec(), x.scalar_type(), c.type, c.blocksize, c.name);
         EXPECT_TRUE(tensors_identical(unsigned_zeros(expected), unsigned_zeros(t.dequantize())));
         // float32 output too: the same products before rounding to the input dtype.
-        EXPECT_TRUE(tensors_identical(unsigned_zeros(expected),
-                                      unsigned_zeros(t.dequantize(at::kFloat).to(x.scalar_type()))));
+        EXPECT_TRUE(
+            tensors_identical(unsigned_zeros(expected),
+                              unsigned_zeros(t.dequantize(at::kFloat).to(x.scalar_type()))));
     }
 }
 

@@ -24,10 +24,10 @@ TEST(Nf4Reference, EncodeNearestWithLowerCodeOnTies) {
     EXPECT_EQ(nf4::encode_4bit(kNf4, -1.0f), 0);
     EXPECT_EQ(nf4::encode_4bit(kNf4, 1.0f), 15);
     EXPECT_EQ(nf4::encode_4bit(kNf4, 0.0f), 7);
-    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.07f), 8);    // nearer 0.0796 than 0
-    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.03f), 7);    // nearer 0
+    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.07f), 8);  // nearer 0.0796 than 0
+    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.03f), 7);  // nearer 0
     const float mid = (0.0f + 0.07958029955625534f) / 2.0f;
-    EXPECT_EQ(nf4::encode_4bit(kNf4, mid), 7);      // exactly on the midpoint: lower code
+    EXPECT_EQ(nf4::encode_4bit(kNf4, mid), 7);  // exactly on the midpoint: lower code
     EXPECT_EQ(nf4::encode_4bit(kNf4, std::nextafter(mid, 1.0f)), 8);
     // FP4: 0 -> +0 (code 0); tiny positive values go to -0 (code 8), as bitsandbytes' sort does.
     EXPECT_EQ(nf4::encode_4bit(kFp4, 0.0f), 0);
@@ -71,10 +71,12 @@ TEST(Nf4Reference, AllZeroBlocksDequantizeToZero) {
 // The threaded, chunked CPU paths give the reference's bytes and floats.
 TEST(Nf4Reference, FastCpuPathsEqualReference) {
     at::manual_seed(3);
-    for (int64_t n : {int64_t{1}, int64_t{63}, int64_t{64}, int64_t{65537}, int64_t{3 * 65536 + 4097}}) {
+    for (int64_t n :
+         {int64_t{1}, int64_t{63}, int64_t{64}, int64_t{65537}, int64_t{3 * 65536 + 4097}}) {
         for (int64_t bs : {32, 64, 4096}) {
             for (auto type : {nf4::QuantType::kNF4, nf4::QuantType::kFP4}) {
-                SCOPED_TRACE(::testing::Message() << "n=" << n << " bs=" << bs << " type=" << int(type));
+                SCOPED_TRACE(::testing::Message()
+                             << "n=" << n << " bs=" << bs << " type=" << int(type));
                 const nf4::Codebook& cb = codebook(type);
                 at::Tensor x = at::randn({n});
                 at::Tensor packed = at::empty({nf4::packed_bytes(n)}, at::kByte);
@@ -89,7 +91,8 @@ TEST(Nf4Reference, FastCpuPathsEqualReference) {
                 nf4_dequantize_ref(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n, bs, cb,
                                    ref_out.data_ptr<float>());
                 for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
-                    at::Tensor out = dequantize_4bit(packed, absmax, {}, {}, {}, 0.0f, n, bs, type, dtype);
+                    at::Tensor out =
+                        dequantize_4bit(packed, absmax, {}, {}, {}, 0.0f, n, bs, type, dtype);
                     ASSERT_TRUE(tensors_identical(ref_out.to(dtype), out));
                 }
             }
@@ -129,7 +132,8 @@ TEST(Nf4Reference, DoubleQuantScalesWithinOneStep) {
 struct ErrorRow {
     const char* type;
     int64_t blocksize;
-    double mean_abs;  // bitsandbytes 0.50.2 on the same input (torch.manual_seed(0); randn(1024, 1024))
+    double mean_abs;  // bitsandbytes 0.50.2 on the same input (torch.manual_seed(0); randn(1024,
+                      // 1024))
     double mean_rel;
 };
 
@@ -179,17 +183,25 @@ TEST(Nf4Tensor, BitsPerParameterWithDoubleQuant) {
 
 TEST(Nf4Tensor, BadInputsAreClearErrors) {
     at::Tensor w = at::randn({8, 64});
-    EXPECT_EQ(error_of([&] { NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 48, true}, "q_proj"); }),
+    EXPECT_EQ(error_of([&] {
+                  NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 48, true}, "q_proj");
+              }),
               "q_proj: blocksize must be a power of two in [32, 4096], got 48");
-    EXPECT_EQ(error_of([&] { NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 8192, true}, "q_proj"); }),
+    EXPECT_EQ(error_of([&] {
+                  NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 8192, true}, "q_proj");
+              }),
               "q_proj: blocksize must be a power of two in [32, 4096], got 8192");
     at::Tensor bad = w.clone();
     bad[3][5] = std::nanf("");
     EXPECT_EQ(error_of([&] { NF4Tensor::quantize(bad, {}, "model.layers.0.mlp.up_proj.weight"); }),
-              "model.layers.0.mlp.up_proj.weight: holds NaN or Inf values; refusing to quantize a non-finite weight");
+              "model.layers.0.mlp.up_proj.weight: holds NaN or Inf values; refusing to quantize a "
+              "non-finite weight");
     bad[3][5] = INFINITY;
-    EXPECT_NE(error_of([&] { NF4Tensor::quantize(bad, {}, "w"); }).find("NaN or Inf"), std::string::npos);
-    EXPECT_EQ(error_of([&] { NF4Tensor::quantize(at::empty({0, 64}), {}, "w"); }),
+    EXPECT_NE(error_of([&] { NF4Tensor::quantize(bad, {}, "w"); }).find("NaN or Inf"),
+              std::string::npos);
+    EXPECT_EQ(error_of([&] {
+                  NF4Tensor::quantize(at::empty({0, 64}), {}, "w");
+              }),
               "w: cannot quantize an empty tensor (shape [0, 64])");
     EXPECT_EQ(error_of([&] { NF4Tensor::quantize(w.to(at::kInt), {}, "w"); }),
               "w: only float32, float16 and bfloat16 weights can be quantized, got Int");
@@ -197,18 +209,21 @@ TEST(Nf4Tensor, BadInputsAreClearErrors) {
     NF4Tensor t = NF4Tensor::quantize(w, {});
     // absmax length not matching the shape
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::from_parts(t.packed(), t.absmax().slice(0, 0, 7), t.nested_absmax(), t.nested_code(),
-                                        t.nested_offset(), {8, 64}, at::kFloat, nf4::QuantType::kNF4, 64, "w");
+                  NF4Tensor::from_parts(t.packed(), t.absmax().slice(0, 0, 7), t.nested_absmax(),
+                                        t.nested_code(), t.nested_offset(), {8, 64}, at::kFloat,
+                                        nf4::QuantType::kNF4, 64, "w");
               }),
               "w: shape [8, 64] with blocksize 64 needs 8 absmax values, found 7");
     EXPECT_EQ(error_of([&] {
                   NF4Tensor::from_parts(t.packed(), t.absmax(), t.nested_absmax(), t.nested_code(),
-                                        t.nested_offset(), {8, 65}, at::kFloat, nf4::QuantType::kNF4, 64, "w");
+                                        t.nested_offset(), {8, 65}, at::kFloat,
+                                        nf4::QuantType::kNF4, 64, "w");
               }),
               "w: shape [8, 65] needs 260 packed bytes, found 256");
     EXPECT_EQ(error_of([&] {
                   NF4Tensor::from_parts(t.packed(), t.absmax(), at::zeros({2}), t.nested_code(),
-                                        t.nested_offset(), {8, 64}, at::kFloat, nf4::QuantType::kNF4, 64, "w");
+                                        t.nested_offset(), {8, 64}, at::kFloat,
+                                        nf4::QuantType::kNF4, 64, "w");
               }),
               "w: 8 absmax values need 1 nested_absmax values, found 2");
     EXPECT_EQ(error_of([&] {
@@ -216,7 +231,8 @@ TEST(Nf4Tensor, BadInputsAreClearErrors) {
                                         NAN, {8, 64}, at::kFloat, nf4::QuantType::kNF4, 64, "w");
               }),
               "w: nested_offset is not finite: nan");
-    EXPECT_EQ(error_of([&] { parse_quant_type("int4"); }), "quant type must be nf4 or fp4, got 'int4'");
+    EXPECT_EQ(error_of([&] { parse_quant_type("int4"); }),
+              "quant type must be nf4 or fp4, got 'int4'");
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "lora/peft_adapter.h"
 #include "io/safetensors.h"
+#include "lora/peft_adapter.h"
 
 namespace fs = std::filesystem;
 

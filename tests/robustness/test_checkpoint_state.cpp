@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "lora/adapter_metadata.h"
 #include "lora/peft_adapter.h"
-#include "io/safetensors.h"
 #include "optim/optimizer_factory.h"
 #include "robustness/robustness_support.h"
 #include "train/resume_checks.h"

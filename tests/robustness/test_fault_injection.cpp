@@ -139,7 +139,8 @@ TEST(FaultInjection, SigkillAtRandomMomentsThenResumeIsBitIdentical) {
         };
         // At most two steps past where the run stands, so the chain takes many kills to finish.
         const int64_t from = std::min<int64_t>(last_step(), 15);
-        const int64_t kill_step = std::uniform_int_distribution<int64_t>(from, std::min<int64_t>(from + 2, 15))(rng);
+        const int64_t kill_step =
+            std::uniform_int_distribution<int64_t>(from, std::min<int64_t>(from + 2, 15))(rng);
         const auto extra =
             std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 200)(rng));
         std::optional<clock_type::time_point> deadline;

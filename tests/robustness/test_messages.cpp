@@ -1,6 +1,6 @@
-// Class "unclear messages": every error is one line of at most limits::kMaxErrorChars (640) characters naming the file,
-// exit 2 for bad input and 1 for runtime failures; no bare "stoll", no echoed 51 MB line, no
-// backtrace; out-of-range token ids name vocab_size and the tokenizer.
+// Class "unclear messages": every error is one line of at most limits::kMaxErrorChars (640)
+// characters naming the file, exit 2 for bad input and 1 for runtime failures; no bare "stoll", no
+// echoed 51 MB line, no backtrace; out-of-range token ids name vocab_size and the tokenizer.
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -8,8 +8,8 @@
 #include <limits>
 
 #include "core/error.h"
-#include "lora/peft_adapter.h"
 #include "io/finite_check.h"
+#include "lora/peft_adapter.h"
 #include "model/llama_loader.h"
 #include "robustness/robustness_support.h"
 

@@ -1,16 +1,16 @@
 // Implementation of the shared test helpers.
 #include "support/test_support.h"
 
-#include "core/error.h"
-#include "io/atomic_file.h"
-
 #include <sys/wait.h>
 
 #include <array>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -71,8 +71,8 @@ CommandResult run_command(const std::string& command) {
                                              << ", got " << actual.scalar_type();
     }
     if (expected.sizes() != actual.sizes()) {
-        return ::testing::AssertionFailure() << "shape differs: expected " << expected.sizes()
-                                             << ", got " << actual.sizes();
+        return ::testing::AssertionFailure()
+               << "shape differs: expected " << expected.sizes() << ", got " << actual.sizes();
     }
     auto e = expected.contiguous().cpu().reshape(-1).view(at::kByte);
     auto a = actual.contiguous().cpu().reshape(-1).view(at::kByte);
@@ -98,13 +98,14 @@ CommandResult run_command(const std::string& command) {
 ::testing::AssertionResult tensors_close(const at::Tensor& expected, const at::Tensor& actual,
                                          double atol, double rtol) {
     if (expected.sizes() != actual.sizes()) {
-        return ::testing::AssertionFailure() << "shape differs: expected " << expected.sizes()
-                                             << ", got " << actual.sizes();
+        return ::testing::AssertionFailure()
+               << "shape differs: expected " << expected.sizes() << ", got " << actual.sizes();
     }
     auto e = expected.detach().cpu().to(at::kDouble).reshape(-1);
     auto a = actual.detach().cpu().to(at::kDouble).reshape(-1);
     if (e.abs().max().item<double>() == 0.0) {
-        return ::testing::AssertionFailure() << "reference is all zeros: the comparison proves nothing";
+        return ::testing::AssertionFailure()
+               << "reference is all zeros: the comparison proves nothing";
     }
     auto bad = ((a - e).abs() > atol + rtol * e.abs()) | (a.isnan() != e.isnan());
     auto idx = bad.nonzero().reshape(-1);
@@ -114,7 +115,8 @@ CommandResult run_command(const std::string& command) {
         << " rtol=" << rtol << "; max abs diff " << (a - e).abs().max().item<double>() << ":";
     for (int64_t i = 0; i < std::min<int64_t>(5, idx.numel()); ++i) {
         int64_t k = idx[i].item<int64_t>();
-        msg << "\n  [" << k << "] expected " << e[k].item<double>() << " got " << a[k].item<double>();
+        msg << "\n  [" << k << "] expected " << e[k].item<double>() << " got "
+            << a[k].item<double>();
     }
     return ::testing::AssertionFailure() << msg.str();
 }

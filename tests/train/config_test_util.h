@@ -8,7 +8,8 @@
 
 namespace qlora::train::test {
 
-inline std::string write_text(const std::string& dir, const std::string& name, const std::string& text) {
+inline std::string write_text(const std::string& dir, const std::string& name,
+                              const std::string& text) {
     const std::string path = dir + "/" + name;
     std::ofstream(path, std::ios::binary) << text;
     return path;

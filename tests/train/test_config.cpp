@@ -1,11 +1,12 @@
-// Config loading: paper defaults, exact validation messages with line:column, every problem at once.
+// Config loading: paper defaults, exact validation messages with line:column, every problem at
+// once.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
+#include "config_test_util.h"
 #include "core/error.h"
 #include "train/config.h"
-#include "config_test_util.h"
 
 namespace qlora::train {
 namespace {
@@ -50,8 +51,8 @@ TEST(Config, DefaultsAreTheQloraPaperRecipe) {
 TEST(Config, RelativePathsResolveAgainstTheConfigFolder) {
     const std::string dir = scratch_dir("config_paths");
     std::filesystem::create_directories(dir + "/sub");
-    const TrainConfig c = load_config(write_text(dir + "/sub", "c.yaml", std::string(kMinimal) +
-                                                                                "output:\n  dir: ../out\n"));
+    const TrainConfig c = load_config(
+        write_text(dir + "/sub", "c.yaml", std::string(kMinimal) + "output:\n  dir: ../out\n"));
     const std::filesystem::path base = std::filesystem::absolute(dir);
     EXPECT_EQ(c.model.path, (base / "sub/model").lexically_normal().string());
     EXPECT_EQ(c.data.train, (base / "sub/train.jsonl").lexically_normal().string());
@@ -60,35 +61,42 @@ TEST(Config, RelativePathsResolveAgainstTheConfigFolder) {
 
 TEST(Config, UnknownKeySuggestsTheClosest) {
     const std::string dir = scratch_dir("config_unknown");
-    const std::string path = write_text(dir, "x.yaml", std::string(kMinimal) + "lora:\n  rnak: 8\n");
+    const std::string path =
+        write_text(dir, "x.yaml", std::string(kMinimal) + "lora:\n  rnak: 8\n");
     EXPECT_EQ(error_of([&] { load_config(path); }),
               path + ":6:3: unknown key 'lora.rnak'; did you mean 'lora.r'?");
     const std::string sec = write_text(dir, "y.yaml", std::string(kMinimal) + "optimm:\n  lr: 1\n");
-    EXPECT_EQ(error_of([&] { load_config(sec); }), sec + ":5:1: unknown key 'optimm'; did you mean 'optim'?");
-    const std::string far = write_text(dir, "z.yaml", std::string(kMinimal) + "lora:\n  qqqqqqqqqqqq: 1\n");
+    EXPECT_EQ(error_of([&] { load_config(sec); }),
+              sec + ":5:1: unknown key 'optimm'; did you mean 'optim'?");
+    const std::string far =
+        write_text(dir, "z.yaml", std::string(kMinimal) + "lora:\n  qqqqqqqqqqqq: 1\n");
     EXPECT_EQ(error_of([&] { load_config(far); }), far + ":6:3: unknown key 'lora.qqqqqqqqqqqq'");
 }
 
 TEST(Config, WrongTypeSaysExpectedAndFound) {
     const std::string dir = scratch_dir("config_type");
-    const std::string path = write_text(dir, "x.yaml", std::string(kMinimal) +
-                                                           "lora:\n  r: abc\n  targets: {a: 1}\n");
+    const std::string path =
+        write_text(dir, "x.yaml", std::string(kMinimal) + "lora:\n  r: abc\n  targets: {a: 1}\n");
     const std::string msg = error_of([&] { load_config(path); });
-    EXPECT_NE(msg.find(path + ":6:6: lora.r: expected an integer, found 'abc'"), std::string::npos) << msg;
-    EXPECT_NE(msg.find(path + ":7:12: lora.targets: expected a list, found a mapping"), std::string::npos)
+    EXPECT_NE(msg.find(path + ":6:6: lora.r: expected an integer, found 'abc'"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find(path + ":7:12: lora.targets: expected a list, found a mapping"),
+              std::string::npos)
         << msg;
 }
 
 TEST(Config, BadValueSaysExpectedAndFound) {
     const std::string dir = scratch_dir("config_value");
-    const std::string path = write_text(dir, "x.yaml", std::string(kMinimal) +
-                                                           "lora:\n  dropout: 1.5\n"
-                                                           "optim:\n  name: sgd\n");
+    const std::string path = write_text(dir, "x.yaml",
+                                        std::string(kMinimal) +
+                                            "lora:\n  dropout: 1.5\n"
+                                            "optim:\n  name: sgd\n");
     // A name outside a vocabulary is a reading problem (the YAML codec parses enums), reported
     // before the range checks that run on the values read.
     EXPECT_EQ(error_of([&] { load_config(path); }),
-              path + ":8:9: optim.name: expected one of adamw_32bit, adamw_torch, paged_adamw_32bit, "
-                     "adamw_8bit, paged_adamw_8bit, found 'sgd'\n" +
+              path +
+                  ":8:9: optim.name: expected one of adamw_32bit, adamw_torch, paged_adamw_32bit, "
+                  "adamw_8bit, paged_adamw_8bit, found 'sgd'\n" +
                   path + ":6:12: lora.dropout: expected a number in [0, 1), found 1.5");
 }
 
@@ -107,11 +115,11 @@ TEST(Config, EveryProblemIsReportedAtOnce) {
                                         "hardware:\n"
                                         "  device: tpu\n");
     EXPECT_EQ(error_of([&] { load_config(path); }),
-              path + ":3:3: unknown key 'model.dtyp'; did you mean 'model.dtype'?\n" +
-                  path + ":6:11: data.format: expected one of text, alpaca, chat, found 'csv'\n" +
-                  path + ":8:16: train.micro_batch: expected an integer, found 'two'\n" +
-                  path + ":9:15: train.grad_accum: expected an integer > 0, found 0\n" +
-                  path + ":11:11: hardware.device: expected auto, cpu, cuda or cuda:N, found 'tpu'");
+              path + ":3:3: unknown key 'model.dtyp'; did you mean 'model.dtype'?\n" + path +
+                  ":6:11: data.format: expected one of text, alpaca, chat, found 'csv'\n" + path +
+                  ":8:16: train.micro_batch: expected an integer, found 'two'\n" + path +
+                  ":9:15: train.grad_accum: expected an integer > 0, found 0\n" + path +
+                  ":11:11: hardware.device: expected auto, cpu, cuda or cuda:N, found 'tpu'");
 }
 
 TEST(Config, MissingRequiredKeysAndFile) {
@@ -120,7 +128,8 @@ TEST(Config, MissingRequiredKeysAndFile) {
     EXPECT_EQ(error_of([&] { load_config(path); }),
               path + ": model.path: missing; expected a Hugging Face model folder\n" + path +
                   ": data.train: missing; expected a .jsonl, .json or .txt file");
-    EXPECT_EQ(error_of([&] { load_config(dir + "/nope.yaml"); }), "config file not found: " + dir + "/nope.yaml");
+    EXPECT_EQ(error_of([&] { load_config(dir + "/nope.yaml"); }),
+              "config file not found: " + dir + "/nope.yaml");
     const std::string bad = write_text(dir, "bad.yaml", "model:\n  path: [unclosed\n");
     const std::string syntax = error_of([&] { load_config(bad); });
     EXPECT_EQ(syntax.rfind(bad + ":", 0), 0u) << syntax;
@@ -129,29 +138,36 @@ TEST(Config, MissingRequiredKeysAndFile) {
 
 TEST(Config, ExclusiveKeys) {
     const std::string dir = scratch_dir("config_exclusive");
-    const TrainConfig steps = load_config(write_text(dir, "a.yaml", std::string(kMinimal) +
-                                                                        "optim:\n  warmup_steps: 10\n"
-                                                                        "train:\n  max_steps: 5\n"));
+    const TrainConfig steps =
+        load_config(write_text(dir, "a.yaml",
+                               std::string(kMinimal) + "optim:\n  warmup_steps: 10\n"
+                                                       "train:\n  max_steps: 5\n"));
     EXPECT_EQ(steps.optim.warmup_steps, 10);
-    EXPECT_FALSE(steps.optim.warmup_ratio.has_value());  // the default ratio yields to explicit steps
+    EXPECT_FALSE(
+        steps.optim.warmup_ratio.has_value());  // the default ratio yields to explicit steps
     EXPECT_EQ(steps.train.max_steps, 5);
     EXPECT_FALSE(steps.train.epochs.has_value());
-    const std::string both = write_text(dir, "b.yaml", std::string(kMinimal) +
-                                                           "optim:\n  warmup_steps: 10\n  warmup_ratio: 0.1\n"
-                                                           "train:\n  max_steps: 5\n  epochs: 2\n");
-    EXPECT_EQ(error_of([&] { load_config(both); }),
-              both + ":10:11: train.epochs: exclusive with train.max_steps (found both); set the other to null\n" +
-                  both + ":6:17: optim.warmup_steps: exclusive with optim.warmup_ratio (found both); set the "
-                         "other to null");
+    const std::string both = write_text(dir, "b.yaml",
+                                        std::string(kMinimal) +
+                                            "optim:\n  warmup_steps: 10\n  warmup_ratio: 0.1\n"
+                                            "train:\n  max_steps: 5\n  epochs: 2\n");
+    EXPECT_EQ(
+        error_of([&] { load_config(both); }),
+        both +
+            ":10:11: train.epochs: exclusive with train.max_steps (found both); set the other to "
+            "null\n" +
+            both +
+            ":6:17: optim.warmup_steps: exclusive with optim.warmup_ratio (found both); set the "
+            "other to null");
 }
 
 TEST(Config, CheckPathsListsWhatIsMissing) {
     const std::string dir = scratch_dir("config_check_paths");
     const TrainConfig c = load_config(write_text(dir, "c.yaml", kMinimal));
     const std::string base = std::filesystem::absolute(dir).lexically_normal().string();
-    EXPECT_EQ(error_of([&] { check_paths(c); }),
-              "model.path: folder not found: " + base + "/model\ndata.train: file not found: " + base +
-                  "/train.jsonl");
+    EXPECT_EQ(error_of([&] { check_paths(c); }), "model.path: folder not found: " + base +
+                                                     "/model\ndata.train: file not found: " + base +
+                                                     "/train.jsonl");
     std::filesystem::create_directories(dir + "/model");
     write_text(dir + "/model", "config.json", "{}");
     write_text(dir, "train.jsonl", "{}\n");

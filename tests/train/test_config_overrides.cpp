@@ -5,10 +5,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "config_test_util.h"
 #include "core/error.h"
 #include "train/config.h"
 #include "train/config_fields.h"
-#include "config_test_util.h"
 
 namespace qlora::train {
 namespace {
@@ -21,9 +21,10 @@ using test::write_text;
 TEST(ConfigOverrides, ApplyAsYamlValues) {
     const std::string dir = scratch_dir("config_overrides");
     const std::string path = write_text(dir, "c.yaml", std::string(kMinimal) + "lora:\n  r: 8\n");
-    const TrainConfig c = load_config(path, {"lora.r=16", "optim.betas=[0.9, 0.95]", "data.eval_split=0.1",
-                                             "lora.targets=[q_proj, v_proj]", "data.packing=true",
-                                             "train.max_steps=100", "train.epochs=null", "output.dir=o"});
+    const TrainConfig c =
+        load_config(path, {"lora.r=16", "optim.betas=[0.9, 0.95]", "data.eval_split=0.1",
+                           "lora.targets=[q_proj, v_proj]", "data.packing=true",
+                           "train.max_steps=100", "train.epochs=null", "output.dir=o"});
     EXPECT_EQ(c.lora.r, 16);
     EXPECT_EQ(c.optim.betas, (std::vector<double>{0.9, 0.95}));
     EXPECT_EQ(c.data.eval_split, 0.1);
@@ -40,7 +41,9 @@ TEST(ConfigOverrides, BadOverridesNameTheOverride) {
     const std::string path = write_text(dir, "c.yaml", kMinimal);
     EXPECT_EQ(error_of([&] { load_config(path, {"lora.r=abc"}); }),
               "override 'lora.r=abc': lora.r: expected an integer, found 'abc'");
-    EXPECT_EQ(error_of([&] { load_config(path, {"lora.rnak=8", "optim.lr=-1", "lora"}); }),
+    EXPECT_EQ(error_of([&] {
+                  load_config(path, {"lora.rnak=8", "optim.lr=-1", "lora"});
+              }),
               "override 'lora.rnak=8': unknown key 'lora.rnak'; did you mean 'lora.r'?\n"
               "override 'lora': expected SECTION.KEY=VALUE, e.g. optim.lr=1e-4\n"
               "override 'optim.lr=-1': optim.lr: expected a number > 0, found -1");
@@ -48,13 +51,14 @@ TEST(ConfigOverrides, BadOverridesNameTheOverride) {
 
 TEST(ConfigResolved, RoundTripsEveryKey) {
     const std::string dir = scratch_dir("config_roundtrip");
-    const std::string path = write_text(dir, "c.yaml",
-                                        std::string(kMinimal) +
-                                            "lora: {r: 8, alpha: 32, dropout: 0.1, targets: [q_proj, k_proj]}\n"
-                                            "optim: {lr: 1.0e-3, betas: [0.9, 0.95], eps: 1.0e-6, warmup_steps: 7}\n"
-                                            "eval: {prompts: ['Tell me: a story', \"yes\"], every: 5}\n"
-                                            "hardware: {memory_limit_gb: 47.5}\n"
-                                            "train: {max_steps: 60, seed: 7}\n");
+    const std::string path =
+        write_text(dir, "c.yaml",
+                   std::string(kMinimal) +
+                       "lora: {r: 8, alpha: 32, dropout: 0.1, targets: [q_proj, k_proj]}\n"
+                       "optim: {lr: 1.0e-3, betas: [0.9, 0.95], eps: 1.0e-6, warmup_steps: 7}\n"
+                       "eval: {prompts: ['Tell me: a story', \"yes\"], every: 5}\n"
+                       "hardware: {memory_limit_gb: 47.5}\n"
+                       "train: {max_steps: 60, seed: 7}\n");
     const TrainConfig c = load_config(path);
     const std::string saved = dir + "/run/config.resolved.yaml";
     save_resolved_config(c, saved);
@@ -67,7 +71,8 @@ TEST(ConfigResolved, RoundTripsEveryKey) {
     text << in.rdbuf();
     for (const ConfigField& f : config_fields()) {
         const std::string leaf = f.key.substr(f.key.find('.') + 1);
-        EXPECT_NE(text.str().find("\n  " + leaf + ":"), std::string::npos) << f.key << "\n" << text.str();
+        EXPECT_NE(text.str().find("\n  " + leaf + ":"), std::string::npos) << f.key << "\n"
+                                                                           << text.str();
     }
     // Defaults alone round-trip too.
     const TrainConfig min = load_config(write_text(dir, "min.yaml", kMinimal));

@@ -2,14 +2,14 @@
 // modes lower the loss and write their adapter; fake quantization switches on at qat.start_step,
 // which metrics.jsonl records, and the steps before it are exactly the run without QAT.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
+#include "support/test_support.h"
 #include "train/config.h"
 #include "train/trainer.h"
-#include "support/test_support.h"
 
 namespace qlora::train {
 namespace {
@@ -26,8 +26,12 @@ struct TrainRun {
 
 TrainRun train(const std::string& name, std::vector<std::string> overrides) {
     const std::string dir = qlora::test::scratch_dir(name);
-    std::vector<std::string> all = {"train.max_steps=" + std::to_string(kSteps), "data.max_seq_len=128", "optim.lr=3e-3",
-                                    "eval.every=0", "eval.prompts=[]", "output.save_every=0",
+    std::vector<std::string> all = {"train.max_steps=" + std::to_string(kSteps),
+                                    "data.max_seq_len=128",
+                                    "optim.lr=3e-3",
+                                    "eval.every=0",
+                                    "eval.prompts=[]",
+                                    "output.save_every=0",
                                     "output.dir=" + dir + "/run"};
     all.insert(all.end(), overrides.begin(), overrides.end());
     Trainer t(load_config(std::string(QLORA_SOURCE_DIR) + "/configs/quickstart.yaml", all), "");
@@ -35,7 +39,8 @@ TrainRun train(const std::string& name, std::vector<std::string> overrides) {
     TrainResult r = t.train();
     TrainRun run{r.losses, {}, r.adapter_dir};
     std::ifstream in(dir + "/run/metrics.jsonl");
-    for (std::string line; std::getline(in, line);) run.metrics.push_back(nlohmann::json::parse(line));
+    for (std::string line; std::getline(in, line);)
+        run.metrics.push_back(nlohmann::json::parse(line));
     return run;
 }
 
@@ -56,7 +61,8 @@ void expect_learns(const TrainRun& r) {
 
 // Merge-aware NF4 over the quickstart's NF4 base: Q(deq(W0) + s·B·A) from the first step.
 TEST(QatTrain, MergeAwareNf4LearnsAndWritesItsAdapter) {
-    TrainRun r = train("qat_train_merge_aware", {"qat.enabled=true", "qat.mode=merge_aware", "qat.weight=nf4"});
+    TrainRun r = train("qat_train_merge_aware",
+                       {"qat.enabled=true", "qat.mode=merge_aware", "qat.weight=nf4"});
     expect_learns(r);
     ASSERT_FALSE(r.metrics.empty());
     EXPECT_EQ(r.metrics[0].value("event", ""), "qat_on");
@@ -73,8 +79,8 @@ TEST(QatTrain, MergeAwareNf4LearnsAndWritesItsAdapter) {
 TEST(QatTrain, LoraModeInt4StartsAtStartStep) {
     const std::vector<std::string> dense = {"quant.enabled=false"};
     std::vector<std::string> qat = dense;
-    qat.insert(qat.end(), {"qat.enabled=true", "qat.mode=lora", "qat.weight=int4", "qat.group_size=32",
-                           "qat.activations=int8", "qat.start_step=3"});
+    qat.insert(qat.end(), {"qat.enabled=true", "qat.mode=lora", "qat.weight=int4",
+                           "qat.group_size=32", "qat.activations=int8", "qat.start_step=3"});
     TrainRun r = train("qat_train_lora", qat);
     TrainRun plain = train("qat_train_plain", dense);
     expect_learns(r);
