@@ -85,15 +85,14 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     app.add_option(
         "--dtype", dtype_name_arg,
-        "compute dtype: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)");
+        "compute dtype: auto, float32, bfloat16, float16 (auto: bf16 on CUDA, fp32 on CPU)");
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
         if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
         load.device = resolve_device(device_name);
-        load.dtype = dtype_name_arg.empty() ? default_compute_dtype(load.device)
-                                            : parse_dtype(dtype_name_arg);
+        load.dtype = resolve_dtype(dtype_name_arg.empty() ? "auto" : dtype_name_arg, load.device);
         load.quant = quant;
         tokenizer::Tokenizer tok(model_dir);
         model::Llama llama = model::load_llama(model_dir, load);

@@ -77,7 +77,7 @@ ExportEval evaluate_export(const MergedView& merged, const ExportEvalOptions& op
         data::tokenize_documents(tok, data::read_documents(options.data, format));
     const int64_t max_seq_len =
         options.max_seq_len > 0 ? options.max_seq_len : merged.config().max_position_embeddings;
-    const c10::ScalarType compute = default_compute_dtype(options.device);
+    const c10::ScalarType compute = resolve_dtype("auto", options.device);
     auto score = [&](model::Llama& m) {
         at::NoGradGuard no_grad;
         return model::evaluate_stream(m, stream, max_seq_len, tok.bos_id());
