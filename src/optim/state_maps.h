@@ -6,11 +6,6 @@
 
 namespace qlora::optim {
 
-// [256] float32 ascending from 0 to 1: bitsandbytes create_dynamic_map(signed=False). For i in
-// 0..6, 2^(i+1) + 1 points evenly spaced on [0.1, 1] (torch.linspace, float32), their neighbour
-// means scaled by 10^(i-6); then 0 and 1. Built with the same float32 ops, so the bits match.
-at::Tensor dynamic_map_unsigned();
-
 // Maps and midpoints on one device, for the update ops.
 struct StateMaps {
     at::Tensor signed_map;          // [256] fp32

@@ -1,5 +1,6 @@
 // Fake quantizers as float32 tensor ops (any device) and their STE autograd functions. The
-// arithmetic follows fake_quant_ref.cpp operation for operation, so results are bit-identical.
+// arithmetic follows fake_quant_ref.cpp operation for operation, so results are bit-identical;
+// int4's codes come from quant/int4_codes.h, shared with the int4 layout and GGUF Q4_0.
 #include "quant/fake_quant.h"
 
 #include <torch/torch.h>
@@ -8,6 +9,7 @@
 
 #include "core/error.h"
 #include "quant/dynamic_map.h"
+#include "quant/int4_codes.h"
 #include "quant/nf4_ops.h"
 
 namespace qlora::quant {
@@ -27,22 +29,15 @@ void check_float(const char* op, const at::Tensor& t) {
                 t.defined() ? c10::toString(t.scalar_type()) : "an undefined tensor");
 }
 
-// Q4_0 per group along rows of w [rows, cols] (float32); the last group of a row may be shorter.
-FakeQuantized int4_groups(const at::Tensor& w, int64_t group) {
+// Q4_0 per group along rows of w [rows, cols] (float32): (code - 8) * d with d rounded to float16.
+FakeQuantized int4_fake_quant(const at::Tensor& w, int64_t group) {
     const int64_t rows = w.size(0), cols = w.size(1);
-    const int64_t groups = (cols + group - 1) / group;
-    // Zero padding changes no group's largest magnitude (a zero never wins over the first element).
-    at::Tensor x = at::constant_pad_nd(w, {0, groups * group - cols}).view({rows, groups, group});
-    at::Tensor m =
-        x.gather(2, x.abs().argmax(2, /*keepdim=*/true));  // [rows, groups, 1], first max
-    at::Tensor d = m * -0.125;                             // = m / -8 exactly (a power of two)
-    at::Tensor id = at::where(d != 0, d.reciprocal(), at::zeros_like(d));
-    at::Tensor d16 = d.to(at::kHalf).to(at::kFloat);
-    at::Tensor shifted = x * id + 8.5;  // in [0.5, 16.5]
-    at::Tensor code = shifted.trunc().clamp_max_(15.0);
+    const Int4Groups q = int4_groups(w, group);
+    const int64_t padded = q.codes.size(1) * group;
+    at::Tensor d16 = q.scale.to(at::kHalf).to(at::kFloat);
     FakeQuantized out;
-    out.value = ((code - 8.0) * d16).view({rows, groups * group}).narrow(1, 0, cols).contiguous();
-    out.mask = (shifted < 16.0).view({rows, groups * group}).narrow(1, 0, cols).contiguous();
+    out.value = ((q.codes - 8.0) * d16).view({rows, padded}).narrow(1, 0, cols).contiguous();
+    out.mask = q.in_range.view({rows, padded}).narrow(1, 0, cols).contiguous();
     return out;
 }
 
@@ -58,7 +53,7 @@ at::Tensor nf4_roundtrip(const at::Tensor& w, const Nf4Options& o) {
     Quantized4bit q = quantize_4bit(w, o.type, o.blocksize);
     at::Tensor out;
     if (o.double_quant) {
-        at::Tensor map = dynamic_map_signed().to(w.device());
+        at::Tensor map = dynamic_map(/*is_signed=*/true).to(w.device());
         QuantizedAbsmax dq = quantize_absmax(q.absmax, map);
         out = dequantize_4bit(q.packed, {}, dq.codes, dq.nested, map, dq.offset, w.numel(),
                               o.blocksize, o.type, at::kFloat);
@@ -117,7 +112,7 @@ FakeQuantized fake_quantize_weight_masked(const at::Tensor& w_in, const QatSchem
                 w.sizes());
             TORCH_CHECK(scheme.group_size > 0, "fake_quantize_weight: group_size must be > 0, got ",
                         scheme.group_size);
-            return int4_groups(w, scheme.group_size);
+            return int4_fake_quant(w, scheme.group_size);
         case FakeQuantWeight::kInt8:
             TORCH_CHECK(
                 w.dim() == 2,

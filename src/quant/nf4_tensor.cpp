@@ -53,7 +53,7 @@ NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options,
     t.type_ = options.type;
     t.blocksize_ = options.blocksize;
     if (options.double_quant) {
-        at::Tensor map = dynamic_map_signed().to(w.device());
+        at::Tensor map = dynamic_map(/*is_signed=*/true).to(w.device());
         QuantizedAbsmax dq = quantize_absmax(q.absmax, map);
         t.absmax_ = dq.codes;
         t.nested_absmax_ = dq.nested;

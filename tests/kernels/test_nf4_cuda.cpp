@@ -47,7 +47,7 @@ TEST_F(Nf4Cuda, DoubleQuantIsBitExactWithCpu) {
     at::manual_seed(12);
     for (int64_t blocks : {int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{100000}}) {
         at::Tensor absmax = at::rand({blocks}) * 0.3 + 0.01;
-        at::Tensor map = dynamic_map_signed();
+        at::Tensor map = dynamic_map(/*is_signed=*/true);
         QuantizedAbsmax cpu = quantize_absmax(absmax, map);
         QuantizedAbsmax gpu = quantize_absmax(absmax.cuda(), map.cuda());
         EXPECT_EQ(cpu.offset, gpu.offset);

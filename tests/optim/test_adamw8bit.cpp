@@ -20,8 +20,9 @@ using qlora::test::tensors_identical;
 
 TEST(StateMaps, MatchBitsandbytesDynamicMaps) {
     io::SafetensorsReader golden(qlora::test::test_data("optim/dynamic_maps.safetensors"));
-    EXPECT_TRUE(tensors_identical(golden.load("signed"), quant::dynamic_map_signed()));
-    EXPECT_TRUE(tensors_identical(golden.load("unsigned"), dynamic_map_unsigned()));
+    EXPECT_TRUE(tensors_identical(golden.load("signed"), quant::dynamic_map(/*is_signed=*/true)));
+    EXPECT_TRUE(
+        tensors_identical(golden.load("unsigned"), quant::dynamic_map(/*is_signed=*/false)));
 }
 
 TEST(Adamw8bit, SmallTensorsKeep32BitStates) {

@@ -168,7 +168,7 @@ TEST(FakeQuantNf4, EqualsTheNf4RoundTripAndTheReference) {
         at::Tensor q = fake_quantize_weight(w, s);
         EXPECT_TRUE(tensors_identical(NF4Tensor::quantize(w, s.nf4).dequantize(at::kFloat), q));
         std::vector<float> out(w.numel());
-        at::Tensor map = dynamic_map_signed();
+        at::Tensor map = dynamic_map(/*is_signed=*/true);
         fake_quant_nf4_ref(w.data_ptr<float>(), w.numel(), 64, dq, codebook(nf4::QuantType::kNF4),
                            map.data_ptr<float>(), out.data());
         EXPECT_TRUE(tensors_close(at::tensor(out).view(w.sizes()), q, 1e-7, 1e-6))

@@ -46,7 +46,7 @@ TEST(Nf4Golden, CoversTheHardCases) {
 }
 
 TEST(Nf4Golden, DynamicMapEqualsBitsandbytes) {
-    EXPECT_TRUE(tensors_identical(golden().load("dynamic_map"), dynamic_map_signed()));
+    EXPECT_TRUE(tensors_identical(golden().load("dynamic_map"), dynamic_map(/*is_signed=*/true)));
 }
 
 // Packed codes and first-level absmax: identical bytes for every case.
@@ -99,7 +99,7 @@ TEST(Nf4Golden, DequantizeOfBitsandbytesStateIsExact) {
         at::Tensor x = golden().load(c.name + ".input");
         // bitsandbytes returns 1-D weights as [1, n]: compare elements in order.
         at::Tensor expected = golden().load(c.name + ".dequant").reshape(x.sizes());
-        at::Tensor map = dynamic_map_signed();
+        at::Tensor map = dynamic_map(/*is_signed=*/true);
         NF4Tensor t = NF4Tensor::from_parts(
             golden().load(c.name + ".packed"), golden().load(c.name + ".absmax"),
             c.double_quant ? golden().load(c.name + ".nested_absmax") : at::Tensor(),
