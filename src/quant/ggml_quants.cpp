@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "quant/int4_codes.h"
 
 namespace qlora::quant {
 namespace {
@@ -108,34 +109,6 @@ void quantize_row_q8_0_ref(const float* x, uint8_t* y, int64_t k) {
         BlockQ8_0 b;
         b.d = fp32_to_fp16(d);
         for (int64_t j = 0; j < kQK; ++j) b.qs[j] = static_cast<int8_t>(std::round(xb[j] * id));
-        store_block(y, i, b);
-    }
-}
-
-void quantize_row_q4_0_ref(const float* x, uint8_t* y, int64_t k) {
-    TORCH_CHECK(k % kQK == 0, "quantize_row_q4_0_ref: k=", k, " is not a multiple of 32");
-    constexpr int64_t kHalf = kQK / 2;
-    for (int64_t i = 0; i < k / kQK; ++i) {
-        const float* xb = x + i * kQK;
-        float amax = 0.0f;  // the largest magnitude, and the signed value that has it (first wins)
-        float max = 0.0f;
-        for (int64_t j = 0; j < kQK; ++j) {
-            if (amax < std::fabs(xb[j])) {
-                amax = std::fabs(xb[j]);
-                max = xb[j];
-            }
-        }
-        const float d = max / -8.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        BlockQ4_0 b;
-        b.d = fp32_to_fp16(d);
-        for (int64_t j = 0; j < kHalf; ++j) {
-            // truncation toward zero of a value in [0.5, 16.5], then clamp 16 to 15
-            const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>(xb[j] * id + 8.5f)));
-            const int q1 =
-                std::min(15, static_cast<int>(static_cast<int8_t>(xb[kHalf + j] * id + 8.5f)));
-            b.qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
-        }
         store_block(y, i, b);
     }
 }
@@ -432,11 +405,21 @@ void encode_row(GgmlType type, const float* x, uint8_t* y, int64_t row) {
             const uint16_t h = fp32_to_fp16(x[j]);
             std::memcpy(y + 2 * j, &h, 2);
         }
-    } else if (type == G::kQ8_0) {
-        quantize_row_q8_0_ref(x, y, row);
     } else {
-        quantize_row_q4_0_ref(x, y, row);
+        quantize_row_q8_0_ref(x, y, row);
     }
+}
+
+// Q4_0 blocks of v [rows, row]: the codes and scales of quant/int4_codes.h (the int4 QAT scheme's
+// own function), laid out as ggml's block_q4_0: fp16 d, then byte j = code j | code j+16 << 4.
+at::Tensor encode_q4_0(const at::Tensor& v) {
+    const Int4Groups q = int4_groups(v.view({-1, v.size(-1)}), kQK);
+    at::Tensor codes = q.codes.to(at::kByte);  // [rows, blocks, 32]
+    at::Tensor qs = codes.narrow(2, 0, kQK / 2)
+                        .bitwise_or(codes.narrow(2, kQK / 2, kQK / 2).bitwise_left_shift(4));
+    at::Tensor d = q.scale.to(at::kHalf).contiguous().view(at::kByte);  // [rows, blocks, 2], LE
+    static_assert(sizeof(BlockQ4_0) == 2 + kQK / 2);
+    return at::cat({d, qs}, 2).reshape({-1}).contiguous();
 }
 
 }  // namespace
@@ -464,6 +447,7 @@ at::Tensor ggml_encode(const at::Tensor& values, GgmlType type, const std::strin
         std::memcpy(dst, src, static_cast<size_t>(rows * row_bytes));
         return out;
     }
+    if (type == G::kQ4_0) return encode_q4_0(v);
     const int64_t grain = std::max<int64_t>(1, (1 << 16) / row);
     at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) encode_row(type, src + r * row, dst + r * row_bytes, row);

@@ -1,8 +1,9 @@
 // ggml's tensor encodings, declared once for GGUF export and import: the ggml_type numbers, the
 // block layouts of ggml-common.h, encoders for the types we write (F32, F16, Q8_0, Q4_0, following
 // ggml-quants.c's reference quantizers operation for operation, so our bytes equal ggml's and
-// gguf-py's) and decoders for every type llama.cpp's common quant mixes use (F32, F16, BF16,
-// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K) with the arithmetic of ggml's dequantize_row_*.
+// gguf-py's; Q4_0's codes come from quant/int4_codes.h, shared with the int4 QAT scheme) and
+// decoders for every type llama.cpp's common quant mixes use (F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, Q2_K..Q6_K) with the arithmetic of ggml's dequantize_row_*.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -155,9 +156,6 @@ inline float bf16_to_fp32(uint16_t h) {
 
 // d = amax / 127 and q = roundf(x * (1/d)) (ties away from zero); an all-zero block gets d = 0.
 void quantize_row_q8_0_ref(const float* x, uint8_t* y, int64_t k);
-// d = (the element of largest magnitude, first one on ties) / -8,
-// q = min(15, (int8)(x*(1/d) + 8.5)).
-void quantize_row_q4_0_ref(const float* x, uint8_t* y, int64_t k);
 // Any decodable type (TORCH_CHECK otherwise).
 void dequantize_row(GgmlType t, const uint8_t* y, float* x, int64_t k);
 inline void dequantize_row_q8_0(const uint8_t* y, float* x, int64_t k) {

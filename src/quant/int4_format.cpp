@@ -1,9 +1,9 @@
-// The hf-int4 layout: codes computed with fake_quant.cpp's int4_groups operation for operation
-// (fake_quant.h exposes only Q(w), not its codes), so unpack(pack(w)) is fake_quantize_weight(w)
-// bit for bit; test_int4_format checks it.
+// The hf-int4 layout: codes from quant/int4_codes.h, the function fake quant uses too, so
+// unpack(pack(w)) is fake_quantize_weight(w) bit for bit; test_int4_format checks it.
 #include "quant/int4_format.h"
 
 #include "core/error.h"
+#include "quant/int4_codes.h"
 
 namespace qlora::quant {
 namespace {
@@ -40,20 +40,14 @@ Int4Packed int4_codes(const at::Tensor& w_in, int64_t group, const std::string& 
     at::Tensor w = w_in.to(at::kCPU, at::kFloat).contiguous();
     QLORA_CHECK(w.isfinite().all().item<bool>(), "int4 pack: ", name, " has non-finite values");
     const int64_t rows = w.size(0), cols = w.size(1);
-    const int64_t groups = ceil_div(cols, group);
-    // fake_quant.cpp int4_groups, step for step.
-    at::Tensor x = at::constant_pad_nd(w, {0, groups * group - cols}).view({rows, groups, group});
-    at::Tensor m =
-        x.gather(2, x.abs().argmax(2, /*keepdim=*/true));  // [rows, groups, 1], first max
-    at::Tensor d = m * -0.125;
-    at::Tensor id = at::where(d != 0, d.reciprocal(), at::zeros_like(d));
-    at::Tensor d16 = d.to(at::kHalf);
-    at::Tensor shifted = x * id + 8.5;
-    at::Tensor code = shifted.trunc().clamp_max_(15.0);
+    const Int4Groups q = int4_groups(w, group);
+    const int64_t groups = q.codes.size(1);
+    at::Tensor d16 = q.scale.to(at::kHalf);
     QLORA_CHECK(d16.isfinite().all().item<bool>(), "int4 pack: ", name,
                 " has a group whose scale max|w|/8 overflows float16");
     Int4Packed out;
-    out.qweight = code.view({rows, groups * group}).narrow(1, 0, cols).to(at::kByte).contiguous();
+    out.qweight =
+        q.codes.view({rows, groups * group}).narrow(1, 0, cols).to(at::kByte).contiguous();
     out.scales = d16.view({rows, groups}).contiguous();
     return out;
 }

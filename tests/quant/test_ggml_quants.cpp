@@ -20,10 +20,11 @@ std::vector<uint8_t> q8(const std::vector<float>& x) {
     return y;
 }
 
+// Q4_0 goes through ggml_encode (quant/int4_codes.h's codes, the int4 QAT scheme's function).
 std::vector<uint8_t> q4(const std::vector<float>& x) {
-    std::vector<uint8_t> y(x.size() / 32 * static_cast<int64_t>(sizeof(BlockQ4_0)));
-    quantize_row_q4_0_ref(x.data(), y.data(), static_cast<int64_t>(x.size()));
-    return y;
+    const at::Tensor bytes = ggml_encode(at::tensor(x).view({1, -1}), GgmlType::kQ4_0, "x");
+    const uint8_t* p = bytes.data_ptr<uint8_t>();
+    return std::vector<uint8_t>(p, p + bytes.numel());
 }
 
 uint16_t d_bits(const std::vector<uint8_t>& y, size_t block, int64_t block_bytes) {
