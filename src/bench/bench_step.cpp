@@ -20,6 +20,8 @@
 #include "lora/apply_lora.h"
 #include "model/llama.h"
 #include "optim/optimizer_factory.h"
+#include "quant/nf4_tensor.h"
+#include "train/recipe.h"
 
 #ifdef QLORA_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -28,38 +30,49 @@
 namespace qlora::bench {
 namespace {
 
-struct BaseKind {
-    c10::ScalarType compute_dtype;
-    std::optional<quant::QuantType> quant;  // none: a dense base in compute_dtype
-};
-
-BaseKind parse_base(const std::string& base, const c10::Device& device) {
+// The run a config with these keys trains (every other key at its documented default, e.g.
+// lora.dropout 0.05, blocksize 64 with double quant), turned into components by the recipe, so the
+// benchmark measures what qlora-train runs. nf4/fp4 compute in model.dtype auto: bf16 on the GPU,
+// fp32 on the CPU (which has no fast bf16 GEMM).
+train::Recipe bench_recipe(const StepBenchOptions& o, const std::string& base,
+                           const c10::Device& device) {
+    train::TrainConfig c;
     if (base == "nf4" || base == "fp4") {
-        // QLoRA computes in bf16 on the GPU; the CPU has no fast bf16 GEMM, so fp32 there.
-        return {device.is_cuda() ? at::kBFloat16 : at::kFloat,
-                base == "nf4" ? quant::QuantType::kNF4 : quant::QuantType::kFP4};
+        c.quant.type = quant::parse_quant_type(base);
+    } else {
+        QLORA_CHECK(base == "bf16" || base == "fp16" || base == "fp32",
+                    "qlora-bench step: --base expects nf4, fp4, bf16, fp16 or fp32, found '", base,
+                    "'");
+        c.quant.enabled = false;
+        c.model.dtype = base;
     }
-    if (base == "bf16") return {at::kBFloat16, std::nullopt};
-    if (base == "fp16") return {at::kHalf, std::nullopt};
-    if (base == "fp32") return {at::kFloat, std::nullopt};
-    QLORA_FAIL("qlora-bench step: --base expects nf4, fp4, bf16, fp16 or fp32, found '", base, "'");
+    c.lora.r = o.lora_r;
+    c.lora.alpha = o.lora_alpha;
+    c.optim.name = optim::parse_optimizer_kind(o.optimizer);
+    c.train.gradient_checkpointing = o.checkpointing;
+    return train::make_recipe(c, device);
 }
 
-// Random weights made on the device in the compute dtype, std 0.02 (embeddings 1.0).
-void init_on_device(model::LlamaImpl& m, const BaseKind& kind, const c10::Device& device) {
-    const auto opts = at::TensorOptions().device(device).dtype(kind.compute_dtype);
+// Random weights made on the device in the compute dtype, std 0.02 (embeddings 1.0); each linear
+// but the head quantized as the recipe's loader would.
+void init_on_device(model::LlamaImpl& m, const train::Recipe& r) {
+    const auto opts = at::TensorOptions().device(r.device).dtype(r.dtype);
     const auto& c = m.config();
+    const bool four_bit = r.load.quant != "none";
+    const quant::Nf4Options q{
+        four_bit ? quant::parse_quant_type(r.load.quant) : quant::QuantType::kNF4, r.load.blocksize,
+        r.load.double_quant};
     m.set_embedding(at::randn({c.vocab_size, c.hidden_size}, opts));
     for (auto& l : m.linears()) {
         l->set_weight(at::randn({l->out_features(), l->in_features()}, opts).mul_(0.02));
-        if (kind.quant && l.get() != m.lm_head.get()) l->quantize({*kind.quant, 64, true});
+        if (four_bit && l.get() != m.lm_head.get()) l->quantize(q);
     }
     for (auto& layer : m.layers) {
         layer->input_layernorm->weight.set_data(at::ones({c.hidden_size}, opts));
         layer->post_attention_layernorm->weight.set_data(at::ones({c.hidden_size}, opts));
     }
     m.norm->weight.set_data(at::ones({c.hidden_size}, opts));
-    m.inv_freq.set_data(m.inv_freq.to(device));
+    m.inv_freq.set_data(m.inv_freq.to(r.device));
 }
 
 // Forward + backward FLOPs of the linears and attention per step: the frozen base needs no weight
@@ -77,20 +90,18 @@ double step_flops(const model::LlamaConfig& c, int64_t linear_params, int64_t to
 
 nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& base,
                                 const c10::Device& device) {
-    const BaseKind kind = parse_base(base, device);
+    const train::Recipe recipe = bench_recipe(o, base, device);
     const PeakMemory peak(device);
     const auto config = step_bench_config(o.shape, o.layers);
     nlohmann::ordered_json j;
     {
         at::manual_seed(0);
         model::Llama m(config);
-        init_on_device(*m, kind, device);
+        init_on_device(*m, recipe);
         int64_t linear_params = 0;
         for (auto& l : m->linears()) linear_params += l->out_features() * l->in_features();
-        lora::LoraOptions lopt;
-        lopt.r = o.lora_r;
-        lopt.alpha = o.lora_alpha;
-        lora::apply_lora(*m, lopt);
+        lora::apply_lora(*m, recipe.lora);
+        m->train();  // LoRA dropout is on, as in training
         lora::set_gradient_checkpointing(*m, o.checkpointing);
         std::vector<at::Tensor> params;
         int64_t lora_numel = 0;
@@ -98,7 +109,8 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
             params.push_back(t);
             lora_numel += t.numel();
         }
-        auto opt = optim::make_optimizer(o.optimizer, params);
+        auto opt = optim::make_optimizer(optim::optimizer_kind_name(recipe.optimizer), params,
+                                         recipe.optim);
         const int64_t seq = o.seq;
         at::Tensor tokens = at::randint(0, config.vocab_size, {o.micro_batch, seq + 1},
                                         at::TensorOptions().device(device).dtype(at::kLong));
@@ -124,11 +136,16 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
         j["shape"] = o.shape;
         j["layers"] = config.num_hidden_layers;
         j["base"] = base;
-        j["compute_dtype"] = dtype_name(kind.compute_dtype);
+        j["compute_dtype"] = dtype_name(recipe.dtype);
         j["seq"] = seq;
         j["micro_batch"] = o.micro_batch;
         j["lora_r"] = o.lora_r;
         j["lora_params"] = lora_numel;
+        j["lora_dropout"] = recipe.lora.dropout;
+        if (recipe.load.quant != "none") {
+            j["blocksize"] = recipe.load.blocksize;
+            j["double_quant"] = recipe.load.double_quant;
+        }
         j["optimizer"] = o.optimizer;
         j["checkpointing"] = o.checkpointing;
         j["base_weight_bytes"] = m->weight_nbytes();

@@ -2,7 +2,8 @@
 // optimizer step) on a randomly initialized Llama of a named shape, with the frozen base in NF4
 // and, as the baseline measured in the same run, the same model with a 16-bit base (plain LoRA).
 // Reports median step time, tokens/s, and the peak memory of the step (CUDA allocator peak, or
-// peak RSS on CPU) for each, and their ratios.
+// peak RSS on CPU) for each, and their ratios. The components come from train/recipe, built from
+// a TrainConfig holding these options and the documented defaults for every other key.
 #pragma once
 
 #include <c10/core/Device.h>

@@ -8,6 +8,7 @@
 
 #include "bench/bench_step.h"
 #include "core/error.h"
+#include "train/config.h"
 
 namespace qlora::bench {
 namespace {
@@ -38,6 +39,14 @@ TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
         EXPECT_NEAR(j["loss"].get<double>(), std::log(32000.0),
                     0.5);  // random weights: near uniform
     }
+    // The recipe built the components: a config's defaults apply to what the options leave open.
+    const train::TrainConfig defaults;
+    EXPECT_EQ(nf4["compute_dtype"], "float32");  // model.dtype auto on the CPU
+    EXPECT_EQ(fp32["compute_dtype"], "float32");
+    EXPECT_EQ(nf4["lora_dropout"].get<double>(), defaults.lora.dropout);
+    EXPECT_EQ(nf4["blocksize"].get<int64_t>(), defaults.quant.blocksize);
+    EXPECT_EQ(nf4["double_quant"].get<bool>(), defaults.quant.double_quant);
+    EXPECT_FALSE(fp32.contains("blocksize"));
     // Same embeddings and lm_head; the 4-bit linears shrink the rest.
     EXPECT_LT(nf4["base_weight_bytes"].get<int64_t>(), fp32["base_weight_bytes"].get<int64_t>());
     EXPECT_EQ(summary["compare"], "nf4 vs fp32");
