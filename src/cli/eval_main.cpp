@@ -27,7 +27,7 @@
 namespace {
 
 struct EvalArgs {
-    std::string run_dir, model_dir, adapter, quant = "none", data, format, template_name = "alpaca";
+    std::string run_dir, model_dir, adapter, quant = "none", data, format, template_name = "auto";
     std::string device = "auto", dtype;
     int64_t max_seq_len = 0, micro_batch = 1;
     bool stream = false, train_on_inputs = false;
@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
                    "no --format: the document stream)")
         ->check(CLI::IsMember({"text", "alpaca", "chat", "jsonl"}));
     app.add_option("--template", a.template_name,
-                   "with --format: alpaca, llama2-chat, chatml or plain")
+                   "with --format: auto (the model's chat template if it has one, else alpaca), "
+                   "model, alpaca, llama2-chat, chatml or plain")
         ->capture_default_str();
     app.add_option("--micro-batch", a.micro_batch,
                    "with --format: rows per batch (the run's train.micro_batch)")

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "data/chat_format.h"
 #include "data/record_limits.h"
 #include "data/rng.h"
 
@@ -18,12 +19,14 @@ Dataset load_dataset(const std::string& path, const tokenizer::Tokenizer& tok,
     ds.skipped = std::move(read.skipped);
     ds.samples.reserve(read.records.size());
     const int64_t byte_budget = record_byte_budget(options.tokenize.max_seq_len);
+    const ResolvedTemplate tmpl = resolve_template(options.tmpl, tok);
+    TokenizeOptions full = options.tokenize;
+    full.max_seq_len = INT64_MAX;
     for (Record& r : read.records) {
         cap_record_bytes(r, byte_budget);  // bounded tokenizing work however long the record
-        const std::vector<Segment> segments = render(r, options.format, options.tmpl);
-        TokenizeOptions full = options.tokenize;
-        full.max_seq_len = INT64_MAX;
-        Sample s = tokenize_segments(segments, tok, full);
+        Sample s = tmpl.chat && options.format != Format::kText
+                       ? tokenize_with_chat_template(r, options.format, *tmpl.chat, tok, full)
+                       : tokenize_segments(render(r, options.format, tmpl.tmpl), tok, full);
         if (static_cast<int64_t>(s.tokens.size()) > options.tokenize.max_seq_len) {
             ++ds.truncated;
             s.tokens.resize(options.tokenize.max_seq_len);

@@ -22,13 +22,6 @@ std::string alpaca_prompt(const std::string& intro, const std::string& instructi
     return s + "### Response:\n";
 }
 
-std::vector<Message> as_messages(const Record& r, Format format) {
-    if (format == Format::kChat) return r.messages;
-    std::string user = r.instruction;
-    if (!r.input.empty()) user += "\n\n" + r.input;
-    return {{"user", user}, {"assistant", r.output}};
-}
-
 // Consecutive prompt pieces are merged so each turn's prompt is one segment.
 void add(std::vector<Segment>& out, std::string text, bool completion, bool bos = false) {
     if (!completion && !bos && !out.empty() && !out.back().completion) {
@@ -107,12 +100,22 @@ std::vector<Segment> render_plain(const std::vector<Message>& msgs) {
 
 }  // namespace
 
+std::vector<Message> as_messages(const Record& r, Format format) {
+    if (format == Format::kChat) return r.messages;
+    std::string user = r.instruction;
+    if (!r.input.empty()) user += "\n\n" + r.input;
+    return {{"user", user}, {"assistant", r.output}};
+}
+
 Template parse_template(const std::string& name) {
     if (name == "alpaca") return Template::kAlpaca;
     if (name == "llama2-chat") return Template::kLlama2Chat;
     if (name == "chatml") return Template::kChatml;
     if (name == "plain") return Template::kPlain;
-    QLORA_FAIL("data.template must be alpaca, llama2-chat, chatml or plain, got '", name, "'");
+    if (name == "model") return Template::kModel;
+    if (name == "auto") return Template::kAuto;
+    QLORA_FAIL("data.template must be auto, model, alpaca, llama2-chat, chatml or plain, got '",
+               name, "'");
 }
 
 std::string template_name(Template tmpl) {
@@ -125,6 +128,10 @@ std::string template_name(Template tmpl) {
             return "chatml";
         case Template::kPlain:
             return "plain";
+        case Template::kModel:
+            return "model";
+        case Template::kAuto:
+            return "auto";
     }
     return "?";
 }
@@ -146,8 +153,12 @@ std::vector<Segment> render(const Record& record, Format format, Template tmpl) 
             return render_chatml(msgs);
         case Template::kPlain:
             return render_plain(msgs);
+        case Template::kModel:
+        case Template::kAuto:
+            break;
     }
-    return {};
+    QLORA_FAIL("data::render: the ", template_name(tmpl),
+               " template renders through data/chat_format.h, not as segments");
 }
 
 std::string render_prompt(const std::string& user, Template tmpl) {

@@ -10,8 +10,10 @@
 
 namespace qlora::data {
 
-enum class Template { kAlpaca, kLlama2Chat, kChatml, kPlain };
-// "alpaca" | "llama2-chat" | "chatml" | "plain"; throws qlora::Error otherwise.
+// kModel: the tokenizer's own Jinja chat template (data/chat_format.h); kAuto: kModel when the
+// tokenizer has one, else kAlpaca (data/chat_format.h resolves it once the tokenizer is known).
+enum class Template { kAlpaca, kLlama2Chat, kChatml, kPlain, kModel, kAuto };
+// "alpaca" | "llama2-chat" | "chatml" | "plain" | "model" | "auto"; throws qlora::Error otherwise.
 Template parse_template(const std::string& name);
 std::string template_name(Template tmpl);
 
@@ -32,10 +34,15 @@ struct Segment {
 //   chatml       "<|im_start|>{role}\n{content}<|im_end|>\n" per message, prompts ending with
 //                "<|im_start|>assistant\n", completions "{content}<|im_end|>"
 //   plain        "{system}\n\n" (if any), then "{user}\n" prompts and "{assistant}" completions
+// tmpl is one of the four named templates (model and auto go through data/chat_format.h).
 std::vector<Segment> render(const Record& record, Format format, Template tmpl);
 
-// The prompt a model fine-tuned with `tmpl` expects for one user message (generation, eval
-// prompts).
+// The conversation of an alpaca or chat record: a chat record's messages; an alpaca record's user
+// turn (instruction, then a blank line and the input if any) and assistant turn (the output).
+std::vector<Message> as_messages(const Record& record, Format format);
+
+// The prompt a model fine-tuned with `tmpl` (one of the four named) expects for one user message
+// (generation, eval prompts).
 std::string render_prompt(const std::string& user, Template tmpl);
 
 }  // namespace qlora::data

@@ -45,8 +45,8 @@ struct DataConfig {
     std::string train;                 // .jsonl, .json (array) or .txt (text format only)
     std::optional<std::string> eval;   // an eval file ...
     std::optional<double> eval_split;  // ... or a deterministic fraction of train, (0, 1)
-    data::Format format = data::Format::kAlpaca;             // text | alpaca | chat
-    data::Template template_name = data::Template::kAlpaca;  // YAML key "template"
+    data::Format format = data::Format::kAlpaca;           // text | alpaca | chat
+    data::Template template_name = data::Template::kAuto;  // YAML key "template"
     int64_t max_seq_len = 512;
     bool packing = false;
     bool group_by_length = false;

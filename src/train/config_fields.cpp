@@ -129,7 +129,7 @@ struct EnumVocabulary;
 QLORA_ENUM_VOCABULARY(quant::QuantType, quant::parse_quant_type, quant::quant_type_name, "nf4, fp4")
 QLORA_ENUM_VOCABULARY(data::Format, data::parse_format, data::format_name, "text, alpaca, chat")
 QLORA_ENUM_VOCABULARY(data::Template, data::parse_template, data::template_name,
-                      "alpaca, llama2-chat, chatml, plain")
+                      "auto, model, alpaca, llama2-chat, chatml, plain")
 QLORA_ENUM_VOCABULARY(data::OnBadRecord, data::parse_on_bad_record, data::on_bad_record_name,
                       "fatal, skip")
 QLORA_ENUM_VOCABULARY(optim::OptimizerKind, optim::parse_optimizer_kind, optim::optimizer_kind_name,

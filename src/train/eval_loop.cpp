@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include "data/chat_format.h"
 #include "data/templates.h"
 #include "model/generate.h"
 #include "tokenizer/tokenizer.h"
@@ -38,12 +39,18 @@ std::vector<PromptSample> sample_prompts(model::Llama& model, const tokenizer::T
                                          data::Template tmpl, int64_t max_new_tokens) {
     torch::NoGradGuard no_grad;
     std::vector<PromptSample> out;
+    if (prompts.empty()) return out;
+    const data::ResolvedTemplate resolved = data::resolve_template(tmpl, tok);
     for (const std::string& prompt : prompts) {
         model::GenerateOptions go;
         go.max_new_tokens = max_new_tokens;
-        go.stop_ids = {tok.eos_id()};
+        go.stop_ids = tok.eos_ids();  // the tokenizer's EOS and generation_config.json's
         const std::vector<int64_t> ids =
-            tok.encode(data::render_prompt(prompt, tmpl), /*add_bos=*/true);
+            resolved.chat
+                ? tok.encode_with_offsets(data::render_model_prompt(prompt, *resolved.chat),
+                                          /*add_special_tokens=*/false)
+                      .ids
+                : tok.encode(data::render_prompt(prompt, resolved.tmpl), /*add_bos=*/true);
         const model::GenerateResult g = model::generate(model, ids, go);
         const std::vector<int64_t> fresh(g.tokens.begin() + g.prompt_tokens, g.tokens.end());
         out.push_back({prompt, tok.decode(fresh)});
