@@ -1,17 +1,23 @@
 // qlora-tokenize --model DIR [--no-special-tokens] (--text T | --file F | --jsonl F)
 // qlora-tokenize --model DIR --decode [--skip-special-tokens] (--text '[ids]' | --file F)
+// qlora-tokenize --model DIR --chat F.jsonl [--template FILE.jinja] [--add-generation-prompt]
 // Shows what the model sees: one JSON array of ids per document (--jsonl: per line's "text"),
 // or with --decode one JSON string per JSON array of ids (one array per line of --file).
 // --no-special-tokens is transformers' add_special_tokens=False; --bench (with --jsonl) prints
-// encode throughput instead. Bad input exits 2.
+// encode throughput instead. --chat prints one JSON string per {"messages": [...]} line (optional
+// "tools"): the conversation rendered by the model's chat template (or FILE.jinja, with the
+// model's special tokens) as transformers' apply_chat_template(tokenize=False) renders it. Bad
+// input, a template error included (it names the template, line and column), exits 2.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "chat/chat_template.h"
 #include "cli/run_tool.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
@@ -115,6 +121,66 @@ void print_text(const Tokenizer& tok, const std::vector<int64_t>& ids, bool skip
     std::cout << json(tok.decode(ids, skip_special)).dump(-1, ' ', false) << '\n';
 }
 
+void decode_ids(const Tokenizer& tok, const std::string* text, const std::string& file,
+                bool skip_special) {
+    if (text != nullptr) {
+        print_text(tok, parse_ids(*text, "--text"), skip_special);
+        return;
+    }
+    std::ifstream in(file, std::ios::binary);
+    std::vector<std::vector<int64_t>> arrays;
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        arrays.push_back(parse_ids(line, file + ":" + std::to_string(n)));
+    }
+    std::string out;
+    for (const auto& ids : arrays) {
+        out += json(tok.decode(ids, skip_special)).dump(-1, ' ', false) + "\n";
+    }
+    std::cout << out;
+}
+
+qlora::chat::ChatTemplate chat_template_for(const std::string& model_dir,
+                                            const std::string& template_file) {
+    if (template_file.empty()) return qlora::chat::ChatTemplate::from_model_folder(model_dir);
+    const std::filesystem::path config = std::filesystem::path(model_dir) / "tokenizer_config.json";
+    nlohmann::ordered_json c = nlohmann::ordered_json::object();
+    if (std::filesystem::exists(config)) c = nlohmann::ordered_json::parse(read_file(config));
+    return qlora::chat::ChatTemplate::from_file(template_file,
+                                                qlora::chat::special_tokens_of(c, config.string()));
+}
+
+// --chat: every line is rendered before anything is printed, so bad input leaves only the error.
+void render_chats(const qlora::chat::ChatTemplate& tmpl, const std::string& path,
+                  bool add_generation_prompt) {
+    std::ifstream in(path, std::ios::binary);
+    QLORA_CHECK(in.good(), path, ": cannot open");
+    std::string out, line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const std::string where = path + ":" + std::to_string(n);
+        nlohmann::ordered_json record;
+        try {
+            record = nlohmann::ordered_json::parse(line);
+        } catch (const json::parse_error& e) {
+            QLORA_FAIL(where, ": not valid JSON (", e.what(), ")");
+        }
+        QLORA_CHECK(
+            record.is_object() && record.contains("messages") && record["messages"].is_array(),
+            where, ": expected an object with a \"messages\" array");
+        const nlohmann::ordered_json tools = record.value("tools", nlohmann::ordered_json());
+        try {
+            out += json(tmpl.render(record["messages"], add_generation_prompt, tools))
+                       .dump(-1, ' ', false) +
+                   "\n";
+        } catch (const qlora::Error& e) {
+            QLORA_FAIL(where, ": ", e.what());
+        }
+    }
+    std::cout << out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -144,27 +210,33 @@ int main(int argc, char** argv) {
     app.add_flag("--bench", bench,
                  "with --jsonl: print encode throughput (one thread) as JSON instead of ids")
         ->needs(jsonl_opt);
+    std::string chat, template_file;
+    bool generation_prompt = false;
+    auto* chat_opt = app.add_option("--chat", chat,
+                                    "render each line's {\"messages\": [...]} through the chat "
+                                    "template; one JSON string per line")
+                         ->check(CLI::ExistingFile)
+                         ->excludes(text_opt)
+                         ->excludes(file_opt)
+                         ->excludes(jsonl_opt);
+    app.add_option("--template", template_file,
+                   "with --chat: a .jinja file instead of the model's own template")
+        ->check(CLI::ExistingFile)
+        ->needs(chat_opt);
+    app.add_flag("--add-generation-prompt", generation_prompt,
+                 "with --chat: end with the assistant turn's opening (add_generation_prompt)")
+        ->needs(chat_opt);
     return cli::run_tool("qlora-tokenize", app, argc, argv, [&] {
+        if (chat_opt->count()) {
+            QLORA_CHECK(!decode && !bench, "--chat renders text: it takes no --decode or --bench");
+            render_chats(chat_template_for(model_dir, template_file), chat, generation_prompt);
+            return;
+        }
         QLORA_CHECK(text_opt->count() + file_opt->count() + jsonl_opt->count() == 1,
-                    "give one of --text, --file or --jsonl");
+                    "give one of --text, --file, --jsonl or --chat");
         const Tokenizer tok(model_dir);
         if (decode) {
-            if (text_opt->count()) {
-                print_text(tok, parse_ids(text, "--text"), skip_special);
-                return;
-            }
-            std::ifstream in(file, std::ios::binary);
-            std::vector<std::vector<int64_t>> arrays;
-            std::string line;
-            for (size_t n = 1; std::getline(in, line); ++n) {
-                if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-                arrays.push_back(parse_ids(line, file + ":" + std::to_string(n)));
-            }
-            std::string out;
-            for (const auto& ids : arrays) {
-                out += json(tok.decode(ids, skip_special)).dump(-1, ' ', false) + "\n";
-            }
-            std::cout << out;
+            decode_ids(tok, text_opt->count() ? &text : nullptr, file, skip_special);
             return;
         }
         if (bench) {

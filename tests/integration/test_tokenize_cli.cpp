@@ -1,6 +1,7 @@
 // qlora-tokenize against transformers: --text / --file / --jsonl ids with and without special
-// tokens equal AutoTokenizer's, --decode gives back its decode, and bad input exits 2 with one
-// line naming the problem.
+// tokens equal AutoTokenizer's, --decode gives back its decode, --chat renders what
+// apply_chat_template(tokenize=False) renders, and bad input exits 2 with one line naming the
+// problem.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -115,7 +116,7 @@ TEST(TokenizeCli, BadInputExitsTwoWithOneLine) {
         {base + " --decode --text 'nope'", "JSON array"},
         {base + " --decode --text '[50257]'", "token id 50257"},
         {base + " --text a --jsonl " + dir + "/bad.jsonl", "excludes"},
-        {base, "give one of --text, --file or --jsonl"},
+        {base, "give one of --text, --file, --jsonl or --chat"},
         {tokenize_tool() + " --model " + dir + " --text a", "tokenizer not found"},
         {base + " --text \"$(printf '\\377')\"", "not valid UTF-8"},
     };
@@ -125,6 +126,85 @@ TEST(TokenizeCli, BadInputExitsTwoWithOneLine) {
         EXPECT_NE(r.output.find(message), std::string::npos) << command << "\n" << r.output;
         EXPECT_EQ(lines(r.output).size(), 1u) << command << "\n" << r.output;
     }
+}
+
+// transformers' rendering of each {"messages"} line of `chats` (the folder's own template, or the
+// .jinja file `template_file` when not empty).
+std::vector<std::string> transformers_chats(const std::string& folder, const std::string& chats,
+                                            const std::string& template_file, bool generation) {
+    const std::string script =
+        "import json,sys\n"
+        "from transformers import AutoTokenizer\n"
+        "t = AutoTokenizer.from_pretrained(sys.argv[1])\n"
+        "kw = {'chat_template': open(sys.argv[3]).read()} if sys.argv[3] != '-' else {}\n"
+        "for line in open(sys.argv[2], encoding='utf-8'):\n"
+        "    x = json.loads(line)\n"
+        "    print(json.dumps(t.apply_chat_template(x['messages'], tokenize=False,\n"
+        "        add_generation_prompt=sys.argv[4] == '1', **kw)))\n";
+    const std::string script_file = test::scratch_dir("tokenize_cli_chat_script") + "/chat.py";
+    std::ofstream(script_file) << script;
+    const auto r = test::run_command(test::python() + " " + script_file + " " + folder + " " +
+                                     chats + " " + (template_file.empty() ? "-" : template_file) +
+                                     " " + (generation ? "1" : "0") + " 2>/dev/null");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return lines(r.output);
+}
+
+TEST(TokenizeCli, ChatRendersAsTransformers) {
+    const std::string dir = test::scratch_dir("tokenize_cli_chat");
+    const std::string chats = dir + "/chats.jsonl";
+    std::ofstream(chats)
+        << R"({"messages": [{"role": "user", "content": "Hi"}]})"
+        << "\n"
+        << R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}, {"role": "user", "content": "Grüße 🙂"}]})"
+        << "\n";
+    const std::string qwen_file =
+        test::shared_data("chat_templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+    for (const std::string vocabulary : {"llama3", "qwen2", "smollm2"}) {
+        for (const std::string& tmpl : {std::string(), qwen_file}) {
+            for (const bool generation : {false, true}) {
+                const std::string command = tokenize_tool() + " --model " + model(vocabulary) +
+                                            " --chat " + chats +
+                                            (tmpl.empty() ? "" : " --template " + tmpl) +
+                                            (generation ? " --add-generation-prompt" : "");
+                const auto r = test::run_command(command);
+                ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.output;
+                EXPECT_EQ(lines(r.output),
+                          transformers_chats(model(vocabulary), chats, tmpl, generation))
+                    << command;
+            }
+        }
+    }
+}
+
+TEST(TokenizeCli, ChatErrorsNameTheLineOrTheTemplatePlace) {
+    const std::string dir = test::scratch_dir("tokenize_cli_chat_bad");
+    std::ofstream(dir + "/bad.jsonl") << R"({"messages": []})"
+                                      << "\n"
+                                      << R"({"msgs": 1})"
+                                      << "\n";
+    std::ofstream(dir + "/ok.jsonl") << R"({"messages": [{"role": "user", "content": "x"}]})"
+                                     << "\n";
+    std::ofstream(dir + "/broken.jinja") << "{% for m in messages %}\n{{ m.content }\n";
+    const std::string base = tokenize_tool() + " --model " + model("qwen2");
+    const std::pair<std::string, std::string> cases[] = {
+        {base + " --chat " + dir + "/bad.jsonl", "bad.jsonl:2: expected an object with a"},
+        {base + " --chat " + dir + "/ok.jsonl --template " + dir + "/broken.jinja", "broken.jinja"},
+        {tokenize_tool() + " --model " + test::shared_data("stories260K/hf") + " --chat " + dir +
+             "/ok.jsonl",
+         "has no chat template"},
+        {base + " --chat " + dir + "/ok.jsonl --decode", "--chat renders text"},
+    };
+    for (const auto& [command, message] : cases) {
+        const auto r = test::run_command(command);
+        EXPECT_EQ(r.exit_code, 2) << command << "\n" << r.output;
+        EXPECT_NE(r.output.find(message), std::string::npos) << command << "\n" << r.output;
+        EXPECT_EQ(lines(r.output).size(), 1u) << command << "\n" << r.output;
+    }
+    // The template error names the line and column of the construct.
+    const auto r = test::run_command(base + " --chat " + dir + "/ok.jsonl --template " + dir +
+                                     "/broken.jinja");
+    EXPECT_NE(r.output.find(":2:"), std::string::npos) << r.output;
 }
 
 }  // namespace
