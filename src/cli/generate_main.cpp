@@ -1,14 +1,15 @@
-// qlora-generate --model DIR [--adapter A] [--quant nf4|fp4|none] --prompt T [--max-new-tokens N]
-//   [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R] [--seed S] [--device D]
-//   [--dtype T]
-//   [--threads N]
-// Samples from a Llama-family model, streaming the text (prompt included) to stdout.
+// qlora-generate --model DIR [--adapter A] [--quant nf4|fp4|none]
+//   (--prompt T | --chat [--system S]) [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--repetition-penalty R]
+//   [--seed S] [--device D] [--dtype T] [--threads N]
+// Samples from a Llama-family model, streaming the text (prompt included) to stdout. --chat holds
+// a conversation in the terminal through the model's chat template: each line read is a user turn
+// ("> " prompts on a terminal), the reply streams as it is generated; EOF or /exit ends it.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "cli/cli_checks.h"
 #include "cli/run_tool.h"
@@ -17,33 +18,40 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "export/attach_adapter.h"
+#include "model/chat_session.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
 #include "model/vocab_check.h"
 
 namespace {
 
-// Stop ids: config.json's eos_token_id, the tokenizer's EOS, and generation_config.json's
-// eos_token_id when present (Llama 3 instruct models list their end-of-turn ids there).
-std::vector<int64_t> stop_ids(const std::string& model_dir, const qlora::model::LlamaConfig& config,
+// Stop ids: config.json's eos_token_id, then the tokenizer's EOS ids (its own and
+// generation_config.json's: Llama 3 instruct models list their end-of-turn ids there).
+std::vector<int64_t> stop_ids(const qlora::model::LlamaConfig& config,
                               const qlora::tokenizer::Tokenizer& tok) {
     std::vector<int64_t> ids = config.eos_token_ids;
-    if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
-    const auto path = std::filesystem::path(model_dir) / "generation_config.json";
-    if (std::filesystem::exists(path)) {
-        std::ifstream in(path);
-        auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-        if (j.is_object() && j.contains("eos_token_id")) {
-            const auto& e = j["eos_token_id"];
-            if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
-            if (e.is_array()) {
-                for (const auto& x : e) {
-                    if (x.is_number_integer()) ids.push_back(x.get<int64_t>());
-                }
-            }
-        }
+    for (int64_t id : tok.eos_ids()) {
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
     }
     return ids;
+}
+
+// --chat: one user turn per line of stdin until EOF or "/exit"; blank lines are skipped.
+void chat_loop(qlora::model::Llama& llama, const qlora::tokenizer::Tokenizer& tok,
+               const std::string& model_dir, const qlora::model::GenerateOptions& options,
+               const std::string& system) {
+    qlora::model::ChatSession session(
+        llama, tok, qlora::chat::ChatTemplate::from_model_folder(model_dir), options, system);
+    const bool terminal = isatty(STDIN_FILENO) != 0;
+    std::string line;
+    while (true) {
+        if (terminal) std::cout << "> " << std::flush;
+        if (!std::getline(std::cin, line) || line == "/exit") break;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        session.reply(line, [](const std::string& text) { std::cout << text << std::flush; });
+        std::cout << '\n' << std::flush;
+    }
+    if (terminal) std::cout << '\n';
 }
 
 }  // namespace
@@ -63,7 +71,15 @@ int main(int argc, char** argv) {
     app.add_option("--adapter", adapter, "PEFT LoRA adapter folder");
     app.add_option("--quant", quant, "quantize the base linears while loading")
         ->check(CLI::IsMember({"none", "nf4", "fp4"}));
-    app.add_option("--prompt", prompt, "the text to continue (may be empty: BOS only)")->required();
+    auto* prompt_opt =
+        app.add_option("--prompt", prompt, "the text to continue (may be empty: BOS only)");
+    bool chat = false;
+    std::string system;
+    auto* chat_opt = app.add_flag("--chat", chat,
+                                  "a conversation in the terminal through the model's chat "
+                                  "template (one user turn per line; EOF or /exit ends it)")
+                         ->excludes(prompt_opt);
+    app.add_option("--system", system, "with --chat: an opening system message")->needs(chat_opt);
     app.add_option("--max-new-tokens,-n", max_new_tokens,
                    "stop after this many new tokens (at most 1048576)")
         ->check(CLI::Range(int64_t{0}, limits::kMaxNewTokens));
@@ -89,6 +105,7 @@ int main(int argc, char** argv) {
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
+        QLORA_CHECK(prompt_opt->count() + chat_opt->count() == 1, "give --prompt or --chat");
         if (threads > 0) at::set_num_threads(threads);
         model::LoadOptions load;
         load.device = resolve_device(device_name);
@@ -104,7 +121,11 @@ int main(int argc, char** argv) {
         model::GenerateOptions options;
         options.max_new_tokens = max_new_tokens;
         options.sampling = sampling;
-        options.stop_ids = stop_ids(model_dir, llama->config(), tok);
+        options.stop_ids = stop_ids(llama->config(), tok);
+        if (chat) {
+            chat_loop(llama, tok, model_dir, options, system);
+            return;
+        }
         std::vector<int64_t> ids = tok.encode(prompt, /*add_bos=*/!no_bos);
 
         model::TextStreamer streamer(tok);
