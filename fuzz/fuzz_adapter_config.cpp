@@ -5,9 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "export/peft_adapter.h"
 #include "fuzz/fuzz_support.h"
 #include "io/safetensors.h"
+#include "lora/peft_adapter.h"
 
 namespace {
 
@@ -29,6 +29,6 @@ const std::string& folder() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string dir = folder();
     qlora::fuzz::write_file("adapter/adapter_config.json", data, size);
-    qlora::fuzz::expect_clean([&] { (void)qlora::exporting::load_peft_adapter(dir); });
+    qlora::fuzz::expect_clean([&] { (void)qlora::lora::load_peft_adapter(dir); });
     return 0;
 }

@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <string_view>
 
-#include "export/peft_adapter.h"
 #include "fuzz/fuzz_support.h"
 #include "io/safetensors.h"
+#include "lora/peft_adapter.h"
 #include "train/train_state.h"
 
 namespace {
@@ -21,14 +21,14 @@ constexpr std::string_view kSeparator = "\n==SAFETENSORS==\n";
 const std::string& checkpoint() {
     static const std::string dir = [] {
         const std::string d = qlora::fuzz::scratch() + "/ckpt";
-        qlora::exporting::PeftAdapter adapter;
+        qlora::lora::PeftAdapter adapter;
         adapter.config.r = 2;
         adapter.config.target_modules = {"q_proj"};
         const std::string m = "model.layers.0.self_attn.q_proj";
-        adapter.tensors[qlora::exporting::lora_name(m, 'A')] = at::full({2, 8}, 0.5);
-        adapter.tensors[qlora::exporting::lora_name(m, 'B')] = at::zeros({8, 2});
+        adapter.tensors[qlora::lora::lora_name(m, 'A')] = at::full({2, 8}, 0.5);
+        adapter.tensors[qlora::lora::lora_name(m, 'B')] = at::zeros({8, 2});
         qlora::fuzz::write_file("ckpt/.keep", "");
-        qlora::exporting::save_peft_adapter(d, adapter);
+        qlora::lora::save_peft_adapter(d, adapter);
         qlora::io::save_safetensors(
             d + "/valid_state.safetensors",
             {{"optimizer.state.0.step", at::tensor({3}, at::kLong)},
