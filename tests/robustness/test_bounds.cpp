@@ -93,7 +93,7 @@ TEST(Bounds, MaxNewTokensIsBoundedBeforeTheKvCache) {
 TEST(Bounds, CliFloatParametersMustBeFinite) {
     const std::string base = test::tool("qlora-generate") + " --model " +
                              test::shared_data("stories260K/hf") + " --prompt x -n 4 --device cpu ";
-    for (const std::string& bad :
+    for (const std::string bad :
          {"--temperature nan", "--temperature inf", "--top-p nan", "--repetition-penalty nan",
           "--temperature 1e999", "--top-p -0.5"}) {
         auto r = test::run_command(base + bad);
@@ -142,7 +142,7 @@ TEST(Bounds, DuplicateYamlKeysAreRefusedNamingBothLines) {
 }
 
 TEST(Bounds, ForeignQuantizationConfigIsRefusedByName) {
-    for (const std::string& method : {"awq", "gptq", "fp8"}) {
+    for (const std::string method : {"awq", "gptq", "fp8"}) {
         const std::string e =
             config_error({{"quantization_config", {{"quant_method", method}, {"bits", 4}}}});
         EXPECT_NE(e.find("found \"" + method + "\""), std::string::npos) << e;

@@ -130,7 +130,7 @@ TEST(InputsPreserved, FailedQuantizeAndExportLeaveNoParentFolders) {
     test::write_small_adapter(dir + "/adapter");
     const std::string base =
         test::tool("qlora-export") + " --base " + bad + " --adapter " + dir + "/adapter";
-    for (const std::string& format : {"hf-bf16", "hf-nf4", "gguf-f16"}) {
+    for (const std::string format : {"hf-bf16", "hf-nf4", "gguf-f16"}) {
         const std::string out =
             dir + "/e/f/" + (format == std::string("gguf-f16") ? "m.gguf" : "out");
         auto r = test::run_command(base + " --format " + format + " --out " + out);

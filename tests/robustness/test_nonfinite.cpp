@@ -20,7 +20,7 @@ TEST(NonFinite, ModelLoadNamesTheTensor) {
     const std::string dir = test::scratch_dir("nonfinite_model");
     const std::string model = test::copy_stories_model(dir);
     test::poison_tensor(model, "model.layers.3.mlp.up_proj.weight", std::nanf(""));
-    for (const std::string& quant : {"none", "nf4"}) {
+    for (const std::string quant : {"none", "nf4"}) {
         model::LoadOptions o;
         o.quant = quant;
         const std::string e = test::error_of([&] { model::load_llama(model, o); });
