@@ -39,9 +39,10 @@ std::string trim(const std::string& s) {
 
 // qlora-generate --prompt P: the text printed after the prompt itself.
 std::string continuation(const std::string& model, const std::string& prompt) {
-    const auto r =
-        test::run_command(test::tool("qlora-generate") + " --model " + model +
-                          " --no-bos -n 8 -t 0 --threads 1 --prompt '" + prompt + "' 2>/dev/null");
+    // stdout alone (run_command adds 2>&1 after the whole command).
+    const auto r = test::run_command("{ " + test::tool("qlora-generate") + " --model " + model +
+                                     " --no-bos -n 8 -t 0 --threads 1 --prompt '" + prompt +
+                                     "' 2>/dev/null; }");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output.rfind(prompt, 0), 0u) << r.output;
     return trim(r.output.substr(std::min(prompt.size(), r.output.size())));
