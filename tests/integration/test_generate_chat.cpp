@@ -25,8 +25,8 @@ std::string chat_model(const std::string& dir) {
     }
     nlohmann::json config;
     config["chat_template"] =
-        "{% for m in messages %}{{ m.content }}{% if m.role == 'assistant' %}\n{% endif %}"
-        "{% endfor %}";
+        "{% for m in messages %}{{ m.content }}{% if m.role == 'assistant' %}{{ '\\n' }}"
+        "{% endif %}{% endfor %}";  // an expression: trim_blocks drops a newline after a tag
     std::ofstream(model + "/tokenizer_config.json") << config.dump();
     return model;
 }
