@@ -26,6 +26,18 @@ std::vector<std::string> lines(const std::string& text) {
     return out;
 }
 
+// The stdout lines of a Python `script` (written to the scratch folder `name`) run by the setup
+// venv with `args`; stderr (transformers' warnings) is dropped.
+std::vector<std::string> python_lines(const std::string& name, const std::string& script,
+                                      const std::string& args) {
+    const std::string file = test::scratch_dir(name) + "/script.py";
+    std::ofstream(file) << script;
+    const auto r =
+        test::run_command("{ " + test::python() + " " + file + " " + args + " 2>/dev/null; }");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return lines(r.output);
+}
+
 // transformers' view of `docs` (one JSONL record per line): ids, ids without special tokens,
 // decode of the latter.
 std::vector<json> transformers_view(const std::string& folder, const std::string& docs) {
@@ -38,13 +50,9 @@ std::vector<json> transformers_view(const std::string& folder, const std::string
         "    plain = t(x, add_special_tokens=False).input_ids\n"
         "    print(json.dumps({'ids': t(x).input_ids, 'plain': plain,\n"
         "                      'decoded': t.decode(plain)}, ensure_ascii=False))\n";
-    const std::string script_file = test::scratch_dir("tokenize_cli_script") + "/view.py";
-    std::ofstream(script_file) << script;
-    const auto r = test::run_command(test::python() + " " + script_file + " " + folder + " " +
-                                     docs + " 2>/dev/null");
-    EXPECT_EQ(r.exit_code, 0) << r.output;
     std::vector<json> out;
-    for (const std::string& line : lines(r.output)) out.push_back(json::parse(line));
+    for (const std::string& line : python_lines("tokenize_cli_script", script, folder + " " + docs))
+        out.push_back(json::parse(line));
     return out;
 }
 
@@ -141,13 +149,9 @@ std::vector<std::string> transformers_chats(const std::string& folder, const std
         "    x = json.loads(line)\n"
         "    print(json.dumps(t.apply_chat_template(x['messages'], tokenize=False,\n"
         "        add_generation_prompt=sys.argv[4] == '1', **kw)))\n";
-    const std::string script_file = test::scratch_dir("tokenize_cli_chat_script") + "/chat.py";
-    std::ofstream(script_file) << script;
-    const auto r = test::run_command(test::python() + " " + script_file + " " + folder + " " +
-                                     chats + " " + (template_file.empty() ? "-" : template_file) +
-                                     " " + (generation ? "1" : "0") + " 2>/dev/null");
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return lines(r.output);
+    return python_lines("tokenize_cli_chat_script", script,
+                        folder + " " + chats + " " + (template_file.empty() ? "-" : template_file) +
+                            " " + (generation ? "1" : "0"));
 }
 
 // Each line parsed: Python's json.dumps escapes non-ASCII, we write it as UTF-8.
