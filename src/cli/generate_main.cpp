@@ -1,7 +1,6 @@
 // qlora-generate --model DIR [--adapter A] [--quant nf4|fp4|none]
-//   (--prompt T | --chat [--system S]) [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k
-//   K] [--repetition-penalty R]
-//   [--seed S] [--device D] [--dtype T] [--threads N]
+//   (--prompt T | --chat [--system S]) [--max-new-tokens N] [--temperature T] [--top-p P]
+//   [--top-k K] [--repetition-penalty R] [--seed S] [--device D] [--dtype T] [--threads N]
 // Samples from a Llama-family model, streaming the text (prompt included) to stdout. --chat holds
 // a conversation in the terminal through the model's chat template: each line read is a user turn
 // ("> " prompts on a terminal), the reply streams as it is generated; EOF or /exit ends it.
