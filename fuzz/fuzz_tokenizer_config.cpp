@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "fuzz/fuzz_support.h"
-#include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
