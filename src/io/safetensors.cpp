@@ -130,7 +130,7 @@ json parse_header_json(const std::string& path, const std::string& text) {
     json root;
     try {
         root = json::parse(text, on_event);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors and number overflow (1e999999)
         std::string why = e.what();
         if (auto pos = why.find("] "); pos != std::string::npos) why = why.substr(pos + 2);
         QLORA_FAIL(path, ": header (", text.size(), " bytes) is not valid JSON: ", printable(why));
@@ -381,7 +381,7 @@ json read_index_json(const std::string& index_path) {
     text << in.rdbuf();
     try {
         return json::parse(text.str());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors and number overflow (1e999999)
         QLORA_FAIL(index_path, ": not valid JSON: ", printable(e.what()));
     }
 }

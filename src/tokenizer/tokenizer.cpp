@@ -32,9 +32,17 @@ json read_json(const fs::path& path) {
     QLORA_CHECK(in.good(), path.string(), ": cannot open");
     try {
         return json::parse(in);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors and number overflow (1e999999)
         QLORA_FAIL(path.string(), ": not valid JSON (", e.what(), ")");
     }
+}
+
+// tokenizer_config.json's add_bos_token / add_eos_token: true, false, or absent (the default).
+bool config_flag(const json& j, const char* key, bool fallback, const std::string& where) {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    QLORA_CHECK(j[key].is_boolean(), where, ": ", key, " must be true or false, found ",
+                j[key].dump().substr(0, 40));
+    return j[key].get<bool>();
 }
 
 // A special token as tokenizer_config.json writes it: "text", {"content": "text"} or null.
@@ -72,6 +80,8 @@ Tokenizer::Tokenizer(const std::string& path) : config_(std::make_unique<json>(j
     if (folder.empty()) folder = file.parent_path();
     if (fs::exists(folder / "tokenizer_config.json")) {
         *config_ = read_json(folder / "tokenizer_config.json");
+        QLORA_CHECK(config_->is_object(), (folder / "tokenizer_config.json").string(),
+                    ": must hold a JSON object, found ", config_->type_name());
     }
     apply_config((folder / "tokenizer_config.json").string());
     const fs::path generation = folder / "generation_config.json";
@@ -145,8 +155,8 @@ void Tokenizer::apply_config(const std::string& where) {
     resolve("pad_token", special_.pad);
     resolve("unk_token", special_.unk);
     if (kind_ == BackendKind::kSentencePiece) {
-        sp_add_bos_ = j.value("add_bos_token", true) && special_.bos >= 0;
-        sp_add_eos_ = j.value("add_eos_token", false) && special_.eos >= 0;
+        sp_add_bos_ = config_flag(j, "add_bos_token", true, where) && special_.bos >= 0;
+        sp_add_eos_ = config_flag(j, "add_eos_token", false, where) && special_.eos >= 0;
     }
     eos_ids_.clear();
     if (special_.eos >= 0) eos_ids_.push_back(special_.eos);
@@ -231,7 +241,9 @@ std::vector<AddedTokenInfo> Tokenizer::added_tokens() const {
                 continue;
             out.push_back(
                 {parse_int64_or_fail(id, "tokenizer_config.json added_tokens_decoder key"),
-                 tok["content"].get<std::string>(), tok.value("special", false)});
+                 tok["content"].get<std::string>(),
+                 tok.contains("special") && tok["special"].is_boolean() &&
+                     tok["special"].get<bool>()});
         }
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
