@@ -11,6 +11,7 @@
 #include "export/gguf_export.h"
 #include "io/safetensors.h"
 #include "model/llama_loader.h"
+#include "support/gguf_import.h"
 #include "support/test_support.h"
 
 namespace qlora {
@@ -19,17 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string stories_gguf(const std::string& dir) {
-    const std::string base = test::shared_data("stories260K/hf");
-    io::SafetensorsFolder folder(base);
-    exporting::GgufExportInputs in;
-    in.config = model::LlamaConfig::load(base);
-    in.tokenizer_model = base + "/tokenizer.model";
-    in.tensor_names = folder.names();
-    in.load_tensor = [&](const std::string& n) { return folder.load(n).to(at::kFloat); };
-    in.type = exporting::GgufType::kQ8_0;
-    in.out_file = dir + "/stories260K-q8_0.gguf";
-    exporting::export_gguf(in);
-    return in.out_file;
+    return test::stories_gguf(dir, exporting::GgufType::kQ8_0, "stories260K-q8_0.gguf");
 }
 
 int64_t line_count(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }

@@ -103,17 +103,8 @@ TEST_F(GgufImportSmolLM2, TransformersLogitsOnTheFolderEqualOurs) {
 TEST(GgufImportStories, SentencePieceTokenizerJsonMatchesSentencePiece) {
     const std::string base = qlora::test::shared_data("stories260K/hf");
     const std::string dir = qlora::test::scratch_dir("gguf_import_stories");
-    io::SafetensorsFolder folder(base);
-    exporting::GgufExportInputs in;
-    in.config = model::LlamaConfig::load(base);
-    in.tokenizer_model = base + "/tokenizer.model";
-    in.tensor_names = folder.names();
-    in.load_tensor = [&](const std::string& n) { return folder.load(n).to(at::kFloat); };
-    in.type = exporting::GgufType::kF16;
-    in.out_file = dir + "/stories.gguf";
-    exporting::export_gguf(in);
     GgufToHfOptions o;
-    o.in_file = in.out_file;
+    o.in_file = qlora::test::stories_gguf(dir, exporting::GgufType::kF16, "stories.gguf");
     o.out_dir = dir + "/hf";
     convert_gguf_to_hf(o);
     auto r = run_command(gguf_import_script() + " sp-tokenizer " + o.out_dir + " " + base +

@@ -11,9 +11,29 @@
 #include <cstring>
 #include <string>
 
+#include "export/gguf_export.h"
+#include "io/safetensors.h"
+#include "model/llama_loader.h"
 #include "support/test_support.h"
 
 namespace qlora::test {
+
+// stories260K exported by us to dir/file_name as a GGUF of `type`: the import tests' SentencePiece
+// ("llama" vocabulary) input.
+inline std::string stories_gguf(const std::string& dir, exporting::GgufType type,
+                                const std::string& file_name) {
+    const std::string base = shared_data("stories260K/hf");
+    io::SafetensorsFolder folder(base);
+    exporting::GgufExportInputs in;
+    in.config = model::LlamaConfig::load(base);
+    in.tokenizer_model = base + "/tokenizer.model";
+    in.tensor_names = folder.names();
+    in.load_tensor = [&](const std::string& n) { return folder.load(n).to(at::kFloat); };
+    in.type = type;
+    in.out_file = dir + "/" + file_name;
+    exporting::export_gguf(in);
+    return in.out_file;
+}
 
 inline std::string gguf_import_script() {
     return python() + " " + QLORA_SOURCE_DIR + "/scripts/check_gguf_import.py";
