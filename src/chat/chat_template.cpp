@@ -124,16 +124,34 @@ ChatTemplate ChatTemplate::from_model_folder(const std::string& dir, const std::
     ojson config = ojson::object();
     if (fs::exists(config_path)) config = read_json(config_path);
     QLORA_CHECK(config.is_object(), config_path, ": must hold a JSON object");
-    SpecialTokens tokens = special_tokens_of(config, config_path);
     if (fs::exists(jinja_path) && which == "default")
-        return ChatTemplate(read_text(jinja_path), jinja_path, tokens);
+        return ChatTemplate(read_text(jinja_path), jinja_path,
+                            special_tokens_of(config, config_path));
+    return from_config(config, config_path, dir, which);
+}
+
+ChatTemplate ChatTemplate::from_config(const ojson& config, const std::string& where,
+                                       const std::string& model, const std::string& which) {
+    SpecialTokens tokens = special_tokens_of(config, where);
     QLORA_CHECK(
-        config.contains("chat_template") && !config["chat_template"].is_null(), dir,
+        config.contains("chat_template") && !config["chat_template"].is_null(), model,
         ": the tokenizer has no chat template (neither chat_template.jinja nor a chat_template in ",
         "tokenizer_config.json)");
-    std::string name = config_path + ":chat_template";
+    std::string name = where + ":chat_template";
     if (which != "default" || config["chat_template"].is_array()) name += "[" + which + "]";
-    return ChatTemplate(pick_template(config["chat_template"], which, config_path), name, tokens);
+    return ChatTemplate(pick_template(config["chat_template"], which, where), name, tokens);
+}
+
+ChatTemplate ChatTemplate::of_tokenizer(const tokenizer::Tokenizer& tok, const std::string& which) {
+    if (!tok.folder().empty()) return from_model_folder(tok.folder(), which);
+    // A GGUF's tokenizer: tokenizer.chat_template travels in the rebuilt tokenizer_config.
+    return from_config(ojson::parse(tok.config().dump()), tok.path(), tok.path(), which);
+}
+
+bool has_chat_template(const tokenizer::Tokenizer& tok) {
+    const nlohmann::json& config = tok.config();
+    if (config.contains("chat_template") && !config["chat_template"].is_null()) return true;
+    return !tok.folder().empty() && fs::exists(fs::path(tok.folder()) / "chat_template.jinja");
 }
 
 ChatTemplate ChatTemplate::from_string(const std::string& source, std::string name,

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "jinja/template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::chat {
 
@@ -26,6 +27,14 @@ class ChatTemplate {
     // `which`: "default" (or the only template) unless a named one is asked for.
     static ChatTemplate from_model_folder(const std::string& dir,
                                           const std::string& which = "default");
+    // The template of the model `tok` was read from: its folder's, or a GGUF's
+    // tokenizer.chat_template (carried in tok.config()).
+    static ChatTemplate of_tokenizer(const tokenizer::Tokenizer& tok,
+                                     const std::string& which = "default");
+    // tokenizer_config.json's chat_template; `where` names the config in errors and in the
+    // template's name, `model` the model that lacks one.
+    static ChatTemplate from_config(const nlohmann::ordered_json& config, const std::string& where,
+                                    const std::string& model, const std::string& which = "default");
     static ChatTemplate from_string(const std::string& source, std::string name,
                                     SpecialTokens tokens = {});
     static ChatTemplate from_file(const std::string& path, SpecialTokens tokens = {});
@@ -54,6 +63,9 @@ class ChatTemplate {
     jinja::Template template_;
     SpecialTokens tokens_;
 };
+
+// Whether ChatTemplate::of_tokenizer finds a template.
+bool has_chat_template(const tokenizer::Tokenizer& tok);
 
 // The special tokens of a tokenizer_config.json object (strings or {"content": ...} dicts).
 SpecialTokens special_tokens_of(const nlohmann::ordered_json& tokenizer_config,

@@ -1,11 +1,12 @@
-// CLI11 validators for float options: CLI::Range and CLI::NonNegativeNumber compare with < and >,
-// which NaN passes, so every float option of the tools also goes through Finite().
+// CLI11 validators: float options (CLI::Range and CLI::NonNegativeNumber compare with < and >,
+// which NaN passes, so every float option of the tools also goes through Finite()) and --model.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 namespace qlora::cli {
@@ -32,5 +33,19 @@ inline CLI::Validator FiniteRange(double lo, double hi) {
 }
 
 inline CLI::Validator Finite() { return FiniteRange(-1e300, 1e300); }
+
+// --model: a Hugging Face folder, or a .gguf file (model/llama_loader.h reads both).
+inline CLI::Validator ModelPath() {
+    return CLI::Validator(
+        [](std::string& path) -> std::string {
+            std::error_code ec;
+            if (std::filesystem::is_directory(path, ec)) return {};
+            if (path.ends_with(".gguf") && std::filesystem::is_regular_file(path, ec)) return {};
+            return "expected a model folder or a .gguf file, found no such " +
+                   std::string(path.ends_with(".gguf") ? "file" : "folder") + ": " +
+                   path.substr(0, 200);
+        },
+        "DIR|FILE.gguf");
+}
 
 }  // namespace qlora::cli

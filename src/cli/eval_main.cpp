@@ -13,6 +13,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -89,8 +90,8 @@ int main(int argc, char** argv) {
     app.add_option("--run", a.run_dir,
                    "a qlora-train run folder: replay its eval (config, eval split, final adapter)")
         ->check(CLI::ExistingDirectory);
-    app.add_option("--model", a.model_dir, "Hugging Face model folder")
-        ->check(CLI::ExistingDirectory);
+    app.add_option("--model", a.model_dir, "Hugging Face model folder, or a .gguf file")
+        ->check(cli::ModelPath());
     app.add_option("--adapter", a.adapter, "PEFT LoRA adapter folder");
     app.add_option("--quant", a.quant, "quantize the base linears while loading")
         ->check(CLI::IsMember({"none", "nf4", "fp4"}));

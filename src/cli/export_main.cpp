@@ -1,13 +1,15 @@
 // qlora-export --base MODEL --adapter ADAPTER --out OUT --format F [--merge-base nf4|fp]
 //   [--group-size G] [--eval-data FILE] [--overwrite] [--max-shard-size 5GB]
-// Writes what the ecosystem serves (DESIGN.md section 11): the PEFT adapter, a merged Hugging Face
-// folder (bf16, fp16, bitsandbytes NF4, our int4 per-group layout) or a GGUF file for llama.cpp.
+// Writes what the ecosystem serves (docs/ARCHITECTURE.md lists the formats): the PEFT adapter, a
+// merged Hugging Face folder (bf16, fp16, bitsandbytes NF4, our int4 per-group layout) or a GGUF
+// file for llama.cpp.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <optional>
 #include <string>
 
+#include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -88,9 +90,10 @@ int main(int argc, char** argv) {
     int threads = 0;
     bool overwrite = false;
     app.add_option("--base", base,
-                   "the base Hugging Face model folder (dense, or 4-bit from qlora-quantize)")
+                   "the base Hugging Face model folder (dense, or 4-bit from qlora-quantize), or "
+                   "the .gguf file the adapter was trained on")
         ->required()
-        ->check(CLI::ExistingDirectory);
+        ->check(cli::ModelPath());
     app.add_option("--adapter", adapter,
                    "PEFT LoRA adapter folder (qlora-train's adapter/ or checkpoints/step-N/, "
                    "or one PEFT saved)")

@@ -38,10 +38,9 @@ std::vector<int64_t> stop_ids(const qlora::model::LlamaConfig& config,
 
 // --chat: one user turn per line of stdin until EOF or "/exit"; blank lines are skipped.
 void chat_loop(qlora::model::Llama& llama, const qlora::tokenizer::Tokenizer& tok,
-               const std::string& model_dir, const qlora::model::GenerateOptions& options,
-               const std::string& system) {
-    qlora::model::ChatSession session(
-        llama, tok, qlora::chat::ChatTemplate::from_model_folder(model_dir), options, system);
+               const qlora::model::GenerateOptions& options, const std::string& system) {
+    qlora::model::ChatSession session(llama, tok, qlora::chat::ChatTemplate::of_tokenizer(tok),
+                                      options, system);
     const bool terminal = isatty(STDIN_FILENO) != 0;
     std::string line;
     while (true) {
@@ -65,9 +64,10 @@ int main(int argc, char** argv) {
     model::SamplingOptions sampling;
     bool no_bos = false, stats = false;
     app.add_option("--model", model_dir,
-                   "Hugging Face model folder (config.json, *.safetensors, tokenizer.model)")
+                   "Hugging Face model folder (config.json, *.safetensors, tokenizer.json or "
+                   "tokenizer.model), or a .gguf file")
         ->required()
-        ->check(CLI::ExistingDirectory);
+        ->check(cli::ModelPath());
     app.add_option("--adapter", adapter, "PEFT LoRA adapter folder");
     app.add_option("--quant", quant, "quantize the base linears while loading")
         ->check(CLI::IsMember({"none", "nf4", "fp4"}));
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
         options.sampling = sampling;
         options.stop_ids = stop_ids(llama->config(), tok);
         if (chat) {
-            chat_loop(llama, tok, model_dir, options, system);
+            chat_loop(llama, tok, options, system);
             return;
         }
         std::vector<int64_t> ids = tok.encode(prompt, /*add_bos=*/!no_bos);

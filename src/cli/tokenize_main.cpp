@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "chat/chat_template.h"
+#include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
@@ -141,14 +142,13 @@ void decode_ids(const Tokenizer& tok, const std::string* text, const std::string
     std::cout << out;
 }
 
-qlora::chat::ChatTemplate chat_template_for(const std::string& model_dir,
+// The model's own template, or a .jinja file given the model's special tokens.
+qlora::chat::ChatTemplate chat_template_for(const Tokenizer& tok,
                                             const std::string& template_file) {
-    if (template_file.empty()) return qlora::chat::ChatTemplate::from_model_folder(model_dir);
-    const std::filesystem::path config = std::filesystem::path(model_dir) / "tokenizer_config.json";
-    nlohmann::ordered_json c = nlohmann::ordered_json::object();
-    if (std::filesystem::exists(config)) c = nlohmann::ordered_json::parse(read_file(config));
+    if (template_file.empty()) return qlora::chat::ChatTemplate::of_tokenizer(tok);
+    const auto config = nlohmann::ordered_json::parse(tok.config().dump());
     return qlora::chat::ChatTemplate::from_file(template_file,
-                                                qlora::chat::special_tokens_of(c, config.string()));
+                                                qlora::chat::special_tokens_of(config, tok.path()));
 }
 
 // --chat: every line is rendered before anything is printed, so bad input leaves only the error.
@@ -191,9 +191,9 @@ int main(int argc, char** argv) {
     bool no_special = false, decode = false, skip_special = false, bench = false;
     app.add_option("--model", model_dir,
                    "model folder, or one holding only tokenizer files (tokenizer.json or "
-                   "tokenizer.model, tokenizer_config.json)")
+                   "tokenizer.model, tokenizer_config.json), or a .gguf file")
         ->required()
-        ->check(CLI::ExistingPath);
+        ->check(cli::ModelPath());
     auto* text_opt = app.add_option("--text", text, "one document (with --decode: a JSON array)");
     auto* file_opt = app.add_option("--file", file,
                                     "a file holding one document (with --decode: one JSON array "
@@ -229,7 +229,8 @@ int main(int argc, char** argv) {
     return cli::run_tool("qlora-tokenize", app, argc, argv, [&] {
         if (chat_opt->count()) {
             QLORA_CHECK(!decode && !bench, "--chat renders text: it takes no --decode or --bench");
-            render_chats(chat_template_for(model_dir, template_file), chat, generation_prompt);
+            render_chats(chat_template_for(Tokenizer(model_dir), template_file), chat,
+                         generation_prompt);
             return;
         }
         QLORA_CHECK(text_opt->count() + file_opt->count() + jsonl_opt->count() == 1,

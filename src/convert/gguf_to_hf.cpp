@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "convert/gguf_tokenizer_json.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/gguf_model.h"
+#include "tokenizer/gguf_tokenizer_json.h"
 
 namespace qlora::convert {
 namespace fs = std::filesystem;
@@ -51,10 +51,20 @@ std::string dump(const json& j) {
 
 }  // namespace
 
+void write_gguf_side_files(const model::GgufLlamaFile& file, const tokenizer::HfTokenizerJson& tok,
+                           const std::string& dir) {
+    const fs::path root(dir);
+    io::write_file_atomic((root / "generation_config.json").string(),
+                          dump(generation_config(file.hf_config())));
+    io::write_file_atomic((root / "tokenizer.json").string(), dump(tok.tokenizer));
+    io::write_file_atomic((root / "tokenizer_config.json").string(), dump(tok.tokenizer_config));
+}
+
 GgufToHfSummary convert_gguf_to_hf(const GgufToHfOptions& o) {
     check_paths(o);
     const model::GgufLlamaFile file(o.in_file);
-    const HfTokenizerJson tok = gguf_hf_tokenizer(file.reader());  // fails before any writing
+    const tokenizer::HfTokenizerJson tok =
+        tokenizer::gguf_hf_tokenizer(file.reader());  // fails before any writing
 
     io::AtomicDir dir(o.out_dir);
     GgufToHfSummary summary;
@@ -70,10 +80,7 @@ GgufToHfSummary convert_gguf_to_hf(const GgufToHfOptions& o) {
     }
     const fs::path root(dir.path());
     io::write_file_atomic((root / "config.json").string(), dump(file.hf_config()));
-    io::write_file_atomic((root / "generation_config.json").string(),
-                          dump(generation_config(file.hf_config())));
-    io::write_file_atomic((root / "tokenizer.json").string(), dump(tok.tokenizer));
-    io::write_file_atomic((root / "tokenizer_config.json").string(), dump(tok.tokenizer_config));
+    write_gguf_side_files(file, tok, dir.path());
     for (const auto& entry : fs::directory_iterator(root)) {
         summary.files.push_back(entry.path().filename().string());
     }

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "model/gguf_model.h"
+#include "tokenizer/gguf_tokenizer_json.h"
+
 namespace qlora::convert {
 
 struct GgufToHfOptions {
@@ -24,5 +27,11 @@ struct GgufToHfSummary {
 };
 
 GgufToHfSummary convert_gguf_to_hf(const GgufToHfOptions& options);
+
+// The folder's files besides weights and config.json: generation_config.json, tokenizer.json and
+// tokenizer_config.json of `tok` (tokenizer::gguf_hf_tokenizer of the file), written into dir.
+// Also what an export whose base is a GGUF carries.
+void write_gguf_side_files(const model::GgufLlamaFile& file, const tokenizer::HfTokenizerJson& tok,
+                           const std::string& dir);
 
 }  // namespace qlora::convert

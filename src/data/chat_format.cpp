@@ -13,11 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string tokenizer_folder(const tokenizer::Tokenizer& tok) {
-    const fs::path p = tok.path();
-    return (fs::is_directory(p) ? p : p.parent_path()).string();
-}
-
 nlohmann::ordered_json messages_json(const std::vector<Message>& messages) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const Message& m : messages) out.push_back({{"role", m.role}, {"content", m.content}});
@@ -31,11 +26,8 @@ bool overlaps(const std::pair<size_t, size_t>& token, const chat::ByteSpan& span
 }  // namespace
 
 std::optional<chat::ChatTemplate> model_chat_template(const tokenizer::Tokenizer& tok) {
-    const fs::path folder = tokenizer_folder(tok);
-    const nlohmann::json& config = tok.config();
-    const bool in_config = config.contains("chat_template") && !config["chat_template"].is_null();
-    if (!in_config && !fs::exists(folder / "chat_template.jinja")) return std::nullopt;
-    return chat::ChatTemplate::from_model_folder(folder.string());
+    if (!chat::has_chat_template(tok)) return std::nullopt;
+    return chat::ChatTemplate::of_tokenizer(tok);
 }
 
 ResolvedTemplate resolve_template(Template configured, const tokenizer::Tokenizer& tok) {
@@ -43,7 +35,7 @@ ResolvedTemplate resolve_template(Template configured, const tokenizer::Tokenize
     std::optional<chat::ChatTemplate> chat = model_chat_template(tok);
     if (chat) return {Template::kModel, std::move(chat)};
     QLORA_CHECK(configured == Template::kAuto, "data.template: model needs the tokenizer's chat ",
-                "template, but ", tokenizer_folder(tok),
+                "template, but ", tok.folder().empty() ? tok.path() : tok.folder(),
                 " has none (no chat_template.jinja, no chat_template in tokenizer_config.json); ",
                 "pick alpaca, llama2-chat, chatml or plain");
     return {Template::kAlpaca, {}};

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "convert/gguf_to_hf.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -26,6 +27,7 @@
 #include "io/path_guard.h"
 #include "io/safetensors.h"
 #include "lora/adapter_metadata.h"
+#include "model/gguf_model.h"
 #include "model/llama_layout.h"
 #include "quant/fake_quant.h"
 #include "quant/int4_format.h"
@@ -58,7 +60,9 @@ nlohmann::ordered_json read_json(const fs::path& path) {
 // config.json of the export: the base's, with the quantization and dtype of what was written.
 nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat format,
                                      int64_t int4_group) {
-    nlohmann::ordered_json config = read_json(fs::path(merged.base_dir()) / "config.json");
+    nlohmann::ordered_json config =
+        merged.gguf() != nullptr ? nlohmann::ordered_json::parse(merged.gguf()->hf_config().dump())
+                                 : read_json(fs::path(merged.base_dir()) / "config.json");
     c10::ScalarType compute = at::kBFloat16;
     if (config.contains("quantization_config")) {
         const std::string name =
@@ -81,9 +85,15 @@ nlohmann::ordered_json export_config(const MergedView& merged, ExportFormat form
     return config;
 }
 
-void copy_side_files(const std::string& from_dir, const std::string& to_dir) {
+// The base's tokenizer and generation files: copied from a folder, rebuilt from a GGUF's metadata.
+void copy_side_files(const MergedView& merged, const std::string& to_dir) {
+    if (merged.gguf() != nullptr) {
+        convert::write_gguf_side_files(
+            *merged.gguf(), tokenizer::gguf_hf_tokenizer(merged.gguf()->reader()), to_dir);
+        return;
+    }
     for (const char* file : kSideFiles) {
-        const fs::path from = fs::path(from_dir) / file;
+        const fs::path from = fs::path(merged.base_dir()) / file;
         if (fs::exists(from))
             fs::copy_file(from, fs::path(to_dir) / file, fs::copy_options::overwrite_existing);
     }
@@ -291,7 +301,7 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
     }
     io::write_file_atomic((fs::path(out.path()) / "config.json").string(),
                           export_config(merged, format, options.int4_group_size).dump(2) + "\n");
-    copy_side_files(merged.base_dir(), out.path());
+    copy_side_files(merged, out.path());
     out.commit();
     parents.keep();
     for (const std::string& file : written) {

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "export/gguf_writer.h"
 #include "io/finite_check.h"
+#include "io/gguf_reader.h"
 #include "io/path_guard.h"
 #include "model/llama_layout.h"
 #include "tokenizer/hf_tokenizer.h"
@@ -351,7 +352,48 @@ std::string llama_cpp_pre_tokenizer(const nlohmann::json& pre, const std::string
                found.size() > 120 ? found.substr(0, 117) + "..." : found);
 }
 
+namespace {
+
+// A GGUF base's vocabulary goes back out as it came: llama.cpp's own tokenizer.ggml.* keys, so a
+// fine-tune of a GGUF tokenizes in llama.cpp exactly as its base did.
+GgufVocab vocab_of_gguf(const std::string& path) {
+    const io::GgufReader g(path);
+    GgufVocab v;
+    v.model = g.get_string("tokenizer.ggml.model");
+    v.pre = g.contains("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
+    auto what = [&](const char* key) { return g.key_context(key); };
+    v.tokens = g.get("tokenizer.ggml.tokens").strings(what("tokenizer.ggml.tokens"));
+    if (g.contains("tokenizer.ggml.scores")) {
+        for (double s : g.get("tokenizer.ggml.scores").floats(what("tokenizer.ggml.scores")))
+            v.scores.push_back(static_cast<float>(s));
+    }
+    if (g.contains("tokenizer.ggml.merges"))
+        v.merges = g.get("tokenizer.ggml.merges").strings(what("tokenizer.ggml.merges"));
+    for (int64_t t : g.get("tokenizer.ggml.token_type").ints(what("tokenizer.ggml.token_type")))
+        v.types.push_back(static_cast<int32_t>(t));
+    auto id = [&](const char* key) {
+        return g.contains(key) ? static_cast<int64_t>(g.get_uint(key)) : int64_t{-1};
+    };
+    v.bos_id = id("tokenizer.ggml.bos_token_id");
+    v.eos_id = id("tokenizer.ggml.eos_token_id");
+    v.unk_id = id("tokenizer.ggml.unknown_token_id");
+    v.pad_id = id("tokenizer.ggml.padding_token_id");
+    if (g.contains("tokenizer.ggml.add_bos_token"))
+        v.add_bos = g.get_bool("tokenizer.ggml.add_bos_token");
+    if (g.contains("tokenizer.ggml.add_eos_token"))
+        v.add_eos = g.get_bool("tokenizer.ggml.add_eos_token");
+    for (const std::string& key : g.keys()) {
+        if (key == "tokenizer.chat_template") v.chat_templates.emplace_back("", g.get_string(key));
+        if (key.starts_with("tokenizer.chat_template.") && key != "tokenizer.chat_templates")
+            v.chat_templates.emplace_back(key.substr(24), g.get_string(key));
+    }
+    return v;
+}
+
+}  // namespace
+
 GgufVocab load_gguf_vocab(const std::string& tokenizer_model, const model::LlamaConfig& config) {
+    if (tokenizer_model.ends_with(".gguf")) return vocab_of_gguf(tokenizer_model);
     const fs::path folder = fs::is_directory(tokenizer_model)
                                 ? fs::path(tokenizer_model)
                                 : fs::path(tokenizer_model).parent_path();

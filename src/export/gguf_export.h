@@ -80,8 +80,8 @@ struct GgufVocab {
     bool add_eos = false;  // tokenizer_config.json's add_eos_token, else false
 };
 // `tokenizer_model`: a model folder (tokenizer.json first, else tokenizer.model, and maybe
-// tokenizer_config.json), or one of those files. Special ids: the tokenizer's
-// (tokenizer_config.json first), else config's.
+// tokenizer_config.json), or one of those files, or a .gguf (its tokenizer.ggml.* as they are).
+// Special ids: the tokenizer's (tokenizer_config.json first), else config's.
 GgufVocab load_gguf_vocab(const std::string& tokenizer_model, const model::LlamaConfig& config);
 
 // llama.cpp's tokenizer.ggml.pre for a tokenizer.json "pre_tokenizer" section: "llama-bpe"

@@ -13,6 +13,7 @@
 #include "export/quantize_model.h"
 #include "io/bnb_format.h"
 #include "lora/adapter_metadata.h"
+#include "model/gguf_model.h"
 #include "model/llama.h"
 #include "model/llama_layout.h"
 
@@ -66,9 +67,14 @@ TrainedQuant find_trained_quant(const std::string& adapter_dir) {
 MergedView::MergedView(std::string base_dir, std::string adapter_dir, const MergeOptions& options)
     : base_dir_(std::move(base_dir)),
       adapter_dir_(std::move(adapter_dir)),
-      config_(model::LlamaConfig::load(base_dir_)),
-      files_(base_dir_),
       adapter_(lora::load_peft_adapter(adapter_dir_)) {
+    if (base_dir_.ends_with(".gguf")) {
+        gguf_ = std::make_shared<const model::GgufLlamaFile>(base_dir_);
+        config_ = gguf_->config();
+    } else {
+        config_ = model::LlamaConfig::load(base_dir_);
+        files_.emplace(base_dir_);
+    }
     base_is_4bit_ = config_.quantization_config.has_value();
     resolve_quant(options);
     add_layer_names();
@@ -89,9 +95,9 @@ void MergedView::resolve_quant(const MergeOptions& options) {
         quant_.options =
             io::parse_bnb_quantization_config(*config_.quantization_config, config_path);
         quant_.source = "the base's quantization_config";
-        for (const std::string& name : files_.names()) {  // the blocksize lives in each quant_state
-            if (model::is_quantized_weight_name(name) && io::is_bnb_4bit_weight(files_, name)) {
-                quant_.options.blocksize = io::read_bnb_4bit(files_, name).blocksize();
+        for (const std::string& name : files_->names()) {  // the blocksize is in each quant_state
+            if (model::is_quantized_weight_name(name) && io::is_bnb_4bit_weight(*files_, name)) {
+                quant_.options.blocksize = io::read_bnb_4bit(*files_, name).blocksize();
                 break;
             }
         }
@@ -124,10 +130,13 @@ void MergedView::check_base_tensors() const {
     // ignores).
     std::set<std::string> expected(names_.begin(), names_.end());
     if (untied_lm_head_) expected.erase("lm_head.weight");  // comes from the embeddings
-    for (const std::string& name : files_.names()) {
+    if (gguf_) {  // names checked by GgufLlamaFile; shapes when each tensor is read
+        for (const std::string& name : gguf_->hf_names()) expected.erase(name);
+    }
+    for (const std::string& name : files_ ? files_->names() : std::vector<std::string>{}) {
         if (expected.erase(name) != 0) {
-            if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, name)) continue;
-            const io::TensorInfo& info = files_.info(name);
+            if (base_is_4bit_ && io::is_bnb_4bit_weight(*files_, name)) continue;
+            const io::TensorInfo& info = files_->info(name);
             QLORA_CHECK(info.shape == shapes_.at(name), base_dir_, ": tensor '", name,
                         "' has shape ", shape_str(info.shape), ", expected ",
                         shape_str(shapes_.at(name)), " from config.json");
@@ -226,18 +235,19 @@ c10::ScalarType MergedView::base_dtype(const std::string& name) const {
         untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
     QLORA_CHECK(shapes_.count(name) != 0, base_dir_, ": no tensor '", name,
                 "' in the merged checkpoint");
-    if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored))
-        return io::read_bnb_4bit(files_, stored).dtype();
-    return files_.info(stored).dtype;
+    if (gguf_) return at::kFloat;  // what its blocks dequantize to
+    if (base_is_4bit_ && io::is_bnb_4bit_weight(*files_, stored))
+        return io::read_bnb_4bit(*files_, stored).dtype();
+    return files_->info(stored).dtype;
 }
 
 at::Tensor MergedView::base_weight(const std::string& name) const {
     const std::string stored =
         untied_lm_head_ && name == "lm_head.weight" ? "model.embed_tokens.weight" : name;
-    if (base_is_4bit_ && io::is_bnb_4bit_weight(files_, stored)) {
-        return io::read_bnb_4bit(files_, stored).dequantize(at::kFloat);
+    if (base_is_4bit_ && io::is_bnb_4bit_weight(*files_, stored)) {
+        return io::read_bnb_4bit(*files_, stored).dequantize(at::kFloat);
     }
-    at::Tensor w = files_.load(stored);
+    at::Tensor w = gguf_ ? gguf_->load(stored) : files_->load(stored);
     if (merge_base_ == MergeBase::kNf4 && !base_is_4bit_ && model::is_quantized_weight_name(name)) {
         if (quant_.dtype) w = w.to(*quant_.dtype);
         return quant::NF4Tensor::quantize(w, quant_.options, name).dequantize(at::kFloat);

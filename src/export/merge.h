@@ -1,11 +1,13 @@
 // MergedView: a lazy merged view of a Hugging Face Llama folder (dense safetensors or the
-// bitsandbytes-4bit layout qlora-quantize writes) plus a PEFT LoRA adapter, read one tensor at a
+// bitsandbytes-4bit layout qlora-quantize writes) or a llama.cpp GGUF (its blocks dequantized,
+// model/gguf_model.h) plus a PEFT LoRA adapter, read one tensor at a
 // time as W = deq(NF4(W0)) + s·B·A (the weights the adapter was trained against) or W0 + s·B·A.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +16,10 @@
 #include "lora/peft_adapter.h"
 #include "model/llama_config.h"
 #include "quant/nf4_tensor.h"
+
+namespace qlora::model {
+class GgufLlamaFile;
+}
 
 namespace qlora::exporting {
 
@@ -66,7 +72,10 @@ class MergedView {
     // The 4-bit settings of deq(NF4(W0)) (and of an hf-nf4 requantization).
     const TrainedQuant& quant() const { return quant_; }
     bool base_is_4bit() const { return base_is_4bit_; }
+    // The base folder, or the .gguf file.
     const std::string& base_dir() const { return base_dir_; }
+    // The GGUF the base is read from; nullptr for a Hugging Face folder.
+    const model::GgufLlamaFile* gguf() const { return gguf_.get(); }
     const std::string& adapter_dir() const { return adapter_dir_; }
     // One line for logs: what goes into what, with the quant settings and their source.
     std::string describe() const;
@@ -84,7 +93,8 @@ class MergedView {
     std::string base_dir_;
     std::string adapter_dir_;
     model::LlamaConfig config_;
-    io::SafetensorsFolder files_;
+    std::optional<io::SafetensorsFolder> files_;        // a Hugging Face base folder
+    std::shared_ptr<const model::GgufLlamaFile> gguf_;  // or a GGUF base
     lora::PeftAdapter adapter_;
     MergeBase merge_base_ = MergeBase::kNf4;
     TrainedQuant quant_;

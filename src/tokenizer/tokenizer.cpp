@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/parse_int.h"
+#include "io/gguf_reader.h"
+#include "tokenizer/gguf_tokenizer_json.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -61,6 +63,11 @@ std::optional<std::string> token_text(const json& j, const char* key, const std:
 
 Tokenizer::Tokenizer(const std::string& path) : config_(std::make_unique<json>(json::object())) {
     fs::path file = path;
+    if (file.extension() == ".gguf" && fs::is_regular_file(file)) {
+        const HfTokenizerJson hf = gguf_hf_tokenizer(io::GgufReader(path));
+        *this = from_hf_json(hf.tokenizer, hf.tokenizer_config, path);
+        return;
+    }
     fs::path folder;
     if (fs::is_directory(file)) {
         folder = file;
@@ -78,6 +85,7 @@ Tokenizer::Tokenizer(const std::string& path) : config_(std::make_unique<json>(j
     }
     special_ = backend_->own_special_ids();
     if (folder.empty()) folder = file.parent_path();
+    folder_ = folder.string();
     if (fs::exists(folder / "tokenizer_config.json")) {
         *config_ = read_json(folder / "tokenizer_config.json");
         QLORA_CHECK(config_->is_object(), (folder / "tokenizer_config.json").string(),

@@ -30,7 +30,8 @@ class Tokenizer {
   public:
     // `path`: a model folder (tokenizer.json, else tokenizer.model; tokenizer_config.json and
     // generation_config.json beside them are read when present), or a tokenizer.json or
-    // tokenizer.model file.
+    // tokenizer.model file, or a .gguf file (its tokenizer.ggml.* vocabulary and chat template,
+    // rebuilt as tokenizer.json + tokenizer_config.json by tokenizer/gguf_tokenizer_json.h).
     explicit Tokenizer(const std::string& path);
     // A tokenizer.json held in memory (e.g. rebuilt from GGUF metadata); `tokenizer_config` may
     // be null or an object. `source` names the origin in errors.
@@ -84,6 +85,9 @@ class Tokenizer {
     bool adds_eos() const;
 
     const std::string& path() const { return path_; }
+    // The folder whose tokenizer_config.json / chat_template.jinja belong to this tokenizer;
+    // empty for one from a GGUF or from memory (its config() is all there is).
+    const std::string& folder() const { return folder_; }
 
   private:
     Tokenizer() = default;
@@ -94,6 +98,7 @@ class Tokenizer {
     std::unique_ptr<nlohmann::json> config_;
     BackendKind kind_ = BackendKind::kSentencePiece;
     std::string path_;
+    std::string folder_;
     SpecialIds special_;
     std::vector<int64_t> eos_ids_;
     bool sp_add_bos_ = true;

@@ -174,8 +174,9 @@ void check_paths(const TrainConfig& config) {
         const bool ok = folder ? fs::is_directory(p) : fs::is_regular_file(p);
         if (!ok) missing.push_back(key + ": " + (folder ? "folder" : "file") + " not found: " + p);
     };
-    need("model.path", config.model.path, true);
-    if (fs::is_directory(config.model.path)) {
+    const bool gguf = config.model.path.ends_with(".gguf");  // a llama.cpp file, read directly
+    need("model.path", config.model.path, !gguf);
+    if (!gguf && fs::is_directory(config.model.path)) {
         need("model.path", (fs::path(config.model.path) / "config.json").string(), false);
     }
     need("data.train", config.data.train, false);

@@ -69,7 +69,8 @@ bool is_lora_target(const std::string& t) {
 }
 
 void validate_model_quant_lora(const TrainConfig& c, ConfigSources& s) {
-    if (c.model.path.empty()) s.add("model.path", "missing; expected a Hugging Face model folder");
+    if (c.model.path.empty())
+        s.add("model.path", "missing; expected a Hugging Face model folder or a .gguf file");
     if (c.model.dtype != "auto") {
         check_parses(s, "model.dtype", c.model.dtype, "auto, float32, bfloat16, float16",
                      [](const std::string& v) { parse_dtype(v); });

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "dist/world_env.h"
 #include "memory/memory_plan.h"
+#include "model/gguf_model.h"
 #include "model/llama_config.h"
 #include "optim/optimizer_factory.h"
 #include "quant/nf4_tensor.h"
@@ -45,6 +46,7 @@ std::string parallel_line(const memory::PlanInputs& in) {
 
 std::string dry_run_report(const TrainConfig& c, const std::string& model_config) {
     std::string source = model_config;
+    if (source.empty() && c.model.path.ends_with(".gguf")) source = c.model.path;
     if (source.empty()) {
         source = (fs::path(c.model.path) / "config.json").string();
         QLORA_CHECK(
@@ -52,7 +54,8 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
             " does not exist: download the model, or pass --model-config with its config.json "
             "(configs/model-configs/ has the common Llama shapes)");
     }
-    const model::LlamaConfig mc = model::LlamaConfig::load(source);
+    const model::LlamaConfig mc = source.ends_with(".gguf") ? model::GgufLlamaFile(source).config()
+                                                            : model::LlamaConfig::load(source);
 
     // Planned for the device the config names: anything but cpu plans a GPU (auto dtype = bf16).
     const c10::Device planned =

@@ -14,7 +14,7 @@
 
 #include "io/gguf_reader.h"
 
-namespace qlora::convert {
+namespace qlora::tokenizer {
 
 struct HfTokenizerJson {
     nlohmann::json tokenizer;         // tokenizer.json
@@ -28,4 +28,4 @@ HfTokenizerJson gguf_hf_tokenizer(const io::GgufReader& gguf);
 // The pre-tokenizer names we translate (for messages and tests).
 const char* gguf_supported_pre_tokenizers();
 
-}  // namespace qlora::convert
+}  // namespace qlora::tokenizer

@@ -2,7 +2,7 @@
 // serialization.rs); the pre-tokenizer per tokenizer.ggml.pre follows the tokenizer.json files of
 // the models llama.cpp's convert_hf_to_gguf.py names that way; the SentencePiece translation
 // follows transformers' convert_slow_tokenizer.py (LlamaConverter, SentencePieceExtractor).
-#include "convert/gguf_tokenizer_json.h"
+#include "tokenizer/gguf_tokenizer_json.h"
 
 #include <algorithm>
 #include <map>
@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 
-namespace qlora::convert {
+namespace qlora::tokenizer {
 namespace {
 
 using nlohmann::json;
@@ -362,4 +362,4 @@ HfTokenizerJson gguf_hf_tokenizer(const io::GgufReader& g) {
     return out;
 }
 
-}  // namespace qlora::convert
+}  // namespace qlora::tokenizer

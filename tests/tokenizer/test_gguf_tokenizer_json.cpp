@@ -3,11 +3,11 @@
 // SentencePiece merges ranked by score), and one-line errors for what it cannot translate.
 #include <gtest/gtest.h>
 
-#include "convert/gguf_tokenizer_json.h"
 #include "export/gguf_writer.h"
 #include "support/test_support.h"
+#include "tokenizer/gguf_tokenizer_json.h"
 
-namespace qlora::convert {
+namespace qlora::tokenizer {
 namespace {
 
 using qlora::test::error_of;
@@ -130,4 +130,4 @@ TEST(GgufTokenizerJson, UntranslatableTokenizersAreOneLineErrors) {
 }
 
 }  // namespace
-}  // namespace qlora::convert
+}  // namespace qlora::tokenizer
