@@ -53,9 +53,8 @@ BpeModel::BpeModel(const json& model, const std::string& where) {
     vocab_.reserve(model["vocab"].size());
     uint32_t limit = 0;
     for (const auto& [token, id] : model["vocab"].items()) {
-        QLORA_CHECK(id.is_number_unsigned() && id.get<uint64_t>() < kMaxVocab, where,
-                    ": vocab id of '", token, "' must be an integer in [0, ", kMaxVocab,
-                    "), found ", hf_json::excerpt(id));
+        QLORA_CHECK(hf_json::is_index_below(id, kMaxVocab), where, ": vocab id of '", token,
+                    "' must be an integer in [0, ", kMaxVocab, "), found ", hf_json::excerpt(id));
         vocab_.emplace(token, id.get<uint32_t>());
         limit = std::max(limit, id.get<uint32_t>() + 1);
     }

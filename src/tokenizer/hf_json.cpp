@@ -10,6 +10,12 @@ std::string excerpt(const json& value) {
     return s.size() > 80 ? s.substr(0, 77) + "..." : s;
 }
 
+bool is_index_below(const json& value, uint64_t limit) {
+    if (value.is_number_unsigned()) return value.get<uint64_t>() < limit;
+    return value.is_number_integer() && value.get<int64_t>() >= 0 &&
+           static_cast<uint64_t>(value.get<int64_t>()) < limit;
+}
+
 std::string type_of(const json& object, const std::string& where) {
     QLORA_CHECK(object.is_object(), where, ": expected an object, found ", excerpt(object));
     return get_string(object, "type", where);

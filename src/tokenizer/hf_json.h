@@ -2,6 +2,7 @@
 // file and the JSON path ("tokenizer.json: pre_tokenizer.pretokenizers[1].behavior ...").
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,6 +20,9 @@ int64_t get_int_or(const json& object, const char* key, int64_t fallback, const 
 const json& get_array(const json& object, const char* key, const std::string& where);
 // A readable excerpt of a JSON value for error messages.
 std::string excerpt(const json& value);
+// An integer in [0, limit): parsed text gives unsigned numbers, a tokenizer.json built in memory
+// (one rebuilt from a GGUF) may hold signed ones; both count.
+bool is_index_below(const json& value, uint64_t limit);
 
 // A {"String": s} or {"Regex": r} pattern object.
 struct Pattern {

@@ -19,10 +19,10 @@ std::vector<AddedToken> parse_added_tokens(const json& j, const std::string& whe
     for (size_t i = 0; i < list.size(); ++i) {
         const std::string at = where + ": added_tokens[" + std::to_string(i) + "]";
         const json& t = list[i];
-        QLORA_CHECK(t.is_object() && t.contains("id") && t["id"].is_number_unsigned() &&
-                        t["id"].get<uint64_t>() < kMaxAddedId,
-                    at, ": expected an object with an integer id in [0, ", kMaxAddedId, "), found ",
-                    hf_json::excerpt(t));
+        QLORA_CHECK(
+            t.is_object() && t.contains("id") && hf_json::is_index_below(t["id"], kMaxAddedId), at,
+            ": expected an object with an integer id in [0, ", kMaxAddedId, "), found ",
+            hf_json::excerpt(t));
         AddedToken a;
         a.id = t["id"].get<uint32_t>();
         a.content = hf_json::get_string(t, "content", at);

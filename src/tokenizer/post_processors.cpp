@@ -34,8 +34,9 @@ class TemplateProcessing final : public PostProcessor {
                         "' is not in special_tokens");
             const json& ids = hf_json::get_array(specials[name], "ids", where + ".special_tokens");
             for (const json& id : ids) {
-                QLORA_CHECK(id.is_number_unsigned(), where, ".special_tokens.", name,
-                            ": ids must be non-negative integers, found ", hf_json::excerpt(id));
+                QLORA_CHECK(hf_json::is_index_below(id, uint64_t{1} << 62), where,
+                            ".special_tokens.", name, ": ids must be non-negative integers, found ",
+                            hf_json::excerpt(id));
                 (seen_sequence ? suffix_ : prefix_).push_back(id.get<int64_t>());
             }
         }
