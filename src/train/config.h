@@ -86,6 +86,7 @@ struct EvalConfig {
     int64_t max_batches = 0;           // 0: the whole eval set
     std::vector<std::string> prompts;  // sample generations at eval time
     int64_t max_new_tokens = 64;
+    bool on_start = false;  // also eval (and sample) before the first step: the base's figures
     bool operator==(const EvalConfig&) const = default;
 };
 

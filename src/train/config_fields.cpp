@@ -243,6 +243,7 @@ std::vector<ConfigField> build_fields() {
         QLORA_FIELD("eval", eval.max_batches, "max_batches"),
         QLORA_FIELD("eval", eval.prompts, "prompts"),
         QLORA_FIELD("eval", eval.max_new_tokens, "max_new_tokens"),
+        QLORA_FIELD("eval", eval.on_start, "on_start"),
         QLORA_FIELD("output", output.dir, "dir"),
         QLORA_FIELD("output", output.save_every, "save_every"),
         QLORA_FIELD("output", output.keep, "keep"),

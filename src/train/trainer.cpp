@@ -287,6 +287,8 @@ TrainResult Trainer::train() {
 
     TrainResult result;
     const auto t_start = std::chrono::steady_clock::now();
+    // Step 0 of a fresh run: the base model (B = 0), the "before" of every fine-tune.
+    if (s.eval_loader && c.eval.on_start && s.state.step == 0) s.evaluate();
     while (s.state.step < s.total_steps) {
         s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, *s.metrics);
         const auto t0 = std::chrono::steady_clock::now();
