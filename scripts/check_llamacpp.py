@@ -20,6 +20,10 @@ driven by tests/interop/test_llamacpp_logits.cpp.
   check_llamacpp.py nll GGUF IDS_FILE
       llama.cpp's mean next-token NLL over IDS_FILE's ids in one window, printed as the line
       "llama.cpp mean NLL: <number>" (llama.cpp may log warnings on stderr around it).
+  check_llamacpp.py same-ids GGUF TEXTS.jsonl OURS.jsonl
+      llama.cpp's tokenizer of GGUF (vocab_only; no BOS, special tokens parsed: HF's
+      add_special_tokens=False) on every line's "text" of TEXTS against the JSON id array on the
+      same line of OURS; prints documents, characters and mismatches, exits non-zero on any.
   check_llamacpp.py chat GGUF PROMPT MAX_NEW
       One user turn through GGUF's own tokenizer.chat_template (rendered by llama-cpp-python's
       Jinja2ChatFormatter, generation prompt added), answered greedily by llama.cpp until an
@@ -27,6 +31,7 @@ driven by tests/interop/test_llamacpp_logits.cpp.
 
 QLORA_LLAMACPP_THREADS (default 2) sets llama.cpp's CPU threads.
 """
+import json
 import os
 import sys
 
@@ -223,6 +228,30 @@ def nll(path, ids_file):
     print(f"llama.cpp mean NLL: {mean_nll(llama_cpp_logits(path, ids), ids):.6f}")
 
 
+def same_ids(path, texts_file, ours_file):
+    from llama_cpp import Llama
+    llama = Llama(model_path=path, vocab_only=True, verbose=False)
+    with open(texts_file, encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f if line.strip()]
+    with open(ours_file, encoding="utf-8") as f:
+        ours = [json.loads(line) for line in f if line.strip()]
+    if len(texts) != len(ours):
+        fail(f"{len(texts)} texts but {len(ours)} id arrays")
+    bad, chars = [], 0
+    for i, (text, mine) in enumerate(zip(texts, ours)):
+        chars += len(text)
+        theirs = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        if theirs != mine:
+            bad.append(i)
+    print(f"llama.cpp vs ours: {len(texts)} documents, {chars} characters, {len(bad)} mismatches")
+    if bad:
+        i = bad[0]
+        theirs = llama.tokenize(texts[i].encode("utf-8"), add_bos=False, special=True)
+        k = next((j for j, (a, b) in enumerate(zip(theirs, ours[i])) if a != b), min(len(theirs), len(ours[i])))
+        fail(f"document {i} ({texts[i][:60]!r}...) first differs at id {k}: llama.cpp "
+             f"{theirs[k:k + 8]} vs ours {ours[i][k:k + 8]}")
+
+
 def chat_prompt_ids(path, prompt):
     """The GGUF's chat template applied to one user turn, tokenized by llama.cpp."""
     from llama_cpp import Llama
@@ -283,6 +312,8 @@ def main(argv):
         logits(*argv[2:8])
     elif len(argv) == 4 and argv[1] == "nll":
         nll(argv[2], argv[3])
+    elif len(argv) == 5 and argv[1] == "same-ids":
+        same_ids(argv[2], argv[3], argv[4])
     elif len(argv) == 5 and argv[1] == "chat":
         chat(argv[2], argv[3], argv[4])
     else:
