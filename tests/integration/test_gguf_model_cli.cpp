@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "io/gguf_reader.h"
-#include "model/llama_loader.h"
 #include "support/gguf_import.h"
+#include "support/llamacpp.h"
 #include "support/test_support.h"
 
 namespace qlora {
@@ -69,17 +69,6 @@ std::string quiet(const std::string& tool, const std::string& args) {
     return r.output;
 }
 
-// Our mean -log p(ids[t+1] | ids[..t]) on the GGUF, in float64 as check_llamacpp.py computes it.
-double mean_next_token_nll(const std::string& gguf, const std::vector<int64_t>& ids) {
-    torch::NoGradGuard no_grad;
-    const auto t = static_cast<int64_t>(ids.size());
-    at::Tensor logits =
-        model::load_llama(gguf)->forward(at::tensor(ids, at::kLong).unsqueeze(0))[0];
-    at::Tensor log_p = at::log_softmax(logits.slice(0, 0, t - 1).to(at::kDouble), -1);
-    at::Tensor next = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong);
-    return -log_p.gather(1, next.unsqueeze(1)).mean().item<double>();
-}
-
 TEST(GgufModelCli, TrainingFromTheGgufEqualsTrainingFromItsConversion) {
     const GgufAndFolder& m = models();
     const std::string from_gguf = train(m.gguf, m.dir + "/run_gguf", "");
@@ -132,26 +121,15 @@ TEST(GgufModelCli, AFineTuneOfTheGgufExportsBackToGgufAndToAFolder) {
               source.get("tokenizer.ggml.scores").floats("scores"));
 
     // llama.cpp's mean NLL on the export equals ours on it within 1% (its Q8_0 x Q8_0 products).
-    const std::string ids = m.dir + "/ids.txt";
-    auto tokenized = test::run_command(
-        test::python() + " " + QLORA_SOURCE_DIR + "/scripts/check_llamacpp.py tokenize " + q8 +
-        " " + test::shared_data("text/tinystories_sample_cs336.txt") + " 256 " + ids);
-    ASSERT_EQ(tokenized.exit_code, 0) << tokenized.output;
-    std::vector<int64_t> ids_list;
-    {
-        std::ifstream in(ids);
-        for (std::string id; std::getline(in, id, ',');) ids_list.push_back(std::stoll(id));
-    }
-    ASSERT_EQ(ids_list.size(), 256u);
-    const double ours = mean_next_token_nll(q8, ids_list);
-    auto theirs = test::run_command(test::python() + " " + QLORA_SOURCE_DIR +
-                                    "/scripts/check_llamacpp.py nll " + q8 + " " + ids);
-    ASSERT_EQ(theirs.exit_code, 0) << theirs.output;
-    const std::string marker = "llama.cpp mean NLL: ";
-    const double nll = std::stod(theirs.output.substr(theirs.output.rfind(marker) + marker.size()));
-    std::cout << "[ measured ] fine-tuned q8_0 export: NLL " << ours << " (ours) vs " << nll
+    const std::string ids_file = m.dir + "/ids.txt";
+    const std::vector<int64_t> ids =
+        test::tokenize_with_llamacpp(q8, "tinystories_sample_cs336.txt", 256, ids_file);
+    ASSERT_EQ(ids.size(), 256u);
+    const double ours = test::mean_nll(test::our_logits(q8, ids), ids);
+    const double theirs = test::llamacpp_nll(q8, ids_file);
+    std::cout << "[ measured ] fine-tuned q8_0 export: NLL " << ours << " (ours) vs " << theirs
               << " (llama.cpp)\n";
-    EXPECT_NEAR(ours, nll, 0.01 * nll);
+    EXPECT_NEAR(ours, theirs, 0.01 * theirs);
 
     const std::string folder = m.dir + "/tuned-bf16";
     quiet("qlora-export", "--base " + m.gguf + " --adapter " + run + "/adapter --format hf-bf16" +

@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "model/llama_loader.h"
 #include "support/gguf_import.h"
+#include "support/llamacpp.h"
 #include "support/test_support.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,55 +25,12 @@ namespace qlora::model {
 namespace {
 
 namespace fs = std::filesystem;
+using qlora::test::llamacpp_nll;
+using qlora::test::llamacpp_script;
+using qlora::test::mean_nll;
+using qlora::test::our_logits;
 using qlora::test::run_command;
-
-std::string llamacpp_script() {
-    return qlora::test::python() + " " + QLORA_SOURCE_DIR + "/scripts/check_llamacpp.py";
-}
-
-// The first n tokens of a shared text by llama.cpp's tokenizer of `gguf` (BOS first when the
-// file asks for one), written to ids_file for the script and returned for our forward.
-std::vector<int64_t> tokenize(const std::string& gguf, const std::string& text, int n,
-                              const std::string& ids_file) {
-    auto r = run_command(llamacpp_script() + " tokenize " + gguf + " " +
-                         qlora::test::shared_data("text/" + text) + " " + std::to_string(n) + " " +
-                         ids_file);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    std::ifstream in(ids_file);
-    std::vector<int64_t> ids;
-    for (std::string id; std::getline(in, id, ',');) ids.push_back(std::stoll(id));
-    EXPECT_EQ(ids.size(), static_cast<size_t>(n)) << r.output;
-    return ids;
-}
-
-// Our float32 logits [T, vocab] on the ids, the model loaded straight from the GGUF.
-at::Tensor our_logits(const std::string& gguf, const std::vector<int64_t>& ids) {
-    torch::NoGradGuard no_grad;
-    at::Tensor tokens = at::tensor(ids, at::kLong).unsqueeze(0);
-    return load_llama(gguf)->forward(tokens)[0].to(at::kFloat).contiguous();
-}
-
-// Mean -log p(ids[t+1] | ids[..t]) over t = 0..T-2, in float64 as the script computes it.
-double mean_nll(const at::Tensor& logits, const std::vector<int64_t>& ids) {
-    const auto t = static_cast<int64_t>(ids.size());
-    at::Tensor log_p = at::log_softmax(logits.slice(0, 0, t - 1).to(at::kDouble), -1);
-    at::Tensor next = at::tensor(std::vector<int64_t>(ids.begin() + 1, ids.end()), at::kLong);
-    return -log_p.gather(1, next.unsqueeze(1)).mean().item<double>();
-}
-
-// llama.cpp's mean NLL over ids_file, from the script's "llama.cpp mean NLL: <x>" line (found by
-// its marker: llama.cpp may log warnings around it). NaN when the run failed.
-double llamacpp_nll(const std::string& gguf, const std::string& ids_file) {
-    auto r = run_command(llamacpp_script() + " nll " + gguf + " " + ids_file);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    const std::string marker = "llama.cpp mean NLL: ";
-    const auto at = r.output.rfind(marker);
-    if (r.exit_code != 0 || at == std::string::npos) {
-        ADD_FAILURE() << "no NLL in: " << r.output;
-        return std::nan("");
-    }
-    return std::stod(r.output.substr(at + marker.size()));
-}
+using qlora::test::tokenize_with_llamacpp;
 
 // The script's `logits` comparison of our saved logits with llama.cpp's on the same ids.
 void expect_logits_match(const std::string& gguf, const std::string& ids_file,
@@ -123,8 +81,8 @@ class LlamaCppSmolLM2 : public ::testing::Test {
                              *f32_);
         EXPECT_EQ(r.exit_code, 0) << r.output;
         ids_file_ = new std::string(*dir_ + "/ids.txt");
-        const auto ids =
-            tokenize(qlora::test::smollm2_gguf(), "tinystories_sample_cs336.txt", 512, *ids_file_);
+        const auto ids = tokenize_with_llamacpp(qlora::test::smollm2_gguf(),
+                                                "tinystories_sample_cs336.txt", 512, *ids_file_);
         ours_ = new std::string(*dir_ + "/ours.safetensors");
         if (ids.empty()) return;  // tokenize failed the suite already; the tests fail on no file
         io::save_safetensors(*ours_, {{"logits", our_logits(qlora::test::smollm2_gguf(), ids)}});
@@ -182,7 +140,7 @@ TEST_P(LlamaCppStories, OurNllOnOurExportIsLlamaCppsWithinOnePercent) {
     const std::string gguf = qlora::test::stories_gguf(
         dir, exporting::parse_gguf_type(p.type), std::string("stories260K-") + p.type + ".gguf");
     const std::string ids_file = dir + "/ids.txt";
-    const auto ids = tokenize(gguf, "tinystories_sample_cs336.txt", 256, ids_file);
+    const auto ids = tokenize_with_llamacpp(gguf, "tinystories_sample_cs336.txt", 256, ids_file);
     ASSERT_EQ(ids.size(), 256u);
     ASSERT_EQ(ids.front(), 1);  // llama.cpp put the BOS first, as stories260K was trained
     const at::Tensor ours = our_logits(gguf, ids);
