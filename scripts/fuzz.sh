@@ -32,7 +32,7 @@ build() {
 max_len() {
     case $1 in
         fuzz_records) echo 65536 ;;
-        fuzz_safetensors|fuzz_trainer_state) echo 16384 ;;
+        fuzz_safetensors|fuzz_trainer_state|fuzz_gguf) echo 16384 ;;
         *) echo 8192 ;;
     esac
 }

@@ -107,29 +107,32 @@ TEST(GgufModelCli, EvalGenerateAndTokenizeReadTheGgufAsTheFolder) {
 TEST(GgufModelCli, AFineTuneOfTheGgufExportsBackToGgufAndToAFolder) {
     const GgufAndFolder& m = models();
     const std::string run = train(m.gguf, m.dir + "/run_export", "'eval.prompts=[]'");
-    const std::string q8 = m.dir + "/tuned-q8_0.gguf";
-    quiet("qlora-export", "--base " + m.gguf + " --adapter " + run + "/adapter --format gguf-q8_0" +
-                              " --out " + q8);
-    // The vocabulary goes out as it came in: llama.cpp's own tokenizer.ggml.* keys.
-    const io::GgufReader source(m.gguf), tuned(q8);
-    for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.pre"}) {
-        EXPECT_EQ(tuned.get_string(key), source.get_string(key)) << key;
-    }
-    EXPECT_EQ(tuned.get("tokenizer.ggml.tokens").strings("tokens"),
-              source.get("tokenizer.ggml.tokens").strings("tokens"));
-    EXPECT_EQ(tuned.get("tokenizer.ggml.scores").floats("scores"),
-              source.get("tokenizer.ggml.scores").floats("scores"));
+    for (const std::string type : {"f16", "q8_0", "q4_0"}) {
+        const std::string out = m.dir + "/tuned-" + type + ".gguf";
+        quiet("qlora-export", "--base " + m.gguf + " --adapter " + run + "/adapter --format gguf-" +
+                                  type + " --out " + out);
+        // The vocabulary goes out as it came in: llama.cpp's own tokenizer.ggml.* keys.
+        const io::GgufReader source(m.gguf), tuned(out);
+        for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.pre"}) {
+            EXPECT_EQ(tuned.get_string(key), source.get_string(key)) << key;
+        }
+        EXPECT_EQ(tuned.get("tokenizer.ggml.tokens").strings("tokens"),
+                  source.get("tokenizer.ggml.tokens").strings("tokens"));
+        EXPECT_EQ(tuned.get("tokenizer.ggml.scores").floats("scores"),
+                  source.get("tokenizer.ggml.scores").floats("scores"));
 
-    // llama.cpp's mean NLL on the export equals ours on it within 1% (its Q8_0 x Q8_0 products).
-    const std::string ids_file = m.dir + "/ids.txt";
-    const std::vector<int64_t> ids =
-        test::tokenize_with_llamacpp(q8, "tinystories_sample_cs336.txt", 256, ids_file);
-    ASSERT_EQ(ids.size(), 256u);
-    const double ours = test::mean_nll(test::our_logits(q8, ids), ids);
-    const double theirs = test::llamacpp_nll(q8, ids_file);
-    std::cout << "[ measured ] fine-tuned q8_0 export: NLL " << ours << " (ours) vs " << theirs
-              << " (llama.cpp)\n";
-    EXPECT_NEAR(ours, theirs, 0.01 * theirs);
+        // llama.cpp's mean NLL on 256 held-out tokens (llama.cpp's tokenizer, its BOS) equals
+        // ours on the same export within 1% (it rounds activations: f16, or Q8 for Q8_0/Q4_0).
+        const std::string ids_file = m.dir + "/ids-" + type + ".txt";
+        const std::vector<int64_t> ids =
+            test::tokenize_with_llamacpp(out, "tinystories_sample_cs336.txt", 256, ids_file);
+        ASSERT_EQ(ids.size(), 256u);
+        const double ours = test::mean_nll(test::our_logits(out, ids), ids);
+        const double theirs = test::llamacpp_nll(out, ids_file);
+        std::cout << "[ measured ] fine-tuned " << type << " export: NLL " << ours << " (ours) vs "
+                  << theirs << " (llama.cpp)\n";
+        EXPECT_NEAR(ours, theirs, 0.01 * theirs) << type;
+    }
 
     const std::string folder = m.dir + "/tuned-bf16";
     quiet("qlora-export", "--base " + m.gguf + " --adapter " + run + "/adapter --format hf-bf16" +
@@ -141,6 +144,41 @@ TEST(GgufModelCli, AFineTuneOfTheGgufExportsBackToGgufAndToAFolder) {
     const std::string tok = " --text 'Lily saw a big dog.'";
     EXPECT_EQ(quiet("qlora-tokenize", "--model " + folder + tok),
               quiet("qlora-tokenize", "--model " + m.gguf + tok));
+}
+
+// A byte-level BPE model with a chat template through the whole trainer: SmolLM2 from its Q4_1
+// GGUF (requantized to NF4), Alpaca records rendered by the GGUF's own ChatML template with the
+// loss on the assistant turns; qlora-eval --run replays the run's eval to the same loss.
+TEST(GgufModelCli, SmolLM2ChatRunFromTheGgufReplaysItsEval) {
+    const std::string run = test::scratch_dir("gguf_smollm2_run") + "/run";
+    auto r = test::run_command(test::tool("qlora-train") + " " + QLORA_SOURCE_DIR +
+                               "/configs/smollm2-chat.yaml model.path=" + test::smollm2_gguf() +
+                               " train.max_steps=1 train.micro_batch=1 train.grad_accum=2 "
+                               "data.max_seq_len=64 eval.max_batches=2 eval.on_start=false "
+                               "'eval.prompts=[]' output.dir=" +
+                               run);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    nlohmann::json last;
+    std::ifstream in(run + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+        const nlohmann::json j = nlohmann::json::parse(line);
+        if (j.contains("eval_loss")) last = j;
+    }
+    ASSERT_TRUE(last.contains("eval_loss")) << r.output;
+    const nlohmann::json replay =
+        nlohmann::json::parse(quiet("qlora-eval", "--run " + run + " --threads 2"));
+    EXPECT_EQ(replay.at("tokens"), last.at("eval_tokens"));
+    EXPECT_NEAR(replay.at("loss").get<double>(), last.at("eval_loss").get<double>(), 1e-6);
+}
+
+// The shipped chat recipe plans its memory from the GGUF's own llama.* keys.
+TEST(GgufModelCli, SmolLM2RecipeDryRunReadsTheGgufShape) {
+    const std::string out =
+        quiet("qlora-train", std::string(QLORA_SOURCE_DIR) +
+                                 "/configs/smollm2-chat.yaml model.path=" + test::smollm2_gguf() +
+                                 " --dry-run");
+    EXPECT_NE(out.find("30 layers, hidden 576, 0.13B parameters"), std::string::npos) << out;
+    EXPECT_NE(out.find("micro_batch 4 x seq 256, r 16, nf4"), std::string::npos) << out;
 }
 
 TEST(GgufModelCli, MissingOrBrokenGgufIsOneLineError) {

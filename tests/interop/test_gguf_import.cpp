@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "convert/gguf_to_hf.h"
@@ -13,6 +14,7 @@
 #include "model/llama_loader.h"
 #include "support/gguf_import.h"
 #include "support/test_support.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qlora::convert {
 namespace {
@@ -111,6 +113,42 @@ TEST(GgufImportStories, SentencePieceTokenizerJsonMatchesSentencePiece) {
                          "/tokenizer.model " + qlora::test::shared_data("text"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     std::cout << "[ measured ] " << r.output;
+}
+
+// #13's "a folder with both tokenizer files": the converted folder's tokenizer.json beside the
+// original tokenizer.model. Tokenizer(folder) picks tokenizer.json (as transformers does); both
+// give the same ids, BOS included, on TinyStories lines with whitespace runs collapsed
+// (sentencepiece's own normalizer collapses them, which the tokenizer.json of a SentencePiece
+// vocabulary, as transformers' LlamaConverter builds it, does not).
+TEST(GgufImportStories, AFolderWithBothTokenizerFilesGivesTheSameIdsEitherWay) {
+    const std::string dir = qlora::test::scratch_dir("gguf_import_both_tokenizers");
+    GgufToHfOptions o;
+    o.in_file = qlora::test::stories_gguf(dir, exporting::GgufType::kF16, "stories.gguf");
+    o.out_dir = dir + "/hf";
+    convert_gguf_to_hf(o);
+    fs::copy_file(qlora::test::shared_data("stories260K/hf/tokenizer.model"),
+                  o.out_dir + "/tokenizer.model");
+    const tokenizer::Tokenizer json_first(o.out_dir);
+    const tokenizer::Tokenizer sentencepiece(o.out_dir + "/tokenizer.model");
+    ASSERT_EQ(json_first.kind(), tokenizer::BackendKind::kHfJson);
+    ASSERT_EQ(sentencepiece.kind(), tokenizer::BackendKind::kSentencePiece);
+    std::ifstream in(qlora::test::shared_data("text/tinystories_train_prefix_197k.txt"));
+    int64_t lines = 0, chars = 0, mismatches = 0;
+    for (std::string line; std::getline(in, line) && lines < 3000;) {
+        std::istringstream words(line);
+        std::string text, word;
+        while (words >> word) text += (text.empty() ? "" : " ") + word;
+        if (text.empty()) continue;
+        ++lines;
+        chars += static_cast<int64_t>(text.size());
+        if (json_first.encode(text) != sentencepiece.encode(text)) {
+            if (mismatches++ == 0) ADD_FAILURE() << "first mismatch: " << text;
+        }
+    }
+    std::cout << "[ measured ] " << lines << " lines, " << chars << " characters, " << mismatches
+              << " mismatches between tokenizer.json and tokenizer.model\n";
+    EXPECT_GT(lines, 1000);
+    EXPECT_EQ(mismatches, 0);
 }
 
 }  // namespace
