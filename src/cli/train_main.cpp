@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
             std::fputs(qlora::train::dry_run_report(config, model_config).c_str(), stdout);
             return;
         }
+        // Missing inputs are refused before the lock creates output.dir (nothing left behind).
+        qlora::train::check_paths(config);
         // Before any work, held to the end. Under torchrun every rank runs this main, but rank 0
         // alone writes output.dir: it alone takes the lock (a second launch's rank 0 is refused).
         std::optional<qlora::train::RunLock> lock;

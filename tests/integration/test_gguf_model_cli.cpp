@@ -193,7 +193,7 @@ TEST(GgufModelCli, MissingOrBrokenGgufIsOneLineError) {
     EXPECT_FALSE(fs::exists(m.dir + "/never"));
 
     const std::string fake = m.dir + "/fake.gguf";
-    std::ofstream(fake) << "not a gguf";
+    std::ofstream(fake) << "this is plain text, longer than a GGUF header";
     auto bad = test::run_command(test::tool("qlora-eval") + " --model " + fake + " --data " +
                                  test::shared_data("text/tinystories_sample_cs336.txt"));
     EXPECT_EQ(bad.exit_code, 2);
