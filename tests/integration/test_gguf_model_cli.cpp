@@ -26,18 +26,17 @@ struct GgufAndFolder {
     std::string dir, gguf, folder;
 };
 
-// One F16 GGUF of stories260K and its qlora-convert folder, shared by the tests of this file.
-const GgufAndFolder& models() {
-    static const GgufAndFolder m = [] {
-        GgufAndFolder g;
-        g.dir = test::scratch_dir("gguf_model_cli");
-        g.gguf = test::stories_gguf(g.dir, exporting::GgufType::kF16, "stories260K-f16.gguf");
-        g.folder = g.dir + "/converted";
-        auto r = test::run_command(test::tool("qlora-convert") + " " + g.gguf + " " + g.folder);
-        EXPECT_EQ(r.exit_code, 0) << r.output;
-        return g;
-    }();
-    return m;
+// An F16 GGUF of stories260K and its qlora-convert folder, in the calling test's own scratch
+// folder (ctest runs the tests of this file in parallel processes).
+GgufAndFolder models() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    GgufAndFolder g;
+    g.dir = test::scratch_dir(std::string("gguf_model_cli_") + info->name());
+    g.gguf = test::stories_gguf(g.dir, exporting::GgufType::kF16, "stories260K-f16.gguf");
+    g.folder = g.dir + "/converted";
+    auto r = test::run_command(test::tool("qlora-convert") + " " + g.gguf + " " + g.folder);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return g;
 }
 
 std::string train(const std::string& model, const std::string& out, const std::string& extra) {
@@ -70,7 +69,7 @@ std::string quiet(const std::string& tool, const std::string& args) {
 }
 
 TEST(GgufModelCli, TrainingFromTheGgufEqualsTrainingFromItsConversion) {
-    const GgufAndFolder& m = models();
+    const GgufAndFolder m = models();
     const std::string from_gguf = train(m.gguf, m.dir + "/run_gguf", "");
     const std::string from_folder = train(m.folder, m.dir + "/run_folder", "");
     const auto a = metrics_without_timing(from_gguf);
@@ -90,7 +89,7 @@ TEST(GgufModelCli, TrainingFromTheGgufEqualsTrainingFromItsConversion) {
 }
 
 TEST(GgufModelCli, EvalGenerateAndTokenizeReadTheGgufAsTheFolder) {
-    const GgufAndFolder& m = models();
+    const GgufAndFolder m = models();
     const std::string text = test::shared_data("text/tinystories_sample_cs336.txt");
     const std::string eval = "--data " + text + " --max-seq-len 128 --threads 1";
     EXPECT_EQ(quiet("qlora-eval", "--model " + m.gguf + " " + eval),
@@ -105,7 +104,7 @@ TEST(GgufModelCli, EvalGenerateAndTokenizeReadTheGgufAsTheFolder) {
 }
 
 TEST(GgufModelCli, AFineTuneOfTheGgufExportsBackToGgufAndToAFolder) {
-    const GgufAndFolder& m = models();
+    const GgufAndFolder m = models();
     const std::string run = train(m.gguf, m.dir + "/run_export", "'eval.prompts=[]'");
     for (const std::string type : {"f16", "q8_0", "q4_0"}) {
         const std::string out = m.dir + "/tuned-" + type + ".gguf";
@@ -182,7 +181,7 @@ TEST(GgufModelCli, SmolLM2RecipeDryRunReadsTheGgufShape) {
 }
 
 TEST(GgufModelCli, MissingOrBrokenGgufIsOneLineError) {
-    const GgufAndFolder& m = models();
+    const GgufAndFolder m = models();
     auto missing = test::run_command(test::tool("qlora-train") + " " + QLORA_SOURCE_DIR +
                                      "/configs/quickstart.yaml model.path=" + m.dir +
                                      "/none.gguf output.dir=" + m.dir + "/never");

@@ -126,8 +126,9 @@ TEST(Config, MissingRequiredKeysAndFile) {
     const std::string dir = scratch_dir("config_missing");
     const std::string path = write_text(dir, "x.yaml", "lora:\n  r: 8\n");
     EXPECT_EQ(error_of([&] { load_config(path); }),
-              path + ": model.path: missing; expected a Hugging Face model folder\n" + path +
-                  ": data.train: missing; expected a .jsonl, .json or .txt file");
+              path +
+                  ": model.path: missing; expected a Hugging Face model folder or a .gguf file\n" +
+                  path + ": data.train: missing; expected a .jsonl, .json or .txt file");
     EXPECT_EQ(error_of([&] { load_config(dir + "/nope.yaml"); }),
               "config file not found: " + dir + "/nope.yaml");
     const std::string bad = write_text(dir, "bad.yaml", "model:\n  path: [unclosed\n");
