@@ -32,7 +32,8 @@ build() {
 max_len() {
     case $1 in
         fuzz_records) echo 65536 ;;
-        fuzz_safetensors|fuzz_trainer_state|fuzz_gguf) echo 16384 ;;
+        fuzz_safetensors|fuzz_trainer_state|fuzz_gguf|fuzz_tokenizer_json) echo 16384 ;;
+        fuzz_chat_template) echo 32768 ;;
         *) echo 8192 ;;
     esac
 }
@@ -42,6 +43,10 @@ run() {
     local corpus=$BUILD/corpus/$target artifacts=$BUILD/artifacts/$target/
     mkdir -p "$corpus" "$artifacts"
     [[ -d fuzz/corpus/$target ]] && cp -n fuzz/corpus/$target/* "$corpus"/ 2>/dev/null || true
+    # The real chat templates of ../shared seed the template target (read there, never copied in).
+    if [[ $target == fuzz_chat_template && -d $ROOT/../shared/data/chat_templates ]]; then
+        cp -n "$ROOT"/../shared/data/chat_templates/*.jinja "$corpus"/ 2>/dev/null || true
+    fi
     echo "== $target: $seconds s"
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
