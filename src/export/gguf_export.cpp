@@ -384,7 +384,7 @@ GgufVocab vocab_of_gguf(const std::string& path) {
         v.add_eos = g.get_bool("tokenizer.ggml.add_eos_token");
     for (const std::string& key : g.keys()) {
         if (key == "tokenizer.chat_template") v.chat_templates.emplace_back("", g.get_string(key));
-        if (key.starts_with("tokenizer.chat_template.") && key != "tokenizer.chat_templates")
+        if (key.starts_with("tokenizer.chat_template."))  // named ones: .chat_template.tool_use
             v.chat_templates.emplace_back(key.substr(24), g.get_string(key));
     }
     return v;

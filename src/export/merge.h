@@ -1,7 +1,7 @@
 // MergedView: a lazy merged view of a Hugging Face Llama folder (dense safetensors or the
 // bitsandbytes-4bit layout qlora-quantize writes) or a llama.cpp GGUF (its blocks dequantized,
-// model/gguf_model.h) plus a PEFT LoRA adapter, read one tensor at a
-// time as W = deq(NF4(W0)) + s·B·A (the weights the adapter was trained against) or W0 + s·B·A.
+// model/gguf_model.h) plus a PEFT LoRA adapter, read one tensor at a time as W = deq(NF4(W0)) +
+// s·B·A (the weights the adapter was trained against) or W0 + s·B·A.
 #pragma once
 
 #include <ATen/ATen.h>
