@@ -2,6 +2,8 @@
 # libFuzzer runs of the parser targets in fuzz/ (clang 14 from Debian, ASan + UBSan).
 #   scripts/fuzz.sh TARGET SECONDS     run one target (safetensors or fuzz_safetensors) for SECONDS
 #   scripts/fuzz.sh --smoke [SECONDS]  every target for SECONDS each (default 20): the CI check
+#   scripts/fuzz.sh --ci [RUNS]        every target on its seeds plus RUNS (default 2000) mutations
+#                                      from a fixed seed (-seed=1): deterministic, what .ci/run runs
 #   scripts/fuzz.sh --build            configure and build build-fuzz only
 #   scripts/fuzz.sh --list             the targets
 # The build folder is build-fuzz (QLORA_FUZZ_BUILD); when build/libqlora_core.a exists (an ordinary
@@ -38,8 +40,9 @@ max_len() {
     esac
 }
 
+# run TARGET SECONDS [RUNS]: fuzz for SECONDS, or for RUNS inputs from the fixed seed 1.
 run() {
-    local target=$1 seconds=$2
+    local target=$1 seconds=$2 runs=${3:-}
     local corpus=$BUILD/corpus/$target artifacts=$BUILD/artifacts/$target/
     mkdir -p "$corpus" "$artifacts"
     [[ -d fuzz/corpus/$target ]] && cp -n fuzz/corpus/$target/* "$corpus"/ 2>/dev/null || true
@@ -47,10 +50,11 @@ run() {
     if [[ $target == fuzz_chat_template && -d $ROOT/../shared/data/chat_templates ]]; then
         cp -n "$ROOT"/../shared/data/chat_templates/*.jinja "$corpus"/ 2>/dev/null || true
     fi
-    echo "== $target: $seconds s"
+    echo "== $target: ${runs:+$runs inputs from seed 1, at most }$seconds s"
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-        "$BUILD/fuzz/$target" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
+        "$BUILD/fuzz/$target" "$corpus" -max_total_time="$seconds" ${runs:+-runs=$runs -seed=1} \
+        -timeout=10 -rss_limit_mb=4096 \
         -max_len="$(max_len "$target")" -artifact_prefix="$artifacts" -print_final_stats=1 2>&1 |
         grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|FUZZ FINDING|ERROR:|SUMMARY:|Test unit written" || true
     local found
@@ -65,6 +69,11 @@ case ${1:-} in
         build >/dev/null
         status=0
         for t in $(targets); do run "$t" "${2:-20}" || status=1; done
+        exit $status ;;
+    --ci)
+        build >/dev/null
+        status=0
+        for t in $(targets); do run "$t" 600 "${2:-2000}" || status=1; done
         exit $status ;;
     ""|-h|--help) sed -n '2,12p' "$0"; exit 2 ;;
     *)
