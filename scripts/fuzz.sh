@@ -6,9 +6,9 @@
 #                                      from a fixed seed (-seed=1): deterministic, what .ci/run runs
 #   scripts/fuzz.sh --build            configure and build build-fuzz only
 #   scripts/fuzz.sh --list             the targets
-# The build folder is build-fuzz (QLORA_FUZZ_BUILD); when build/libqlora_core.a exists (an ordinary
-# build) only the parser sources are compiled again, instrumented. Seeds come from
-# fuzz/corpus/<target>/ (kept small, in the repository); new inputs go to build-fuzz/corpus/<target>/,
+# The build folder is build-fuzz (QLORA_FUZZ_BUILD); when an ordinary build's libqlora_core.a
+# exists (in QLORA_BUILD_DIR, default build/) only the parser sources are compiled again,
+# instrumented. Seeds come from fuzz/corpus/<target>/ (kept small, in the repository); new inputs go to build-fuzz/corpus/<target>/,
 # crashes to build-fuzz/artifacts/<target>/. Exit status: 0 when no target found anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,8 @@ targets() { ls fuzz/fuzz_*.cpp | sed 's|fuzz/||; s|\.cpp$||' | grep -v '^fuzz_su
 build() {
     if [[ ! -f $BUILD/build.ninja ]]; then
         local core=()
-        [[ -f $ROOT/build/libqlora_core.a ]] && core=(-DQLORA_FUZZ_CORE_LIB="$ROOT/build/libqlora_core.a")
+        local lib=${QLORA_BUILD_DIR:-$ROOT/build}/libqlora_core.a  # the ordinary build's library
+        [[ -f $lib ]] && core=(-DQLORA_FUZZ_CORE_LIB="$lib")
         CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQLORA_FUZZ=ON \
             -DQLORA_BUILD_TESTS=OFF -DQLORA_PYTHON="$PYTHON" "${core[@]}" >/dev/null
     fi
