@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # libFuzzer runs of the parser targets in fuzz/ (clang 14 from Debian, ASan + UBSan).
 #   scripts/fuzz.sh TARGET SECONDS     run one target (safetensors or fuzz_safetensors) for SECONDS
-#   scripts/fuzz.sh --smoke [SECONDS]  every target for SECONDS each (default 20): the CI check
+#   scripts/fuzz.sh --smoke [SECONDS]  every target for SECONDS each (default 20)
 #   scripts/fuzz.sh --ci [RUNS]        every target on its seeds plus RUNS (default 2000) mutations
 #                                      from a fixed seed (-seed=1): deterministic, what .ci/run runs
 #   scripts/fuzz.sh --build            configure and build build-fuzz only
 #   scripts/fuzz.sh --list             the targets
 # The build folder is build-fuzz (QLORA_FUZZ_BUILD); when an ordinary build's libqlora_core.a
 # exists (in QLORA_BUILD_DIR, default build/) only the parser sources are compiled again,
-# instrumented. Seeds come from fuzz/corpus/<target>/ (kept small, in the repository); new inputs go to build-fuzz/corpus/<target>/,
-# crashes to build-fuzz/artifacts/<target>/. Exit status: 0 when no target found anything.
+# instrumented. Seeds come from fuzz/corpus/<target>/ (kept small, in the repository); new inputs
+# go to build-fuzz/corpus/<target>/, crashes to build-fuzz/artifacts/<target>/. Exit status: 0 when no target found anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
