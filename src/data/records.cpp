@@ -132,7 +132,7 @@ void read_jsonl(const std::string& path, Format format, bool skip_bad, ReadResul
         json j;
         try {
             j = json::parse(line);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse errors and number overflow
             report(origin + ": not valid JSON (" + e.what() + ")", skip_bad, result);
             continue;
         }
@@ -159,7 +159,7 @@ void read_json_array(const std::string& path, Format format, bool skip_bad, Read
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors and number overflow
         QLORA_FAIL(path, ":", line_at(text, e.byte), ": not valid JSON (", e.what(), ")");
     }
     QLORA_CHECK(j.is_array(), path, ": expected a JSON array of records (or use .jsonl), found ",

@@ -629,6 +629,13 @@ class Parser {
         if (args.size() == 1) {
             e->b = std::move(args[0]);
         } else {
+            // x[a:b, c]: Python indexes with a tuple holding a slice object, which no value here
+            // accepts (lists and strings refuse tuples); refused while parsing, never evaluated.
+            for (const ExprPtr& arg : args) {
+                if (arg->kind == Expr::Kind::kSlice)
+                    throw SyntaxError("unsupported: a slice inside a tuple subscript (x[a:b, c])",
+                                      {at.line, at.column});
+            }
             auto t = node(Expr::Kind::kList, at);
             t->items = std::move(args);
             t->is_tuple = true;

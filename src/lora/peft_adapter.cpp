@@ -99,7 +99,7 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse errors and number overflow
         QLORA_FAIL(config_path, ": not valid JSON (", e.what(), ")");
     }
     QLORA_CHECK(j.is_object(), config_path, ": must hold a JSON object");

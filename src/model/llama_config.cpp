@@ -265,7 +265,7 @@ LlamaConfig LlamaConfig::load(const std::string& path) {
     json j;
     try {
         j = json::parse(in);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse errors and number overflow (1e999999)
         QLORA_FAIL(file.string(), ": not valid JSON (", e.what(), ")");
     }
     return from_json(j, file.string());

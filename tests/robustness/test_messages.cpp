@@ -12,6 +12,7 @@
 #include "core/limits.h"
 #include "core/parse_int.h"
 #include "data/records.h"
+#include "lora/peft_adapter.h"
 #include "model/llama_loader.h"
 #include "model/vocab_check.h"
 #include "robustness/robustness_support.h"
@@ -113,6 +114,27 @@ TEST(Messages, ToolsPrintOneLineWithTheRightExitCode) {
     ASSERT_EQ(test::error_lines(r.output).size(), 1u) << r.output;
     EXPECT_LE(test::error_lines(r.output)[0].size(), limits::kMaxErrorChars + 40) << r.output;
     EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
+}
+
+// Fuzz findings (fuzz_llama_config, fuzz_adapter_config, fuzz_records): a number that overflows
+// a double (1e999) escaped nlohmann's parser as out_of_range instead of "not valid JSON".
+TEST(Messages, NumberOverflowInJsonIsNamedAsInvalidJson) {
+    const std::string dir = test::scratch_dir("messages_json_overflow");
+    std::ofstream(dir + "/config.json") << R"({"model_type": "llama", "hidden_size": 22E2222222})";
+    EXPECT_EQ(test::error_of([&] {
+                  model::LlamaConfig::load(dir);
+              }).rfind(dir + "/config.json: not valid JSON (", 0),
+              0u);
+    std::ofstream(dir + "/adapter_config.json") << R"({"r": 9e9999})";
+    EXPECT_EQ(test::error_of([&] {
+                  lora::load_peft_adapter(dir);
+              }).rfind(dir + "/adapter_config.json: not valid JSON (", 0),
+              0u);
+    std::ofstream(dir + "/records.jsonl") << "{\"text\": \"a\"}\n{\"text\": 99e9999999999}\n";
+    EXPECT_EQ(test::error_of([&] {
+                  data::read_records(dir + "/records.jsonl", data::Format::kText, false);
+              }).rfind(dir + "/records.jsonl:2: not valid JSON (", 0),
+              0u);
 }
 
 }  // namespace
