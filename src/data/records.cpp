@@ -159,8 +159,10 @@ void read_json_array(const std::string& path, Format format, bool skip_bad, Read
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::exception& e) {  // parse errors and number overflow
+    } catch (const json::parse_error& e) {
         QLORA_FAIL(path, ":", line_at(text, e.byte), ": not valid JSON (", e.what(), ")");
+    } catch (const json::exception& e) {  // number overflow (1e999999): no byte offset
+        QLORA_FAIL(path, ": not valid JSON (", e.what(), ")");
     }
     QLORA_CHECK(j.is_array(), path, ": expected a JSON array of records (or use .jsonl), found ",
                 j.type_name());
