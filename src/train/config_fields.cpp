@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/error_text.h"
 
 namespace qlora::train {
 namespace {
@@ -321,7 +322,7 @@ std::string describe_node(const YAML::Node& node) {
         case YAML::NodeType::Map:
             return "a mapping";
         case YAML::NodeType::Scalar:
-            return "'" + node.Scalar() + "'";
+            return "'" + cut_middle(node.Scalar(), 80) + "'";  // a whole file may be one scalar
         default:
             return "nothing";
     }

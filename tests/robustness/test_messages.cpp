@@ -17,6 +17,7 @@
 #include "model/vocab_check.h"
 #include "robustness/robustness_support.h"
 #include "tokenizer/tokenizer.h"
+#include "train/config.h"
 
 namespace qlora {
 namespace {
@@ -135,6 +136,16 @@ TEST(Messages, NumberOverflowInJsonIsNamedAsInvalidJson) {
                   data::read_records(dir + "/records.jsonl", data::Format::kText, false);
               }).rfind(dir + "/records.jsonl:2: not valid JSON (", 0),
               0u);
+}
+
+// Fuzz finding (fuzz_train_config): a config that is one long scalar (a UTF-16 file read as
+// UTF-8) was echoed whole in "expected a mapping of sections"; the value is cut now.
+TEST(Messages, AConfigThatIsOneLongScalarIsCut) {
+    const std::string dir = test::scratch_dir("messages_scalar_config");
+    std::ofstream(dir + "/c.yaml") << std::string(3000, 'm');
+    const std::string e = test::error_of([&] { train::load_config(dir + "/c.yaml"); });
+    EXPECT_NE(e.find("expected a mapping of sections"), std::string::npos) << e;
+    EXPECT_LT(e.size(), 300u) << e;
 }
 
 }  // namespace
