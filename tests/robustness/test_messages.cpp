@@ -145,7 +145,7 @@ TEST(Messages, AConfigThatIsOneLongScalarIsCut) {
     std::ofstream(dir + "/c.yaml") << std::string(3000, 'm');
     const std::string e = test::error_of([&] { train::load_config(dir + "/c.yaml"); });
     EXPECT_NE(e.find("expected a mapping of sections"), std::string::npos) << e;
-    EXPECT_LT(e.size(), 300u) << e;
+    EXPECT_LT(e.substr(0, e.find('\n')).size(), 300u) << e;  // then the missing keys, a line each
 }
 
 }  // namespace
