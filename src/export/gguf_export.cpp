@@ -19,6 +19,7 @@
 #include "io/gguf_reader.h"
 #include "io/path_guard.h"
 #include "model/llama_layout.h"
+#include "tokenizer/gguf_tokenizer_json.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
@@ -358,30 +359,20 @@ namespace {
 // fine-tune of a GGUF tokenizes in llama.cpp exactly as its base did.
 GgufVocab vocab_of_gguf(const std::string& path) {
     const io::GgufReader g(path);
+    tokenizer::GgufVocabKeys k = tokenizer::read_gguf_vocab_keys(g);
     GgufVocab v;
-    v.model = g.get_string("tokenizer.ggml.model");
-    v.pre = g.contains("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
-    auto what = [&](const char* key) { return g.key_context(key); };
-    v.tokens = g.get("tokenizer.ggml.tokens").strings(what("tokenizer.ggml.tokens"));
-    if (g.contains("tokenizer.ggml.scores")) {
-        for (double s : g.get("tokenizer.ggml.scores").floats(what("tokenizer.ggml.scores")))
-            v.scores.push_back(static_cast<float>(s));
-    }
-    if (g.contains("tokenizer.ggml.merges"))
-        v.merges = g.get("tokenizer.ggml.merges").strings(what("tokenizer.ggml.merges"));
-    for (int64_t t : g.get("tokenizer.ggml.token_type").ints(what("tokenizer.ggml.token_type")))
-        v.types.push_back(static_cast<int32_t>(t));
-    auto id = [&](const char* key) {
-        return g.contains(key) ? static_cast<int64_t>(g.get_uint(key)) : int64_t{-1};
-    };
-    v.bos_id = id("tokenizer.ggml.bos_token_id");
-    v.eos_id = id("tokenizer.ggml.eos_token_id");
-    v.unk_id = id("tokenizer.ggml.unknown_token_id");
-    v.pad_id = id("tokenizer.ggml.padding_token_id");
-    if (g.contains("tokenizer.ggml.add_bos_token"))
-        v.add_bos = g.get_bool("tokenizer.ggml.add_bos_token");
-    if (g.contains("tokenizer.ggml.add_eos_token"))
-        v.add_eos = g.get_bool("tokenizer.ggml.add_eos_token");
+    v.model = k.model;
+    v.pre = k.pre;
+    v.tokens = std::move(k.tokens);
+    v.scores.assign(k.scores.begin(), k.scores.end());
+    v.merges = std::move(k.merges);
+    v.types.assign(k.types.begin(), k.types.end());
+    v.bos_id = k.bos;
+    v.eos_id = k.eos;
+    v.unk_id = k.unk;
+    v.pad_id = k.pad;
+    v.add_bos = k.add_bos.value_or(v.add_bos);
+    v.add_eos = k.add_eos.value_or(v.add_eos);
     for (const std::string& key : g.keys()) {
         if (key == "tokenizer.chat_template") v.chat_templates.emplace_back("", g.get_string(key));
         if (key.starts_with("tokenizer.chat_template."))  // named ones: .chat_template.tool_use

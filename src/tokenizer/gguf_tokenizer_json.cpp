@@ -344,6 +344,27 @@ json tokenizer_config(const io::GgufReader& g, const Vocab& v, const std::string
 
 }  // namespace
 
+GgufVocabKeys read_gguf_vocab_keys(const io::GgufReader& g) {
+    const Vocab v = read_vocab(g);
+    GgufVocabKeys k;
+    k.model = g.get_string("tokenizer.ggml.model");
+    k.pre = g.contains("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
+    k.tokens = v.tokens;
+    k.types = v.types;
+    k.scores = v.scores;
+    if (const io::GgufValue* m = g.find("tokenizer.ggml.merges"))
+        k.merges = m->strings(g.key_context("tokenizer.ggml.merges"));
+    k.bos = special_id(g, v, "bos");
+    k.eos = special_id(g, v, "eos");
+    k.unk = special_id(g, v, "unknown");
+    k.pad = special_id(g, v, "padding");
+    for (auto [key, out] : {std::pair{"tokenizer.ggml.add_bos_token", &k.add_bos},
+                            std::pair{"tokenizer.ggml.add_eos_token", &k.add_eos}}) {
+        if (g.contains(key)) *out = g.get_bool(key);
+    }
+    return k;
+}
+
 const char* gguf_supported_pre_tokenizers() { return "gpt-2, smollm, llama-bpe, qwen2"; }
 
 HfTokenizerJson gguf_hf_tokenizer(const io::GgufReader& g) {

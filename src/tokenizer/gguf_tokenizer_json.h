@@ -9,8 +9,11 @@
 // tokenizer_config.json carries the special tokens and tokenizer.chat_template.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "io/gguf_reader.h"
 
@@ -24,6 +27,20 @@ struct HfTokenizerJson {
 // Throws qlora::Error naming the file and key for a missing or mistyped tokenizer.ggml.* key, an
 // unknown model or pre-tokenizer, or a malformed merge.
 HfTokenizerJson gguf_hf_tokenizer(const io::GgufReader& gguf);
+
+// tokenizer.ggml.* as the file holds them, checked as gguf_hf_tokenizer checks them: tokens (not
+// empty), token types (NORMAL when absent) and scores (empty when absent) one per token, special
+// ids below the vocabulary (-1 when absent). What a GGUF export of a GGUF-based model copies.
+struct GgufVocabKeys {
+    std::string model, pre;  // pre: "default" when absent
+    std::vector<std::string> tokens;
+    std::vector<int64_t> types;
+    std::vector<double> scores;
+    std::vector<std::string> merges;
+    int64_t bos = -1, eos = -1, unk = -1, pad = -1;
+    std::optional<bool> add_bos, add_eos;
+};
+GgufVocabKeys read_gguf_vocab_keys(const io::GgufReader& gguf);
 
 // The pre-tokenizer names we translate (for messages and tests).
 const char* gguf_supported_pre_tokenizers();
