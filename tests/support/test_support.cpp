@@ -29,8 +29,23 @@ std::string test_data(const std::string& rel) {
     return (fs::path(QLORA_TEST_DATA_DIR) / rel).string();
 }
 
+// CTest runs every test in a process of its own, in parallel, with --gtest_filter naming it; a
+// suite's SetUpTestSuite then runs once in each of those processes. Keying the scratch root by
+// that filter keeps two processes from clearing and writing one folder at the same time, while
+// one process (one test, or a whole binary run by hand) keeps stable names.
+namespace {
+std::string process_scratch_key() {
+    std::string key = ::testing::GTEST_FLAG(filter);
+    if (key.empty() || key == "*") return "all";
+    for (char& c : key) {
+        if (c == '/' || c == '*' || c == ':' || c == '?') c = '_';
+    }
+    return key;
+}
+}  // namespace
+
 std::string scratch_dir(const std::string& name) {
-    fs::path p = fs::path(QLORA_BINARY_DIR) / "test-scratch" / name;
+    fs::path p = fs::path(QLORA_BINARY_DIR) / "test-scratch" / process_scratch_key() / name;
     io::remove_tree(p.string());  // not fs::remove_all: see the note in CMakeLists.txt
     fs::create_directories(p);
     return p.string();
