@@ -18,6 +18,12 @@
 
 namespace qlora::cli {
 
+// Writes "<name>: error: <text>" as one string, so one write(2): ranks of one torchrun launch share
+// a stderr pipe, and lines written in pieces interleave there (a write below PIPE_BUF is atomic).
+inline void print_error_line(const std::string& name, const std::string& text) {
+    std::cerr << (name + ": error: " + text + "\n") << std::flush;
+}
+
 inline int run_tool(const std::string& name, CLI::App& app, int argc, char** argv,
                     const std::function<void()>& body) {
     try {
@@ -29,8 +35,7 @@ inline int run_tool(const std::string& name, CLI::App& app, int argc, char** arg
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << name << ": error: " << first_line_cut(e.what()) << " (see " << name
-                  << " --help)\n";
+        print_error_line(name, first_line_cut(e.what()) + " (see " + name + " --help)");
         return static_cast<int>(ExitCode::kBadInput);
     }
     // A file-size limit (ulimit -f) must surface as a write error (EFBIG) with a clear message, not
@@ -41,23 +46,22 @@ inline int run_tool(const std::string& name, CLI::App& app, int argc, char** arg
         return 0;
     } catch (const Error& e) {
         log_debug("error raised at ", e.where());
-        std::cerr << name << ": error: " << user_error_text(e.what()) << '\n';
+        print_error_line(name, user_error_text(e.what()));
         return static_cast<int>(e.code());
     } catch (const c10::Error& e) {
         // A LibTorch check that our own validation did not catch first: its first line only (the
         // rest is a C++ backtrace), as a runtime failure.
-        std::cerr << name << ": error: " << first_line_cut(e.what_without_backtrace()) << '\n';
+        print_error_line(name, first_line_cut(e.what_without_backtrace()));
         return static_cast<int>(ExitCode::kRuntime);
     } catch (const std::bad_alloc&) {
-        std::cerr << name
-                  << ": error: out of memory (a size in the input may be larger than this machine "
-                     "holds)\n";
+        print_error_line(
+            name, "out of memory (a size in the input may be larger than this machine holds)");
         return static_cast<int>(ExitCode::kRuntime);
     } catch (const std::exception& e) {
-        std::cerr << name << ": error: " << first_line_cut(e.what()) << '\n';
+        print_error_line(name, first_line_cut(e.what()));
         return static_cast<int>(ExitCode::kRuntime);
     } catch (...) {
-        std::cerr << name << ": error: unknown failure\n";
+        print_error_line(name, "unknown failure");
         return static_cast<int>(ExitCode::kRuntime);
     }
 }

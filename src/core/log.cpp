@@ -78,7 +78,9 @@ void log_line(LogLevel level, const std::string& message) {
         sink_storage()(level, message);
         return;
     }
-    std::cerr << "[qlora] " << level_letter(level) << ' ' << message << '\n';
+    // One string, one write: ranks sharing a stderr pipe would interleave a line written in pieces.
+    std::cerr << ("[qlora] " + std::string(1, level_letter(level)) + ' ' + message + '\n')
+              << std::flush;
 }
 
 void log_warn_once(const std::string& key, const std::string& message) {
