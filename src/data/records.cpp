@@ -222,34 +222,13 @@ void read_txt(const std::string& path, ReadResult& result) {
 
 }  // namespace
 
-Format parse_format(const std::string& name) {
-    if (name == "text") return Format::kText;
-    if (name == "alpaca") return Format::kAlpaca;
-    if (name == "chat") return Format::kChat;
-    QLORA_FAIL("data.format must be text, alpaca or chat, got '", name, "'");
-}
+Format parse_format(std::string_view name) { return kFormatNames.parse(name); }
 
-std::string format_name(Format format) {
-    switch (format) {
-        case Format::kText:
-            return "text";
-        case Format::kAlpaca:
-            return "alpaca";
-        case Format::kChat:
-            return "chat";
-    }
-    return "?";
-}
+std::string format_name(Format value) { return kFormatNames.name(value); }
 
-OnBadRecord parse_on_bad_record(const std::string& name) {
-    if (name == "fatal") return OnBadRecord::kFatal;
-    if (name == "skip") return OnBadRecord::kSkip;
-    QLORA_FAIL("data.on_bad_record must be fatal or skip, got '", name, "'");
-}
+OnBadRecord parse_on_bad_record(std::string_view name) { return kOnBadRecordNames.parse(name); }
 
-std::string on_bad_record_name(OnBadRecord value) {
-    return value == OnBadRecord::kSkip ? "skip" : "fatal";
-}
+std::string on_bad_record_name(OnBadRecord value) { return kOnBadRecordNames.name(value); }
 
 ReadResult read_records(const std::string& path, Format format, bool skip_bad) {
     QLORA_CHECK(std::filesystem::is_regular_file(path), "data file not found: ", path);

@@ -5,17 +5,23 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
+
 namespace qlora::data {
 
 enum class Format { kText, kAlpaca, kChat };
-// "text" | "alpaca" | "chat"; throws qlora::Error otherwise.
-Format parse_format(const std::string& name);
-std::string format_name(Format format);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kFormatNames = enum_names<Format>(
+    "data.format", {{Format::kText, "text"}, {Format::kAlpaca, "alpaca"}, {Format::kChat, "chat"}});
+Format parse_format(std::string_view name);
+std::string format_name(Format value);
 
 // What a malformed record does (the config's data.on_bad_record).
 enum class OnBadRecord { kFatal, kSkip };
-// "fatal" | "skip"; throws qlora::Error otherwise.
-OnBadRecord parse_on_bad_record(const std::string& name);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kOnBadRecordNames = enum_names<OnBadRecord>(
+    "data.on_bad_record", {{OnBadRecord::kFatal, "fatal"}, {OnBadRecord::kSkip, "skip"}});
+OnBadRecord parse_on_bad_record(std::string_view name);
 std::string on_bad_record_name(OnBadRecord value);
 
 struct Message {

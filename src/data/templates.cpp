@@ -107,34 +107,9 @@ std::vector<Message> as_messages(const Record& r, Format format) {
     return {{"user", user}, {"assistant", r.output}};
 }
 
-Template parse_template(const std::string& name) {
-    if (name == "alpaca") return Template::kAlpaca;
-    if (name == "llama2-chat") return Template::kLlama2Chat;
-    if (name == "chatml") return Template::kChatml;
-    if (name == "plain") return Template::kPlain;
-    if (name == "model") return Template::kModel;
-    if (name == "auto") return Template::kAuto;
-    QLORA_FAIL("data.template must be auto, model, alpaca, llama2-chat, chatml or plain, got '",
-               name, "'");
-}
+Template parse_template(std::string_view name) { return kTemplateNames.parse(name); }
 
-std::string template_name(Template tmpl) {
-    switch (tmpl) {
-        case Template::kAlpaca:
-            return "alpaca";
-        case Template::kLlama2Chat:
-            return "llama2-chat";
-        case Template::kChatml:
-            return "chatml";
-        case Template::kPlain:
-            return "plain";
-        case Template::kModel:
-            return "model";
-        case Template::kAuto:
-            return "auto";
-    }
-    return "?";
-}
+std::string template_name(Template value) { return kTemplateNames.name(value); }
 
 std::vector<Segment> render(const Record& record, Format format, Template tmpl) {
     if (format == Format::kText) return {{record.text, true, false}};

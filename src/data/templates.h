@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "data/records.h"
 
 namespace qlora::data {
@@ -13,9 +14,16 @@ namespace qlora::data {
 // kModel: the tokenizer's own Jinja chat template (data/chat_format.h); kAuto: kModel when the
 // tokenizer has one, else kAlpaca (data/chat_format.h resolves it once the tokenizer is known).
 enum class Template { kAlpaca, kLlama2Chat, kChatml, kPlain, kModel, kAuto };
-// "alpaca" | "llama2-chat" | "chatml" | "plain" | "model" | "auto"; throws qlora::Error otherwise.
-Template parse_template(const std::string& name);
-std::string template_name(Template tmpl);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kTemplateNames =
+    enum_names<Template>("data.template", {{Template::kAuto, "auto"},
+                                           {Template::kModel, "model"},
+                                           {Template::kAlpaca, "alpaca"},
+                                           {Template::kLlama2Chat, "llama2-chat"},
+                                           {Template::kChatml, "chatml"},
+                                           {Template::kPlain, "plain"}});
+Template parse_template(std::string_view name);
+std::string template_name(Template value);
 
 struct Segment {
     std::string text;

@@ -58,22 +58,14 @@ double lora_scale(double alpha, int64_t r, bool use_rslora) {
 
 double lora_scale(const LoraOptions& o) { return lora_scale(o.alpha, o.r, o.use_rslora); }
 
-QatMode parse_qat_mode(const std::string& name) {
-    if (name == "lora") return QatMode::kLora;
-    if (name == "merge_aware") return QatMode::kMergeAware;
-    QLORA_FAIL("qat.mode must be lora or merge_aware, got '", name, "'");
+QatMode parse_qat_mode(std::string_view name) { return kQatModeNames.parse(name); }
+
+std::string qat_mode_name(QatMode value) { return kQatModeNames.name(value); }
+
+QatActivations parse_qat_activations(std::string_view name) {
+    return kQatActivationsNames.parse(name);
 }
 
-std::string qat_mode_name(QatMode mode) { return mode == QatMode::kLora ? "lora" : "merge_aware"; }
-
-QatActivations parse_qat_activations(const std::string& name) {
-    if (name == "none") return QatActivations::kNone;
-    if (name == "int8") return QatActivations::kInt8;
-    QLORA_FAIL("qat.activations must be none or int8, got '", name, "'");
-}
-
-std::string qat_activations_name(QatActivations value) {
-    return value == QatActivations::kInt8 ? "int8" : "none";
-}
+std::string qat_activations_name(QatActivations value) { return kQatActivationsNames.name(value); }
 
 }  // namespace qlora::lora

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "quant/fake_quant.h"
 
 namespace qlora::lora {
@@ -45,14 +46,18 @@ void validate(const LoraOptions& options);
 //   kMergeAware  y = x·Q(W0 + s·B·A)ᵀ + b with an STE (lora/merge_aware_function.h): the merged,
 //                quantized weight is the one trained, so its export is exactly the trained model.
 enum class QatMode { kLora, kMergeAware };
-// "lora" | "merge_aware"; throws qlora::Error for anything else.
-QatMode parse_qat_mode(const std::string& name);
-std::string qat_mode_name(QatMode mode);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kQatModeNames = enum_names<QatMode>(
+    "qat.mode", {{QatMode::kLora, "lora"}, {QatMode::kMergeAware, "merge_aware"}});
+QatMode parse_qat_mode(std::string_view name);
+std::string qat_mode_name(QatMode value);
 
 // Whether QAT also fake-quantizes each projection's input (the config's qat.activations).
 enum class QatActivations { kNone, kInt8 };
-// "none" | "int8"; throws qlora::Error for anything else.
-QatActivations parse_qat_activations(const std::string& name);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kQatActivationsNames = enum_names<QatActivations>(
+    "qat.activations", {{QatActivations::kNone, "none"}, {QatActivations::kInt8, "int8"}});
+QatActivations parse_qat_activations(std::string_view name);
 std::string qat_activations_name(QatActivations value);
 
 struct QatOptions {

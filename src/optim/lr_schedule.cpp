@@ -9,25 +9,9 @@
 
 namespace qlora::optim {
 
-ScheduleKind parse_schedule_kind(std::string_view name) {
-    if (name == "constant") return ScheduleKind::kConstant;
-    if (name == "linear") return ScheduleKind::kLinear;
-    if (name == "cosine") return ScheduleKind::kCosine;
-    QLORA_FAIL("optim.lr_scheduler: unknown schedule '", name,
-               "'; valid names: constant, linear, cosine");
-}
+ScheduleKind parse_schedule_kind(std::string_view name) { return kScheduleKindNames.parse(name); }
 
-std::string schedule_kind_name(ScheduleKind kind) {
-    switch (kind) {
-        case ScheduleKind::kConstant:
-            return "constant";
-        case ScheduleKind::kLinear:
-            return "linear";
-        case ScheduleKind::kCosine:
-            return "cosine";
-    }
-    return "?";
-}
+std::string schedule_kind_name(ScheduleKind value) { return kScheduleKindNames.name(value); }
 
 LrSchedule::LrSchedule(const LrScheduleOptions& o) : options_(o) {
     QLORA_CHECK(std::isfinite(o.base_lr) && o.base_lr > 0.0, "optim.lr must be > 0, got ",

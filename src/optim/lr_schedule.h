@@ -6,13 +6,19 @@
 #include <string>
 #include <string_view>
 
+#include "core/enum_names.h"
+
 namespace qlora::optim {
 
 enum class ScheduleKind { kConstant, kLinear, kCosine };
 
-// "constant", "linear", "cosine"; throws qlora::Error listing those names otherwise.
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kScheduleKindNames =
+    enum_names<ScheduleKind>("optim.lr_scheduler", {{ScheduleKind::kConstant, "constant"},
+                                                    {ScheduleKind::kLinear, "linear"},
+                                                    {ScheduleKind::kCosine, "cosine"}});
 ScheduleKind parse_schedule_kind(std::string_view name);
-std::string schedule_kind_name(ScheduleKind kind);
+std::string schedule_kind_name(ScheduleKind value);
 
 struct LrScheduleOptions {
     ScheduleKind kind = ScheduleKind::kCosine;

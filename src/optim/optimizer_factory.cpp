@@ -25,28 +25,10 @@ AdamwLayout layout_of(OptimizerKind kind) {
 }  // namespace
 
 OptimizerKind parse_optimizer_kind(std::string_view name) {
-    if (name == "adamw_32bit" || name == "adamw_torch") return OptimizerKind::kAdamw32bit;
-    if (name == "paged_adamw_32bit") return OptimizerKind::kPagedAdamw32bit;
-    if (name == "adamw_8bit") return OptimizerKind::kAdamw8bit;
-    if (name == "paged_adamw_8bit") return OptimizerKind::kPagedAdamw8bit;
-    QLORA_FAIL("optim.name: unknown optimizer '", name,
-               "'; valid names: adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, "
-               "paged_adamw_8bit");
+    return kOptimizerKindNames.parse(name);
 }
 
-std::string optimizer_kind_name(OptimizerKind kind) {
-    switch (kind) {
-        case OptimizerKind::kAdamw32bit:
-            return "adamw_32bit";
-        case OptimizerKind::kPagedAdamw32bit:
-            return "paged_adamw_32bit";
-        case OptimizerKind::kAdamw8bit:
-            return "adamw_8bit";
-        case OptimizerKind::kPagedAdamw8bit:
-            return "paged_adamw_8bit";
-    }
-    return "?";
-}
+std::string optimizer_kind_name(OptimizerKind value) { return kOptimizerKindNames.name(value); }
 
 std::unique_ptr<Optimizer> make_optimizer(std::string_view name, std::vector<at::Tensor> params,
                                           const OptimOptions& options) {

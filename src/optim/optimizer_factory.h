@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "optim/optimizer.h"
 
 namespace qlora::optim {
@@ -17,9 +18,15 @@ namespace qlora::optim {
 enum class OptimizerKind { kAdamw32bit, kPagedAdamw32bit, kAdamw8bit, kPagedAdamw8bit };
 
 // "adamw_32bit" and "adamw_torch" (the same), "paged_adamw_32bit", "adamw_8bit",
-// "paged_adamw_8bit"; anything else throws qlora::Error listing those names.
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kOptimizerKindNames =
+    enum_names<OptimizerKind>("optim.name", {{OptimizerKind::kAdamw32bit, "adamw_32bit"},
+                                             {OptimizerKind::kAdamw32bit, "adamw_torch"},
+                                             {OptimizerKind::kPagedAdamw32bit, "paged_adamw_32bit"},
+                                             {OptimizerKind::kAdamw8bit, "adamw_8bit"},
+                                             {OptimizerKind::kPagedAdamw8bit, "paged_adamw_8bit"}});
 OptimizerKind parse_optimizer_kind(std::string_view name);
-std::string optimizer_kind_name(OptimizerKind kind);
+std::string optimizer_kind_name(OptimizerKind value);
 
 std::unique_ptr<Optimizer> make_optimizer(std::string_view name, std::vector<at::Tensor> params,
                                           const OptimOptions& options = {});

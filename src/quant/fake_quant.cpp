@@ -66,23 +66,12 @@ at::Tensor nf4_roundtrip(const at::Tensor& w, const Nf4Options& o) {
 
 }  // namespace
 
-FakeQuantWeight parse_fake_quant_weight(const std::string& name) {
-    if (name == "int4") return FakeQuantWeight::kInt4;
-    if (name == "int8") return FakeQuantWeight::kInt8;
-    if (name == "nf4") return FakeQuantWeight::kNF4;
-    QLORA_FAIL("fake-quant weight scheme must be int4, int8 or nf4, got '", name, "'");
+FakeQuantWeight parse_fake_quant_weight(std::string_view name) {
+    return kFakeQuantWeightNames.parse(name);
 }
 
-std::string fake_quant_weight_name(FakeQuantWeight kind) {
-    switch (kind) {
-        case FakeQuantWeight::kInt4:
-            return "int4";
-        case FakeQuantWeight::kInt8:
-            return "int8";
-        case FakeQuantWeight::kNF4:
-            return "nf4";
-    }
-    return "?";
+std::string fake_quant_weight_name(FakeQuantWeight value) {
+    return kFakeQuantWeightNames.name(value);
 }
 
 void validate(const QatScheme& s) {

@@ -34,15 +34,20 @@
 
 #include <string>
 
+#include "core/enum_names.h"
 #include "quant/nf4_tensor.h"
 
 namespace qlora::quant {
 
 enum class FakeQuantWeight { kInt4, kInt8, kNF4 };
 
-// "int4" | "int8" | "nf4"; throws qlora::Error for anything else.
-FakeQuantWeight parse_fake_quant_weight(const std::string& name);
-std::string fake_quant_weight_name(FakeQuantWeight kind);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kFakeQuantWeightNames =
+    enum_names<FakeQuantWeight>("fake-quant weight scheme", {{FakeQuantWeight::kInt4, "int4"},
+                                                             {FakeQuantWeight::kNF4, "nf4"},
+                                                             {FakeQuantWeight::kInt8, "int8"}});
+FakeQuantWeight parse_fake_quant_weight(std::string_view name);
+std::string fake_quant_weight_name(FakeQuantWeight value);
 
 struct QatScheme {
     FakeQuantWeight weight = FakeQuantWeight::kNF4;

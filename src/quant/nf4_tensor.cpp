@@ -23,13 +23,9 @@ int64_t shape_numel(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-QuantType parse_quant_type(const std::string& name) {
-    if (name == "nf4") return QuantType::kNF4;
-    if (name == "fp4") return QuantType::kFP4;
-    QLORA_FAIL("quant type must be nf4 or fp4, got '", name, "'");
-}
+QuantType parse_quant_type(std::string_view name) { return kQuantTypeNames.parse(name); }
 
-std::string quant_type_name(QuantType type) { return type == QuantType::kNF4 ? "nf4" : "fp4"; }
+std::string quant_type_name(QuantType value) { return kQuantTypeNames.name(value); }
 
 NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options,
                               const std::string& name) {

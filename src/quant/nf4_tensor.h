@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "kernels/nf4_format.h"
 
 namespace qlora::quant {
@@ -19,9 +20,11 @@ struct Nf4Options {
     bool double_quant = true;                    // 8-bit absmax, nested blocks of 256
 };
 
-// "nf4" / "fp4"; throws qlora::Error for anything else.
-QuantType parse_quant_type(const std::string& name);
-std::string quant_type_name(QuantType type);
+// Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
+inline constexpr auto kQuantTypeNames =
+    enum_names<QuantType>("quant type", {{QuantType::kNF4, "nf4"}, {QuantType::kFP4, "fp4"}});
+QuantType parse_quant_type(std::string_view name);
+std::string quant_type_name(QuantType value);
 
 class NF4Tensor {
   public:

@@ -114,52 +114,43 @@ struct Codec<std::vector<T>> {
     }
 };
 
-// A config vocabulary (quant.type, optim.name, ...): the library's parse_* reads it, its *_name
-// writes it back; `names` is the list an error message offers.
+// A config vocabulary (quant.type, optim.name, ...) is the enum's one table of names
+// (core/enum_names.h): it reads, writes back and lists what an error offers.
 template <typename E>
 struct EnumVocabulary;
 
-#define QLORA_ENUM_VOCABULARY(Enum, parse, name, valid)                          \
-    template <>                                                                  \
-    struct EnumVocabulary<Enum> {                                                \
-        static Enum from(const std::string& s) { return parse(std::string(s)); } \
-        static std::string to(Enum v) { return name(v); }                        \
-        static constexpr const char* names = valid;                              \
+#define QLORA_ENUM_VOCABULARY(Enum, table)          \
+    template <>                                     \
+    struct EnumVocabulary<Enum> {                   \
+        static constexpr const auto& names = table; \
     };
 
-QLORA_ENUM_VOCABULARY(quant::QuantType, quant::parse_quant_type, quant::quant_type_name, "nf4, fp4")
-QLORA_ENUM_VOCABULARY(data::Format, data::parse_format, data::format_name, "text, alpaca, chat")
-QLORA_ENUM_VOCABULARY(data::Template, data::parse_template, data::template_name,
-                      "auto, model, alpaca, llama2-chat, chatml, plain")
-QLORA_ENUM_VOCABULARY(data::OnBadRecord, data::parse_on_bad_record, data::on_bad_record_name,
-                      "fatal, skip")
-QLORA_ENUM_VOCABULARY(optim::OptimizerKind, optim::parse_optimizer_kind, optim::optimizer_kind_name,
-                      "adamw_32bit, adamw_torch, paged_adamw_32bit, adamw_8bit, paged_adamw_8bit")
-QLORA_ENUM_VOCABULARY(optim::ScheduleKind, optim::parse_schedule_kind, optim::schedule_kind_name,
-                      "constant, linear, cosine")
-QLORA_ENUM_VOCABULARY(quant::FakeQuantWeight, quant::parse_fake_quant_weight,
-                      quant::fake_quant_weight_name, "int4, nf4, int8")
-QLORA_ENUM_VOCABULARY(lora::QatActivations, lora::parse_qat_activations, lora::qat_activations_name,
-                      "none, int8")
-QLORA_ENUM_VOCABULARY(lora::QatMode, lora::parse_qat_mode, lora::qat_mode_name, "lora, merge_aware")
+QLORA_ENUM_VOCABULARY(quant::QuantType, quant::kQuantTypeNames)
+QLORA_ENUM_VOCABULARY(data::Format, data::kFormatNames)
+QLORA_ENUM_VOCABULARY(data::Template, data::kTemplateNames)
+QLORA_ENUM_VOCABULARY(data::OnBadRecord, data::kOnBadRecordNames)
+QLORA_ENUM_VOCABULARY(optim::OptimizerKind, optim::kOptimizerKindNames)
+QLORA_ENUM_VOCABULARY(optim::ScheduleKind, optim::kScheduleKindNames)
+QLORA_ENUM_VOCABULARY(quant::FakeQuantWeight, quant::kFakeQuantWeightNames)
+QLORA_ENUM_VOCABULARY(lora::QatActivations, lora::kQatActivationsNames)
+QLORA_ENUM_VOCABULARY(lora::QatMode, lora::kQatModeNames)
 #undef QLORA_ENUM_VOCABULARY
 
 template <typename E>
 requires std::is_enum_v<E>
 struct Codec<E> {
     static Problem read(const YAML::Node& n, E& out) {
-        const std::string found = n.IsScalar() ? "'" + n.Scalar() + "'" : describe_node(n);
-        try {
-            if (n.IsScalar()) {
-                out = EnumVocabulary<E>::from(n.Scalar());
+        if (n.IsScalar()) {
+            if (std::optional<E> v = EnumVocabulary<E>::names.find(n.Scalar())) {
+                out = *v;
                 return std::nullopt;
             }
-        } catch (const Error&) {
         }
-        return std::string("expected one of ") + EnumVocabulary<E>::names + ", found " + found;
+        const std::string found = n.IsScalar() ? "'" + n.Scalar() + "'" : describe_node(n);
+        return "expected one of " + EnumVocabulary<E>::names.list() + ", found " + found;
     }
     static void write(YAML::Emitter& e, E v) {
-        e << YAML::DoubleQuoted << EnumVocabulary<E>::to(v);
+        e << YAML::DoubleQuoted << EnumVocabulary<E>::names.name(v);
     }
 };
 

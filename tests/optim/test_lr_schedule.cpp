@@ -30,7 +30,9 @@ TEST(LrSchedule, ParsesNamesWithClearErrors) {
         parse_schedule_kind("cosin");
         FAIL();
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("'cosin'; valid names: constant, linear, cosine"),
+        EXPECT_NE(std::string(e.what()).find(
+                      "optim.lr_scheduler must be one of constant, linear, cosine, got "
+                      "'cosin'"),
                   std::string::npos)
             << e.what();
     }

@@ -227,7 +227,7 @@ TEST(FakeQuantScheme, ParsesAndValidates) {
     EXPECT_EQ(parse_fake_quant_weight("int4"), FakeQuantWeight::kInt4);
     EXPECT_EQ(parse_fake_quant_weight("nf4"), FakeQuantWeight::kNF4);
     EXPECT_EQ(qlora::test::error_of([] { parse_fake_quant_weight("int3"); }),
-              "fake-quant weight scheme must be int4, int8 or nf4, got 'int3'");
+              "fake-quant weight scheme must be one of int4, nf4, int8, got 'int3'");
     EXPECT_EQ(qlora::test::error_of([] { validate(QatScheme::int4(48)); }),
               "qat: int4 group_size must be a power of two in [32, 256], got 48");
 }

@@ -232,7 +232,7 @@ TEST(Nf4Tensor, BadInputsAreClearErrors) {
               }),
               "w: nested_offset is not finite: nan");
     EXPECT_EQ(error_of([&] { parse_quant_type("int4"); }),
-              "quant type must be nf4 or fp4, got 'int4'");
+              "quant type must be one of nf4, fp4, got 'int4'");
 }
 
 }  // namespace
