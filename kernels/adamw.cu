@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "kernels/adamw_cuda.h"
+#include "kernels/bnb_quant.h"
 #include "kernels/cuda_check.h"
-#include "kernels/nf4_format.h"
 
 namespace qlora::kernels {
 namespace {
@@ -54,7 +54,7 @@ __device__ __forceinline__ uint8_t requantize(float x, float absmax, bool partia
                                               const float* midpoints) {
     const float clamped = fmaxf(absmax, 1e-38f);
     const float scaled = partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, __fdiv_rn(1.0f, clamped));
-    return nf4::encode_8bit(midpoints, nf4::clamp_unit(scaled));
+    return bnb::encode_8bit(midpoints, bnb::clamp_unit(scaled));
 }
 
 __global__ void adamw8bit_step_kernel(const float* __restrict__ g, float* __restrict__ p,

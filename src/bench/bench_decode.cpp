@@ -35,7 +35,7 @@ Built build_model(const InferenceBenchOptions& o, const std::string& base,
         b.model->init_random(0, at::kFloat, device);
     }
     if (base != "fp32") {
-        const quant::Nf4Options q{quant::parse_quant_type(base), o.blocksize, o.double_quant};
+        const quant::Quant4Options q{quant::parse_quant_type(base), o.blocksize, o.double_quant};
         b.model->quantize_linears(q);
         const bool tied = b.model->config().tie_word_embeddings;
         if (o.quantize_lm_head && !tied) b.model->lm_head->quantize(q);

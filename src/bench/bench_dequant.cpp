@@ -8,9 +8,9 @@
 
 #include "bench/timer.h"
 #include "core/device.h"
-#include "quant/nf4_ops.h"
-#include "quant/nf4_ref.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_ops.h"
+#include "quant/quant4_ref.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::bench {
 
@@ -18,7 +18,7 @@ std::vector<std::string> bench_dequant(const DequantBenchOptions& o, const c10::
     std::vector<std::string> lines;
     at::manual_seed(0);
     at::Tensor w = (at::randn({o.rows, o.cols}) * 0.02).to(device, at::kBFloat16);
-    quant::NF4Tensor q = quant::NF4Tensor::quantize(
+    quant::Quant4Tensor q = quant::Quant4Tensor::quantize(
         w, {quant::QuantType::kNF4, o.blocksize, o.double_quant}, "bench");
     const int64_t n = q.numel();
     for (auto dtype : {at::kBFloat16, at::kFloat}) {
@@ -55,7 +55,7 @@ std::vector<std::string> bench_dequant(const DequantBenchOptions& o, const c10::
             at::Tensor out = at::empty({n}, at::kFloat);
             double t_ref = time_call(
                 [&] {
-                    quant::nf4_dequantize_ref(
+                    quant::dequantize_4bit_ref(
                         packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n, o.blocksize,
                         quant::codebook(quant::QuantType::kNF4), out.data_ptr<float>());
                 },

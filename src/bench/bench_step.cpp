@@ -20,7 +20,7 @@
 #include "lora/apply_lora.h"
 #include "model/llama.h"
 #include "optim/optimizer_factory.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 #include "train/recipe.h"
 
 #ifdef QLORA_WITH_CUDA
@@ -59,7 +59,7 @@ void init_on_device(model::LlamaImpl& m, const train::Recipe& r) {
     const auto opts = at::TensorOptions().device(r.device).dtype(r.dtype);
     const auto& c = m.config();
     const bool four_bit = r.load.quant != "none";
-    const quant::Nf4Options q{
+    const quant::Quant4Options q{
         four_bit ? quant::parse_quant_type(r.load.quant) : quant::QuantType::kNF4, r.load.blocksize,
         r.load.double_quant};
     m.set_embedding(at::randn({c.vocab_size, c.hidden_size}, opts));

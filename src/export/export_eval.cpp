@@ -42,7 +42,7 @@ model::Llama build_merged_model(const MergedView& merged, c10::ScalarType dtype1
         if (quantize && model::is_quantized_weight_name(name)) {
             at::Tensor exact = w.to(merged.base_dtype(name));
             lin->second->set_quantized(
-                quant::NF4Tensor::quantize(exact, merged.quant().options, name).to(device));
+                quant::Quant4Tensor::quantize(exact, merged.quant().options, name).to(device));
             continue;
         }
         w = (quantize ? w.to(merged.base_dtype(name)) : w.to(dtype16)).to(device, compute_dtype);

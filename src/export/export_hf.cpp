@@ -282,8 +282,8 @@ HfExportSummary export_hf(const MergedView& merged, const HfExportOptions& optio
             } else if (model::is_quantized_weight_name(name)) {
                 // As qlora-quantize: quantize the weight in the dtype the base keeps it in.
                 at::Tensor exact = w.to(merged.base_dtype(name));
-                quant::NF4Tensor q =
-                    quant::NF4Tensor::quantize(exact, merged.quant().options, name);
+                quant::Quant4Tensor q =
+                    quant::Quant4Tensor::quantize(exact, merged.quant().options, name);
                 summary.nf4_errors.push_back({name, rel_error(q.dequantize(at::kFloat), exact)});
                 for (auto& [key, value] : io::bnb_4bit_tensors(q, name)) {
                     summary.bytes += value.nbytes();

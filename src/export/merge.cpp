@@ -250,7 +250,7 @@ at::Tensor MergedView::base_weight(const std::string& name) const {
     at::Tensor w = gguf_ ? gguf_->load(stored) : files_->load(stored);
     if (merge_base_ == MergeBase::kNf4 && !base_is_4bit_ && model::is_quantized_weight_name(name)) {
         if (quant_.dtype) w = w.to(*quant_.dtype);
-        return quant::NF4Tensor::quantize(w, quant_.options, name).dequantize(at::kFloat);
+        return quant::Quant4Tensor::quantize(w, quant_.options, name).dequantize(at::kFloat);
     }
     return w.to(at::kFloat);
 }

@@ -15,7 +15,7 @@
 #include "io/safetensors.h"
 #include "lora/peft_adapter.h"
 #include "model/llama_config.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::model {
 class GgufLlamaFile;
@@ -32,7 +32,7 @@ std::string merge_base_name(MergeBase base);
 // The quantization a base was under while the adapter trained, and where that was read.
 struct TrainedQuant {
     bool enabled = true;  // false: the run trained over a dense base (quant.enabled: false)
-    quant::Nf4Options options;
+    quant::Quant4Options options;
     // The weights were rounded to this dtype before quantizing (a bf16/fp16 run); unset: as stored.
     std::optional<c10::ScalarType> dtype;
     std::string
@@ -44,8 +44,8 @@ struct TrainedQuant {
 TrainedQuant find_trained_quant(const std::string& adapter_dir);
 
 struct MergeOptions {
-    std::optional<MergeBase> base;           // unset: nf4, or fp when the run trained unquantized
-    std::optional<quant::Nf4Options> quant;  // unset: find_trained_quant / the 4-bit base's own
+    std::optional<MergeBase> base;  // unset: nf4, or fp when the run trained unquantized
+    std::optional<quant::Quant4Options> quant;  // unset: find_trained_quant / the 4-bit base's own
 };
 
 class MergedView {

@@ -46,7 +46,7 @@ double QuantizeModelSummary::quantized_bits_per_param() const {
 }
 
 QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
-    QLORA_CHECK(nf4::valid_blocksize(options.quant.blocksize),
+    QLORA_CHECK(bnb::valid_blocksize(options.quant.blocksize),
                 "--blocksize must be a power of two in [32, 4096], got ", options.quant.blocksize);
     nlohmann::ordered_json config = read_config(options.model_dir);
     QLORA_CHECK(!config.contains("quantization_config"), options.model_dir,
@@ -70,7 +70,8 @@ QuantizeModelSummary quantize_model(const QuantizeModelOptions& options) {
             summary.params += t.numel();
             summary.bytes_before += bytes;
             if (model::is_quantized_weight_name(name) && t.is_floating_point()) {
-                quant::NF4Tensor q = quant::NF4Tensor::quantize(t.to(device), options.quant, name);
+                quant::Quant4Tensor q =
+                    quant::Quant4Tensor::quantize(t.to(device), options.quant, name);
                 summary.quantized_tensors += 1;
                 summary.quantized_params += t.numel();
                 summary.quantized_bytes_before += bytes;

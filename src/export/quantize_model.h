@@ -4,14 +4,14 @@
 
 #include <string>
 
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::exporting {
 
 struct QuantizeModelOptions {
     std::string model_dir;
     std::string out_dir;
-    quant::Nf4Options quant;
+    quant::Quant4Options quant;
     std::string device = "auto";  // where weights are quantized (cuda when present)
     c10::ScalarType compute_dtype = at::kBFloat16;  // recorded as bnb_4bit_compute_dtype
     bool overwrite = false;

@@ -48,7 +48,7 @@ T json_field(const nlohmann::json& j, const char* key, const std::string& where)
 
 }  // namespace
 
-std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::NF4Tensor& t,
+std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::Quant4Tensor& t,
                                                                  const std::string& weight_name) {
     nlohmann::ordered_json state;
     state["quant_type"] = quant::quant_type_name(t.type());
@@ -56,7 +56,7 @@ std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::NF
     state["dtype"] = dtype_name(t.dtype());
     state["shape"] = t.shape();
     if (t.double_quant()) {
-        state["nested_blocksize"] = nf4::kNestedBlocksize;
+        state["nested_blocksize"] = bnb::kNestedBlocksize;
         state["nested_dtype"] = "float32";
         state["nested_offset"] = static_cast<double>(t.nested_offset());
     }
@@ -85,7 +85,7 @@ bool is_bnb_4bit_weight(const SafetensorsFolder& folder, const std::string& weig
            folder.contains(state_key(weight_name, quant::QuantType::kFP4));
 }
 
-quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name) {
+quant::Quant4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name) {
     const bool nf4 = folder.contains(state_key(weight_name, quant::QuantType::kNF4));
     QLORA_CHECK(nf4 || folder.contains(state_key(weight_name, quant::QuantType::kFP4)),
                 folder.folder(), ": '", weight_name,
@@ -126,19 +126,19 @@ quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::strin
         QLORA_CHECK(folder.contains(nested) && folder.contains(nested_map), folder.folder(),
                     ": double-quantized weight '", weight_name, "' is missing '", nested, "' or '",
                     nested_map, "'");
-        QLORA_CHECK(json_field<int64_t>(state, "nested_blocksize", where) == nf4::kNestedBlocksize,
+        QLORA_CHECK(json_field<int64_t>(state, "nested_blocksize", where) == bnb::kNestedBlocksize,
                     where, ": nested_blocksize must be 256, found ",
                     state.at("nested_blocksize").dump());
         offset = static_cast<float>(json_field<double>(state, "nested_offset", where));
         nested_absmax = folder.load(nested);
         nested_code = folder.load(nested_map);
     }
-    return quant::NF4Tensor::from_parts(packed, absmax, nested_absmax, nested_code, offset, shape,
-                                        dtype, type, blocksize,
-                                        folder.folder() + ": " + weight_name);
+    return quant::Quant4Tensor::from_parts(packed, absmax, nested_absmax, nested_code, offset,
+                                           shape, dtype, type, blocksize,
+                                           folder.folder() + ": " + weight_name);
 }
 
-nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
+nlohmann::ordered_json bnb_quantization_config(const quant::Quant4Options& options,
                                                c10::ScalarType compute_dtype) {
     nlohmann::ordered_json q;
     q["_load_in_4bit"] = true;
@@ -157,8 +157,8 @@ nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
     return q;
 }
 
-quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config,
-                                                const std::string& where) {
+quant::Quant4Options parse_bnb_quantization_config(const nlohmann::json& config,
+                                                   const std::string& where) {
     QLORA_CHECK(config.is_object(), where, ": quantization_config must be an object");
     const std::string method = config.value("quant_method", std::string());
     QLORA_CHECK(method == "bitsandbytes", where,
@@ -166,7 +166,7 @@ quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config,
                 "\"");
     QLORA_CHECK(config.value("load_in_4bit", false) || config.value("_load_in_4bit", false), where,
                 ": only 4-bit bitsandbytes checkpoints are supported (load_in_4bit is not true)");
-    quant::Nf4Options options;
+    quant::Quant4Options options;
     options.type = quant::parse_quant_type(config.value("bnb_4bit_quant_type", std::string("fp4")));
     options.double_quant = config.value("bnb_4bit_use_double_quant", false);
     return options;

@@ -11,12 +11,12 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::io {
 
 // The tensors bitsandbytes' QuantState.as_dict(packed=True) + Params4bit save for one weight.
-std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::NF4Tensor& t,
+std::vector<std::pair<std::string, at::Tensor>> bnb_4bit_tensors(const quant::Quant4Tensor& t,
                                                                  const std::string& weight_name);
 
 // True when `weight_name` is stored in the bnb-4bit layout (its quant_state key exists).
@@ -26,13 +26,13 @@ bool is_bnb_state_key(const std::string& name);
 
 // Reads a quantized weight, validating the JSON state and every size against the shape; errors
 // name the file and the key.
-quant::NF4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name);
+quant::Quant4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::string& weight_name);
 
 // config.json's "quantization_config" as transformers' BitsAndBytesConfig writes it.
-nlohmann::ordered_json bnb_quantization_config(const quant::Nf4Options& options,
+nlohmann::ordered_json bnb_quantization_config(const quant::Quant4Options& options,
                                                c10::ScalarType compute_dtype);
 // Parses it back (quant type, double quant); `where` names the file for errors.
-quant::Nf4Options parse_bnb_quantization_config(const nlohmann::json& config,
-                                                const std::string& where);
+quant::Quant4Options parse_bnb_quantization_config(const nlohmann::json& config,
+                                                   const std::string& where);
 
 }  // namespace qlora::io

@@ -37,7 +37,7 @@ T get(const nlohmann::json& j, const char* key, const std::string& file) {
 }
 
 QatOptions parse_qat(const nlohmann::json& j, const std::string& file,
-                     const quant::Nf4Options& quant) {
+                     const quant::Quant4Options& quant) {
     QatOptions q;
     q.scheme.weight = quant::parse_fake_quant_weight(get<std::string>(j, "weight", file));
     q.scheme.group_size = get<int64_t>(j, "group_size", file);
@@ -92,7 +92,7 @@ std::optional<AdapterMetadata> load_adapter_metadata(const std::string& dir) {
     m.base_quantized = get<bool>(j, "base_quantized", file);
     m.quant.type = quant::parse_quant_type(get<std::string>(j, "quant_type", file));
     m.quant.blocksize = get<int64_t>(j, "blocksize", file);
-    QLORA_CHECK(nf4::valid_blocksize(m.quant.blocksize), file,
+    QLORA_CHECK(bnb::valid_blocksize(m.quant.blocksize), file,
                 ": blocksize must be a power of two in [32, 4096], found ", m.quant.blocksize);
     m.quant.double_quant = get<bool>(j, "double_quant", file);
     m.compute_dtype = parse_dtype(get<std::string>(j, "compute_dtype", file));

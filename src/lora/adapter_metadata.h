@@ -10,7 +10,7 @@
 #include <string>
 
 #include "lora/lora_options.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::lora {
 
@@ -18,7 +18,7 @@ inline constexpr const char* kAdapterMetadataFile = "qlora_adapter.json";
 
 struct AdapterMetadata {
     bool base_quantized = true;  // false: trained over a dense 16/32-bit base
-    quant::Nf4Options quant;     // the 4-bit format of the base when base_quantized
+    quant::Quant4Options quant;  // the 4-bit format of the base when base_quantized
     c10::ScalarType compute_dtype = c10::kFloat;
     std::optional<QatOptions> qat;  // set when the run trained with fake quantization
     bool operator==(const AdapterMetadata& o) const;

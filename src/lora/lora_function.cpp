@@ -1,7 +1,7 @@
 // LoraLinearFunction: forward and the hand-written backward (derivation in the header).
 #include "lora/lora_function.h"
 
-#include "quant/nf4_matmul.h"
+#include "quant/quant4_matmul.h"
 
 namespace qlora::lora {
 
@@ -22,7 +22,7 @@ at::Tensor dropped(const at::Tensor& x2, const at::Tensor& mask2, double keep) {
 // ones, so absent A/B/mask travel as empty tensors and turn back into undefined here.
 // An NF4 base used as stored (no QAT) goes through the fused CPU kernels: no dense copy of W.
 bool fused_base(const FrozenBase& base, const at::Tensor& x) {
-    return base.nf4.defined() && !base.fake_quant && quant::nf4_matmul_fused(x, base.nf4);
+    return base.nf4.defined() && !base.fake_quant && quant::quant4_matmul_fused(x, base.nf4);
 }
 
 at::Tensor present(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
@@ -79,7 +79,7 @@ at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, co
     const auto dtype = x.scalar_type();
     at::Tensor y;  // [..., out], contiguous
     if (fused_base(*base, x)) {
-        y = quant::nf4_linear(x, base->nf4, base->bias).contiguous();
+        y = quant::quant4_linear(x, base->nf4, base->bias).contiguous();
     } else {
         at::Tensor w = base->weight(dtype);  // [out, in], dropped at the end of this scope
         at::Tensor b = base->bias.defined() ? base->bias.to(dtype) : at::Tensor();
@@ -118,7 +118,7 @@ torch::autograd::variable_list LoraLinearFunction::backward(
 
     at::Tensor dx2;  // [N, in]
     if (ctx->needs_input_grad(0) && fused_base(base, g2)) {
-        dx2 = quant::nf4_matmul_grad_input(g2, base.nf4);  // G·deq(W), tile by tile
+        dx2 = quant::quant4_matmul_grad_input(g2, base.nf4);  // G·deq(W), tile by tile
     } else if (ctx->needs_input_grad(0)) {
         at::Tensor w = base.weight(dtype);  // re-dequantized for dX only and freed below
         dx2 = g2.mm(w);

@@ -21,15 +21,15 @@
 #include <optional>
 
 #include "quant/fake_quant.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::lora {
 
 // The frozen base of a projection, shared (not copied) with the module that owns it.
 struct FrozenBase {
-    quant::NF4Tensor nf4;  // [out, in] in 4 bits, or undefined
-    at::Tensor dense;      // [out, in], or undefined when nf4 is set
-    at::Tensor bias;       // [out] or undefined
+    quant::Quant4Tensor nf4;  // [out, in] in 4 bits, or undefined
+    at::Tensor dense;         // [out, in], or undefined when nf4 is set
+    at::Tensor bias;          // [out] or undefined
     int64_t in_features = 0;
     int64_t out_features = 0;
     // QAT: the forward (and backward) use Q(W) instead of W (fake_quant.h), recomputed at each use

@@ -35,7 +35,7 @@ LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions&
     QLORA_CHECK(base.has_weight(), name_,
                 ".weight was never loaded: load the base before adding LoRA");
     if (base.quantized()) {
-        set_quantized(base.nf4_weight());
+        set_quantized(base.quant4_weight());
     } else {
         set_weight(base.weight());
     }
@@ -45,7 +45,7 @@ LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions&
     validate(options);
     scale_ = lora_scale(options);
     dropout_ = options.dropout;
-    const c10::Device device = quantized() ? nf4_.device() : dense_.device();
+    const c10::Device device = quantized() ? quant4_.device() : dense_.device();
     const auto opts = at::TensorOptions(options.dtype).device(device);
     std::optional<at::Generator> gen;
     if (options.init_seed) {
@@ -60,7 +60,7 @@ LoraLinearImpl::LoraLinearImpl(const model::LinearImpl& base, const LoraOptions&
 
 std::shared_ptr<const FrozenBase> LoraLinearImpl::frozen_base() const {
     auto b = std::make_shared<FrozenBase>();
-    b->nf4 = nf4_;
+    b->nf4 = quant4_;
     b->dense = dense_;
     b->bias = bias_;
     b->in_features = in_features_;

@@ -61,10 +61,10 @@ LayerBytes layer_bytes(const PlanInputs& in, const std::vector<std::string>& tar
     for (const Projection& pr : layer_projections(in.model)) {
         const int64_t w = pr.in * pr.out;
         if (in.quantize) {
-            b.base += nf4_nbytes(w, in.quant);
+            b.base += quant4_nbytes(w, in.quant);
             const int64_t slice_blocks =
-                (nf4::num_blocks(w, in.quant.blocksize) + in.world_size - 1) / in.world_size;
-            b.base_slice += nf4_nbytes(slice_blocks * in.quant.blocksize, in.quant);
+                (bnb::num_blocks(w, in.quant.blocksize) + in.world_size - 1) / in.world_size;
+            b.base_slice += quant4_nbytes(slice_blocks * in.quant.blocksize, in.quant);
         } else {
             const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
             b.base += w * e;
@@ -106,12 +106,12 @@ const char* parallel_mode_name(ParallelMode mode) {
     return mode == ParallelMode::kData ? "data" : "shard_base";
 }
 
-int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& o) {
-    const int64_t blocks = nf4::num_blocks(numel, o.blocksize);
-    int64_t bytes = nf4::packed_bytes(numel);
+int64_t quant4_nbytes(int64_t numel, const quant::Quant4Options& o) {
+    const int64_t blocks = bnb::num_blocks(numel, o.blocksize);
+    int64_t bytes = bnb::packed_bytes(numel);
     if (!o.double_quant) return bytes + 4 * blocks;               // fp32 absmax
     bytes += blocks;                                              // uint8 absmax codes
-    bytes += 4 * nf4::num_blocks(blocks, nf4::kNestedBlocksize);  // fp32 nested absmax
+    bytes += 4 * bnb::num_blocks(blocks, bnb::kNestedBlocksize);  // fp32 nested absmax
     bytes += 4 * 256 + 4;                                         // nested code map, offset
     return bytes;
 }
@@ -140,7 +140,7 @@ MemoryPlan plan_memory(const PlanInputs& in) {
         max_weight = std::max(max_weight, w);
         max_in_out = std::max(max_in_out, pr.in + pr.out);
         if (in.qat && in.qat_activations_int8) mask_bytes += n_tok * pr.in * (e + 1);
-        const int64_t per_layer = in.quantize ? nf4_nbytes(w, in.quant) : w * e;
+        const int64_t per_layer = in.quantize ? quant4_nbytes(w, in.quant) : w * e;
         (in.quantize ? p.quantized_weights : p.dense_weights) += per_layer * c.num_hidden_layers;
         if (contains(targets, pr.key)) {
             for (int64_t l = 0; l < c.num_hidden_layers; ++l) {

@@ -11,7 +11,7 @@
 #include "lora/lora_options.h"
 #include "model/llama_config.h"
 #include "optim/optimizer_factory.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::memory {
 
@@ -29,7 +29,7 @@ struct PlanInputs {
     model::LlamaConfig model;
     lora::LoraOptions lora;
     bool quantize = true;  // q/k/v/o/gate/up/down in 4 bits; false = dense base in weight_dtype
-    quant::Nf4Options quant;
+    quant::Quant4Options quant;
     // dtype of the frozen non-quantized weights (embeddings, norms, lm_head, a dense base) and of
     // activations (the compute dtype).
     c10::ScalarType weight_dtype = c10::kBFloat16;
@@ -55,7 +55,7 @@ struct PlanInputs {
 
 // Every figure in bytes.
 struct MemoryPlan {
-    int64_t quantized_weights = 0;  // NF4 codes + absmax + nested state, as NF4Tensor::nbytes
+    int64_t quantized_weights = 0;  // NF4 codes + absmax + nested state, as Quant4Tensor::nbytes
     int64_t dense_weights = 0;      // embeddings, norms, lm_head (+ the base when not quantized)
     int64_t lora_params = 0;
     int64_t lora_grads = 0;
@@ -89,8 +89,8 @@ struct MemoryPlan {
     std::string describe() const;
 };
 
-// Bytes of one quantized [rows, cols] weight, exactly as NF4Tensor::nbytes counts them.
-int64_t nf4_nbytes(int64_t numel, const quant::Nf4Options& options);
+// Bytes of one quantized [rows, cols] weight, exactly as Quant4Tensor::nbytes counts them.
+int64_t quant4_nbytes(int64_t numel, const quant::Quant4Options& options);
 
 // Throws qlora::Error for bad options (via lora::validate) or non-positive batch/sequence.
 MemoryPlan plan_memory(const PlanInputs& inputs);

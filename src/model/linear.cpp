@@ -2,7 +2,7 @@
 #include "model/linear.h"
 
 #include "core/error.h"
-#include "quant/nf4_matmul.h"
+#include "quant/quant4_matmul.h"
 
 namespace qlora::model {
 
@@ -29,11 +29,11 @@ void LinearImpl::set_weight(const at::Tensor& weight) {
         weight.dim() == 2 && weight.size(0) == out_features_ && weight.size(1) == in_features_,
         name_, ".weight: expected shape [", out_features_, ", ", in_features_, "], found ",
         weight.sizes());
-    nf4_ = quant::NF4Tensor();
+    quant4_ = quant::Quant4Tensor();
     dense_ = put_parameter(parameters_, *this, "weight", weight);
 }
 
-void LinearImpl::set_quantized(quant::NF4Tensor weight) {
+void LinearImpl::set_quantized(quant::Quant4Tensor weight) {
     const auto& s = weight.shape();
     QLORA_CHECK(s.size() == 2 && s[0] == out_features_ && s[1] == in_features_, name_,
                 ".weight (4-bit): expected shape [", out_features_, ", ", in_features_, "], found ",
@@ -43,7 +43,7 @@ void LinearImpl::set_quantized(quant::NF4Tensor weight) {
         // Drop the registered dense parameter so that its memory goes with it.
         parameters_.erase("weight");
     }
-    nf4_ = std::move(weight);
+    quant4_ = std::move(weight);
 }
 
 void LinearImpl::set_bias(const at::Tensor& bias) {
@@ -53,22 +53,23 @@ void LinearImpl::set_bias(const at::Tensor& bias) {
     bias_ = put_parameter(parameters_, *this, "bias", bias);
 }
 
-void LinearImpl::quantize(const quant::Nf4Options& options) {
+void LinearImpl::quantize(const quant::Quant4Options& options) {
     if (quantized()) return;
     QLORA_CHECK(dense_.defined(), name_, ".weight was never loaded");
-    set_quantized(quant::NF4Tensor::quantize(dense_, options, name_ + ".weight"));
+    set_quantized(quant::Quant4Tensor::quantize(dense_, options, name_ + ".weight"));
 }
 
 at::Tensor LinearImpl::base_weight(c10::ScalarType dtype) const {
     QLORA_CHECK(has_weight(), name_, ".weight was never loaded");
-    if (quantized()) return nf4_.dequantize(dtype);
+    if (quantized()) return quant4_.dequantize(dtype);
     return dense_.to(dtype);
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
     // x [..., in] -> [..., out]
     at::Tensor b = bias_.defined() ? bias_.to(x.scalar_type()) : at::Tensor();
-    if (quantized()) return quant::nf4_linear(x, nf4_, b);  // fused on the CPU: no dense copy of W
+    if (quantized())
+        return quant::quant4_linear(x, quant4_, b);  // fused on the CPU: no dense copy of W
     QLORA_CHECK(dense_.defined(), name_, ".weight was never loaded");
     return at::linear(
         x, dense_.scalar_type() == x.scalar_type() ? dense_ : dense_.to(x.scalar_type()), b);
@@ -76,13 +77,13 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
 
 int64_t LinearImpl::nbytes() const {
     int64_t n = bias_.defined() ? bias_.nbytes() : 0;
-    if (quantized()) return n + nf4_.nbytes();
+    if (quantized()) return n + quant4_.nbytes();
     return n + (dense_.defined() ? static_cast<int64_t>(dense_.nbytes()) : 0);
 }
 
 void LinearImpl::to_device(const c10::Device& device) {
     torch::nn::Module::to(device);  // dense weight and bias, in place
-    if (quantized()) nf4_ = nf4_.to(device);
+    if (quantized()) quant4_ = quant4_.to(device);
 }
 
 }  // namespace qlora::model

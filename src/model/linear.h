@@ -1,5 +1,5 @@
 // Linear: the one interface every projection of the model goes through (q/k/v/o, gate/up/down,
-// lm_head). The base weight is dense [out, in] or a 4-bit quant::NF4Tensor; the LoRA issue
+// lm_head). The base weight is dense [out, in] or a 4-bit quant::Quant4Tensor; the LoRA issue
 // subclasses LinearImpl (or wraps it) to add trainable A/B around the frozen base.
 #pragma once
 
@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::model {
 
@@ -24,17 +24,17 @@ class LinearImpl : public torch::nn::Module {
     // Dense base weight [out, in]; replaces any quantized one. Frozen (requires_grad false).
     void set_weight(const at::Tensor& weight);
     // 4-bit base weight of shape [out, in]; drops any dense one.
-    void set_quantized(quant::NF4Tensor weight);
+    void set_quantized(quant::Quant4Tensor weight);
     void set_bias(const at::Tensor& bias);  // [out]
     // Quantizes the dense base weight in place (on its device) and drops the dense copy.
-    void quantize(const quant::Nf4Options& options);
+    void quantize(const quant::Quant4Options& options);
 
-    bool quantized() const { return nf4_.defined(); }
+    bool quantized() const { return quant4_.defined(); }
     bool has_weight() const { return quantized() || dense_.defined(); }
     bool has_bias() const { return has_bias_; }
     // The dense weight (undefined when quantized) and the NF4 one (undefined when dense).
     const at::Tensor& weight() const { return dense_; }
-    const quant::NF4Tensor& nf4_weight() const { return nf4_; }
+    const quant::Quant4Tensor& quant4_weight() const { return quant4_; }
     const at::Tensor& bias() const { return bias_; }
     // The base weight as a dense [out, in] tensor in `dtype`: dequantized when quantized.
     at::Tensor base_weight(c10::ScalarType dtype) const;
@@ -55,7 +55,7 @@ class LinearImpl : public torch::nn::Module {
     std::string name_;
     at::Tensor dense_;  // [out, in], registered as parameter "weight" while set
     at::Tensor bias_;   // [out], registered as parameter "bias"
-    quant::NF4Tensor nf4_;
+    quant::Quant4Tensor quant4_;
 };
 TORCH_MODULE(Linear);
 

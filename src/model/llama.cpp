@@ -230,7 +230,7 @@ void LlamaImpl::init_random(uint64_t seed, c10::ScalarType dtype, const c10::Dev
     inv_freq.set_data(inv_freq.to(device));
 }
 
-void LlamaImpl::quantize_linears(const quant::Nf4Options& options) {
+void LlamaImpl::quantize_linears(const quant::Quant4Options& options) {
     for (Linear& l : linears()) {
         if (l.get() != lm_head.get()) l->quantize(options);
     }

@@ -108,7 +108,7 @@ class LlamaImpl : public torch::nn::Module {
     // norms get ones, tied lm_head shares the embedding.
     void init_random(uint64_t seed, c10::ScalarType dtype, const c10::Device& device);
     // Quantizes q/k/v/o/gate/up/down of every layer (not lm_head), dropping the dense copies.
-    void quantize_linears(const quant::Nf4Options& options);
+    void quantize_linears(const quant::Quant4Options& options);
     // Replaces the embedding [V, hidden] (and a tied lm_head with it).
     void set_embedding(const at::Tensor& weight);
     // Moves everything, 4-bit weights included, to `device`.

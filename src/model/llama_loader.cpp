@@ -62,8 +62,8 @@ std::map<std::string, Slot> make_slots(LlamaImpl& m) {
     return slots;
 }
 
-quant::Nf4Options nf4_options(const LoadOptions& options) {
-    quant::Nf4Options nf4;
+quant::Quant4Options nf4_options(const LoadOptions& options) {
+    quant::Quant4Options nf4;
     if (options.quant != "none") {
         nf4.type = quant::parse_quant_type(options.quant);
         nf4.blocksize = options.blocksize;
@@ -75,7 +75,7 @@ quant::Nf4Options nf4_options(const LoadOptions& options) {
 // A dense checkpoint tensor into its slot, quantized when the options ask and it is a base linear.
 // Returns whether it was quantized.
 bool assign_dense(Slot& slot, const std::string& name, const at::Tensor& loaded,
-                  const LoadOptions& options, const quant::Nf4Options& nf4,
+                  const LoadOptions& options, const quant::Quant4Options& nf4,
                   const std::string& source) {
     at::Tensor t = loaded.to(options.device, options.dtype);
     // After the cast: a float32 weight beyond the fp16 range becomes Inf here, not later.
@@ -83,7 +83,7 @@ bool assign_dense(Slot& slot, const std::string& name, const at::Tensor& loaded,
     if (slot.linear && slot.is_bias) {
         slot.linear->set_bias(t);
     } else if (slot.linear && options.quant != "none" && is_quantized_weight_name(name)) {
-        slot.linear->set_quantized(quant::NF4Tensor::quantize(t, nf4, name));
+        slot.linear->set_quantized(quant::Quant4Tensor::quantize(t, nf4, name));
         return true;
     } else if (slot.linear) {
         slot.linear->set_weight(t);
@@ -132,7 +132,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
     QLORA_CHECK(
         !(prequantized && quantize), folder,
         " is already quantized (config.json has quantization_config); load it with --quant none");
-    const quant::Nf4Options nf4 = nf4_options(options);
+    const quant::Quant4Options nf4 = nf4_options(options);
 
     io::SafetensorsFolder files(folder);
     if (options.device.is_cpu()) {
@@ -210,7 +210,7 @@ Llama load_llama(const std::string& folder, const LoadOptions& options) {
 Llama load_llama_tensors(const LlamaConfig& config, const std::vector<std::string>& names,
                          const std::function<at::Tensor(const std::string&)>& load,
                          const LoadOptions& options, const std::string& source) {
-    const quant::Nf4Options nf4 = nf4_options(options);
+    const quant::Quant4Options nf4 = nf4_options(options);
     Llama model(config);
     std::map<std::string, Slot> slots = make_slots(*model);
     std::set<std::string> loaded;

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "model/llama.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::model {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/nf4_format.h"
+#include "kernels/bnb_quant.h"
 
 namespace qlora::optim {
 
@@ -34,7 +34,7 @@ namespace {
 uint8_t requantize(float x, float absmax, bool partial, const float* midpoints) {
     const float clamped = std::max(absmax, 1e-38f);  // an all-zero block scales 0 to 0
     const float scaled = partial ? x / clamped : x * (1.0f / clamped);
-    return nf4::encode_8bit(midpoints, nf4::clamp_unit(scaled));
+    return bnb::encode_8bit(midpoints, bnb::clamp_unit(scaled));
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "quant/dynamic_map.h"
 #include "quant/int4_codes.h"
-#include "quant/nf4_ops.h"
+#include "quant/quant4_ops.h"
 
 namespace qlora::quant {
 namespace {
@@ -48,8 +48,8 @@ at::Tensor int8_channels(const at::Tensor& w) {
     return q.clamp(-127.0, 127.0) * d;
 }
 
-// deq(quantize_4bit(w)) with the configured double quant (nf4_tensor.cpp's sequence).
-at::Tensor nf4_roundtrip(const at::Tensor& w, const Nf4Options& o) {
+// deq(quantize_4bit(w)) with the configured double quant (quant4_tensor.cpp's sequence).
+at::Tensor nf4_roundtrip(const at::Tensor& w, const Quant4Options& o) {
     Quantized4bit q = quantize_4bit(w, o.type, o.blocksize);
     at::Tensor out;
     if (o.double_quant) {
@@ -83,7 +83,7 @@ void validate(const QatScheme& s) {
     if (s.weight == FakeQuantWeight::kNF4) {
         QLORA_CHECK(s.nf4.type == QuantType::kNF4, "qat: the nf4 scheme needs quant type nf4, got ",
                     quant_type_name(s.nf4.type));
-        QLORA_CHECK(nf4::valid_blocksize(s.nf4.blocksize),
+        QLORA_CHECK(bnb::valid_blocksize(s.nf4.blocksize),
                     "qat: nf4 blocksize must be a power of two in [32, 4096], got ",
                     s.nf4.blocksize);
     }

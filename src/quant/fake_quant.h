@@ -9,7 +9,7 @@
 //         So group 32 is exactly gguf Q4_0 when in % 32 == 0; an all-zero group gives zeros.
 //   int8  symmetric per output channel (row): d = max|w_row| / 127 (float32),
 //         Q(w) = clamp(round_half_even(w / d), -127, 127)·d; an all-zero row gives zeros.
-//   nf4   our blockwise NF4 over the flattened tensor (quant/nf4_ops.h), with double quant as
+//   nf4   our blockwise NF4 over the flattened tensor (quant/quant4_ops.h), with double quant as
 //         configured: Q(w) = deq(quantize_4bit(w)) bit for bit, as the hf-nf4 export stores it.
 //   activations int8, per token (each row of x [..., in]), dynamic and asymmetric:
 //         lo = min(min(x_row), 0), hi = max(max(x_row), 0), d = max((hi - lo) / 255, FLT_EPSILON),
@@ -35,7 +35,7 @@
 #include <string>
 
 #include "core/enum_names.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::quant {
 
@@ -52,7 +52,7 @@ std::string fake_quant_weight_name(FakeQuantWeight value);
 struct QatScheme {
     FakeQuantWeight weight = FakeQuantWeight::kNF4;
     int64_t group_size = 32;  // int4 only: power of two in [32, 256]
-    Nf4Options nf4;           // nf4 only: blocksize and double quant of the 4-bit format
+    Quant4Options nf4;        // nf4 only: blocksize and double quant of the 4-bit format
 
     static QatScheme int4(int64_t group_size) { return {FakeQuantWeight::kInt4, group_size, {}}; }
 };

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "quant/nf4_ref.h"
+#include "quant/quant4_ref.h"
 
 namespace qlora::quant {
 
@@ -74,27 +74,27 @@ void fake_quant_act_int8_ref(const float* x, int64_t rows, int64_t cols, float* 
 }
 
 void fake_quant_nf4_ref(const float* w, int64_t n, int64_t blocksize, bool double_quant,
-                        const nf4::Codebook& cb, const float* dynamic_map, float* out) {
-    const int64_t blocks = nf4::num_blocks(n, blocksize);
-    std::vector<uint8_t> packed(nf4::packed_bytes(n));
+                        const bnb::Codebook& cb, const float* dynamic_map, float* out) {
+    const int64_t blocks = bnb::num_blocks(n, blocksize);
+    std::vector<uint8_t> packed(bnb::packed_bytes(n));
     std::vector<float> absmax(blocks);
-    nf4_quantize_ref(w, n, blocksize, cb, packed.data(), absmax.data(), 0, blocks);
+    quantize_4bit_ref(w, n, blocksize, cb, packed.data(), absmax.data(), 0, blocks);
     if (double_quant) {
         double sum = 0.0;
         for (float a : absmax) sum += a;
         const float offset = static_cast<float>(sum / static_cast<double>(blocks));
-        std::vector<float> midpoints(nf4::kDynamicMapSize - 1);
-        for (int64_t i = 0; i + 1 < nf4::kDynamicMapSize; ++i) {
+        std::vector<float> midpoints(bnb::kDynamicMapSize - 1);
+        for (int64_t i = 0; i + 1 < bnb::kDynamicMapSize; ++i) {
             midpoints[i] = (dynamic_map[i] + dynamic_map[i + 1]) / 2.0f;
         }
         std::vector<uint8_t> codes(blocks);
-        std::vector<float> nested(nf4::num_blocks(blocks, nf4::kNestedBlocksize));
-        absmax_quantize_ref(absmax.data(), blocks, offset, nf4::kNestedBlocksize, midpoints.data(),
+        std::vector<float> nested(bnb::num_blocks(blocks, bnb::kNestedBlocksize));
+        absmax_quantize_ref(absmax.data(), blocks, offset, bnb::kNestedBlocksize, midpoints.data(),
                             codes.data(), nested.data());
         absmax_dequantize_ref(codes.data(), nested.data(), dynamic_map, offset, blocks,
-                              nf4::kNestedBlocksize, absmax.data());
+                              bnb::kNestedBlocksize, absmax.data());
     }
-    nf4_dequantize_ref(packed.data(), absmax.data(), n, blocksize, cb, out);
+    dequantize_4bit_ref(packed.data(), absmax.data(), n, blocksize, cb, out);
 }
 
 }  // namespace qlora::quant

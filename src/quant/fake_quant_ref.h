@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "kernels/nf4_format.h"
+#include "kernels/bnb_quant.h"
 
 namespace qlora::quant {
 
@@ -25,6 +25,6 @@ void fake_quant_act_int8_ref(const float* x, int64_t rows, int64_t cols, float* 
 // with the sorted 256-entry `dynamic_map` (offset = the float64 mean of absmax rounded to float32),
 // then dequantize. Nothing is clipped, so there is no in-range output.
 void fake_quant_nf4_ref(const float* w, int64_t n, int64_t blocksize, bool double_quant,
-                        const nf4::Codebook& cb, const float* dynamic_map, float* out);
+                        const bnb::Codebook& cb, const float* dynamic_map, float* out);
 
 }  // namespace qlora::quant

@@ -12,7 +12,7 @@
 #include "model/gguf_model.h"
 #include "model/llama_config.h"
 #include "optim/optimizer_factory.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 #include "train/qat_options.h"
 #include "train/recipe.h"
 

@@ -99,8 +99,8 @@ TEST(ExportHf, Nf4IsTheBnbLayoutOfTheRequantizedMergedWeights) {
     for (const LayerQuantError& e : summary.nf4_errors) {
         ASSERT_TRUE(io::is_bnb_4bit_weight(out, e.name)) << e.name;
         at::Tensor w = merged.tensor(e.name);
-        quant::NF4Tensor want = quant::NF4Tensor::quantize(w, {});
-        quant::NF4Tensor got = io::read_bnb_4bit(out, e.name);
+        quant::Quant4Tensor want = quant::Quant4Tensor::quantize(w, {});
+        quant::Quant4Tensor got = io::read_bnb_4bit(out, e.name);
         EXPECT_TRUE(tensors_identical(want.packed(), got.packed())) << e.name;
         EXPECT_TRUE(tensors_identical(want.absmax(), got.absmax())) << e.name;
         const double rel =

@@ -104,7 +104,7 @@ TEST(Merge, DefaultBaseIsTheNf4RoundTripOfEveryDecoderLinear) {
     EXPECT_EQ(merged.quant().options.blocksize, 64);
     EXPECT_NE(merged.describe().find("defaults"), std::string::npos) << merged.describe();
     auto deq = [&](const std::string& name) {
-        return quant::NF4Tensor::quantize(base.load(name), {}).dequantize(at::kFloat);
+        return quant::Quant4Tensor::quantize(base.load(name), {}).dequantize(at::kFloat);
     };
     const at::Tensor& a =
         merged.adapter().tensors.at(lora::lora_name("model.layers.0.self_attn.q_proj", 'A'));
@@ -130,9 +130,9 @@ TEST(Merge, QuantSettingsComeFromTheAdapterMetadata) {
     EXPECT_FALSE(merged.quant().options.double_quant);
     EXPECT_EQ(merged.quant().options.type, quant::QuantType::kFP4);
     EXPECT_EQ(merged.quant().source, ckpt + "/qlora_adapter.json");
-    quant::Nf4Options fp4{quant::QuantType::kFP4, 128, false};
+    quant::Quant4Options fp4{quant::QuantType::kFP4, 128, false};
     at::Tensor w =
-        quant::NF4Tensor::quantize(
+        quant::Quant4Tensor::quantize(
             io::SafetensorsFolder(dir + "/base").load("model.layers.1.mlp.up_proj.weight"), fp4)
             .dequantize(at::kFloat);
     const std::string m = "model.layers.1.mlp.up_proj";

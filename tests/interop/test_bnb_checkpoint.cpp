@@ -40,8 +40,8 @@ TEST(BnbCheckpoint, QuantizeToolOutputLoadsInTransformersWithOurValues) {
             continue;
         }
         ASSERT_TRUE(io::is_bnb_4bit_weight(written, name)) << name;
-        NF4Tensor q = io::read_bnb_4bit(written, name);
-        NF4Tensor fresh = NF4Tensor::quantize(w, {});
+        Quant4Tensor q = io::read_bnb_4bit(written, name);
+        Quant4Tensor fresh = Quant4Tensor::quantize(w, {});
         EXPECT_TRUE(tensors_identical(fresh.packed(), q.packed())) << name;
         EXPECT_TRUE(tensors_identical(fresh.absmax(), q.absmax())) << name;
         EXPECT_EQ(fresh.nested_offset(), q.nested_offset()) << name;
@@ -64,7 +64,7 @@ TEST(BnbCheckpoint, QuantizeToolOutputLoadsInTransformersWithOurValues) {
 TEST(BnbCheckpoint, CorruptedStatesAreRejected) {
     const std::string dir = qlora::test::scratch_dir("bnb_corrupt");
     at::Tensor w = at::randn({16, 64});
-    NF4Tensor q = NF4Tensor::quantize(w, {});
+    Quant4Tensor q = Quant4Tensor::quantize(w, {});
     auto tensors = io::bnb_4bit_tensors(q, "x.weight");
     auto write_variant = [&](const std::string& name, auto mutate) {
         auto copy = tensors;

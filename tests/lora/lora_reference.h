@@ -30,7 +30,7 @@ inline std::shared_ptr<FrozenBase> make_base(int64_t out, int64_t in, bool nf4, 
     base->in_features = in;
     base->out_features = out;
     if (nf4) {
-        base->nf4 = quant::NF4Tensor::quantize(w, quant::Nf4Options{}, "test.weight");
+        base->nf4 = quant::Quant4Tensor::quantize(w, quant::Quant4Options{}, "test.weight");
     } else {
         base->dense = w.to(dtype);
     }

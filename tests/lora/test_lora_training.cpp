@@ -26,7 +26,7 @@ TEST(LoraTraining, AdamwStepsOnNf4BaseLowerTheLoss) {
         set_gradient_checkpointing(*m, true);
         torch::manual_seed(0);
         const at::Tensor packed_before =
-            m->layers[0]->self_attn->q_proj->nf4_weight().packed().clone();
+            m->layers[0]->self_attn->q_proj->quant4_weight().packed().clone();
         optim::OptimOptions oo;
         oo.min_8bit_numel = 256;  // stories260K's adapters are tiny: make the 8-bit states real
         const std::vector<double> losses =
@@ -36,7 +36,7 @@ TEST(LoraTraining, AdamwStepsOnNf4BaseLowerTheLoss) {
         std::printf("%s loss curve: %s\n", opt, curve.c_str());
         EXPECT_LT(losses.back(), losses.front() - kMinDrop) << opt << ": " << curve;
         EXPECT_TRUE(qlora::test::tensors_identical(
-            packed_before, m->layers[0]->self_attn->q_proj->nf4_weight().packed()));
+            packed_before, m->layers[0]->self_attn->q_proj->quant4_weight().packed()));
     }
 }
 

@@ -38,7 +38,7 @@ quant::QatScheme scheme(quant::FakeQuantWeight w) {
 std::shared_ptr<LoraLinearImpl> make_layer(const at::Tensor& w0, bool nf4, double dropout = 0.0) {
     model::LinearImpl base(kIn, kOut, /*has_bias=*/false, "test.q_proj");
     if (nf4) {
-        base.set_quantized(quant::NF4Tensor::quantize(w0, quant::Nf4Options{}, "test"));
+        base.set_quantized(quant::Quant4Tensor::quantize(w0, quant::Quant4Options{}, "test"));
     } else {
         base.set_weight(w0);
     }
@@ -129,10 +129,10 @@ TEST(MergeAwareQat, Nf4OverAnNf4BaseIsTheRequantizedMergedWeight) {
     quant::QatScheme q = scheme(quant::FakeQuantWeight::kNF4);
     layer->set_qat({q, false, QatMode::kMergeAware});
     layer->set_qat_active(true);
-    const at::Tensor deq = layer->nf4_weight().dequantize(at::kFloat);
+    const at::Tensor deq = layer->quant4_weight().dequantize(at::kFloat);
     const at::Tensor m =
         at::addmm(deq, layer->lora_B.detach(), layer->lora_A.detach(), 1, layer->scale());
-    const at::Tensor wq = quant::NF4Tensor::quantize(m, q.nf4).dequantize(at::kFloat);
+    const at::Tensor wq = quant::Quant4Tensor::quantize(m, q.nf4).dequantize(at::kFloat);
     EXPECT_TRUE(qlora::test::tensors_identical(
         wq, merge_aware_weight(deq, layer->lora_A.detach(), layer->lora_B.detach(), layer->scale(),
                                q)));

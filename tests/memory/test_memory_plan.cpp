@@ -13,13 +13,13 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-TEST(MemoryPlan, Nf4BytesMatchNF4TensorExactly) {
+TEST(MemoryPlan, Nf4BytesMatchQuant4TensorExactly) {
     for (int64_t numel : {64 * 64, 64 * 172 + 7, 1 << 20}) {
         for (bool dq : {true, false}) {
-            quant::Nf4Options o;
+            quant::Quant4Options o;
             o.double_quant = dq;
             at::Tensor w = at::randn({numel});
-            EXPECT_EQ(nf4_nbytes(numel, o), quant::NF4Tensor::quantize(w, o).nbytes())
+            EXPECT_EQ(quant4_nbytes(numel, o), quant::Quant4Tensor::quantize(w, o).nbytes())
                 << numel << " dq=" << dq;
         }
     }
@@ -44,7 +44,7 @@ TEST(MemoryPlan, Stories260KMatchesTheRealModel) {
 
     int64_t nf4 = 0;
     for (auto& l : m->linears()) {
-        if (l->quantized()) nf4 += l->nf4_weight().nbytes();
+        if (l->quantized()) nf4 += l->quant4_weight().nbytes();
     }
     EXPECT_EQ(plan.quantized_weights, nf4);
     EXPECT_EQ(plan.quantized_weights + plan.dense_weights, m->weight_nbytes());

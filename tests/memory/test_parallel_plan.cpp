@@ -74,7 +74,7 @@ TEST(ParallelPlan, ShardBaseHoldsABlockAlignedSliceOfTheBase) {
         const MemoryPlan p = plan_memory(parallel(one, world, ParallelMode::kShardBase));
         // At least its share, at most one block (+ its scales) more per projection and layer.
         EXPECT_GE(p.quantized_weights * world, base.quantized_weights) << world;
-        const int64_t per_block = nf4_nbytes(64, one.quant);
+        const int64_t per_block = quant4_nbytes(64, one.quant);
         EXPECT_LE(p.quantized_weights * world, base.quantized_weights + world * 7 * 80 * per_block)
             << world;
         EXPECT_EQ(p.lora_params, (base.lora_params + world - 1) / world);

@@ -53,7 +53,7 @@ void init_weights(model::LlamaImpl& m, bool nf4) {
     m.set_embedding(at::randn({c.vocab_size, c.hidden_size}, gen));
     for (auto& l : m.linears()) {
         l->set_weight(at::randn({l->out_features(), l->in_features()}, gen) * 0.02);
-        if (nf4 && l.get() != m.lm_head.get()) l->quantize(quant::Nf4Options{});
+        if (nf4 && l.get() != m.lm_head.get()) l->quantize(quant::Quant4Options{});
     }
 }
 

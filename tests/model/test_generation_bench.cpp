@@ -63,7 +63,7 @@ TEST(GenerationBench, DISABLED_Random1B) {
     decode_rate(model, prompt, 2);
     double fp32 = decode_rate(model, prompt, 8);
     t0 = std::chrono::steady_clock::now();
-    model->quantize_linears(quant::Nf4Options{});
+    model->quantize_linears(quant::Quant4Options{});
     std::printf("nf4 (quantized in %.1fs, weights %.2f GB):\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                 model->weight_nbytes() / 1e9);

@@ -7,7 +7,7 @@
 #include "quant/dynamic_map.h"
 #include "quant/fake_quant.h"
 #include "quant/fake_quant_ref.h"
-#include "quant/nf4_ops.h"
+#include "quant/quant4_ops.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
@@ -156,8 +156,8 @@ TEST(FakeQuantReference, TensorOpsMatchTheScalarTruth) {
     EXPECT_TRUE(tensors_identical(as_mask(ok), a.mask));
 }
 
-// Fake NF4 is deq(quantize_4bit(W)) exactly (what NF4Tensor stores); the scalar reference agrees up
-// to the double-quant offset (a float64 mean there, at::mean here: at most an ulp of absmax).
+// Fake NF4 is deq(quantize_4bit(W)) exactly (what Quant4Tensor stores); the scalar reference agrees
+// up to the double-quant offset (a float64 mean there, at::mean here: at most an ulp of absmax).
 TEST(FakeQuantNf4, EqualsTheNf4RoundTripAndTheReference) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
     at::Tensor w = at::randn({64, 172}, gen) * 0.02;
@@ -166,10 +166,10 @@ TEST(FakeQuantNf4, EqualsTheNf4RoundTripAndTheReference) {
         s.nf4.double_quant = dq;
         s.nf4.blocksize = 64;
         at::Tensor q = fake_quantize_weight(w, s);
-        EXPECT_TRUE(tensors_identical(NF4Tensor::quantize(w, s.nf4).dequantize(at::kFloat), q));
+        EXPECT_TRUE(tensors_identical(Quant4Tensor::quantize(w, s.nf4).dequantize(at::kFloat), q));
         std::vector<float> out(w.numel());
         at::Tensor map = dynamic_map(/*is_signed=*/true);
-        fake_quant_nf4_ref(w.data_ptr<float>(), w.numel(), 64, dq, codebook(nf4::QuantType::kNF4),
+        fake_quant_nf4_ref(w.data_ptr<float>(), w.numel(), 64, dq, codebook(bnb::QuantType::kNF4),
                            map.data_ptr<float>(), out.data());
         EXPECT_TRUE(tensors_close(at::tensor(out).view(w.sizes()), q, 1e-7, 1e-6))
             << "double quant " << dq;
@@ -178,7 +178,7 @@ TEST(FakeQuantNf4, EqualsTheNf4RoundTripAndTheReference) {
 
 // Values already on the NF4 grid of a block (absmax 2, no double quant) come back unchanged.
 TEST(FakeQuantNf4, GridValuesAreFixedPoints) {
-    const nf4::Codebook& cb = codebook(nf4::QuantType::kNF4);
+    const bnb::Codebook& cb = codebook(bnb::QuantType::kNF4);
     std::vector<float> v(64);
     for (size_t i = 0; i < v.size(); ++i) v[i] = 2.0f * cb.values[i % 16];
     at::Tensor w = at::tensor(v).view({2, 32});

@@ -6,8 +6,8 @@
 
 #include "io/safetensors.h"
 #include "quant/dynamic_map.h"
-#include "quant/nf4_ops.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_ops.h"
+#include "quant/quant4_tensor.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
@@ -54,7 +54,7 @@ TEST(Nf4Golden, QuantizeMatchesBitsandbytesBytes) {
     for (const auto& c : golden_cases()) {
         SCOPED_TRACE(c.name);
         at::Tensor x = golden().load(c.name + ".input");
-        NF4Tensor t = NF4Tensor::quantize(x, {c.type, c.blocksize, c.double_quant}, c.name);
+        Quant4Tensor t = Quant4Tensor::quantize(x, {c.type, c.blocksize, c.double_quant}, c.name);
         EXPECT_TRUE(tensors_identical(golden().load(c.name + ".packed").reshape(-1), t.packed()));
         if (!c.double_quant) {
             EXPECT_TRUE(tensors_identical(golden().load(c.name + ".absmax"), t.absmax()));
@@ -100,7 +100,7 @@ TEST(Nf4Golden, DequantizeOfBitsandbytesStateIsExact) {
         // bitsandbytes returns 1-D weights as [1, n]: compare elements in order.
         at::Tensor expected = golden().load(c.name + ".dequant").reshape(x.sizes());
         at::Tensor map = dynamic_map(/*is_signed=*/true);
-        NF4Tensor t = NF4Tensor::from_parts(
+        Quant4Tensor t = Quant4Tensor::from_parts(
             golden().load(c.name + ".packed"), golden().load(c.name + ".absmax"),
             c.double_quant ? golden().load(c.name + ".nested_absmax") : at::Tensor(),
             c.double_quant ? map : at::Tensor(),

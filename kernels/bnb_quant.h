@@ -16,7 +16,7 @@
 #define QLORA_UNROLL
 #endif
 
-namespace qlora::nf4 {
+namespace qlora::bnb {
 
 enum class QuantType : int32_t { kNF4 = 0, kFP4 = 1 };
 
@@ -38,7 +38,7 @@ constexpr float kMinAbsmax = 1e-38f;
 // FP4 (bitsandbytes flavour): bit 3 = sign, low 3 bits index {0, 0.0625, 8, 12, 4, 6, 2, 3},
 // normalised by 12 in float32 (bitsandbytes divides its table by its absolute maximum). Code 8 is
 // -0.0 as in bitsandbytes' CUDA and native CPU dequantizers (its Python quant_map stores +0.0;
-// only the sign of a zero output differs, and NF4Tensor::code() writes bitsandbytes' +0.0).
+// only the sign of a zero output differs, and Quant4Tensor::code() writes bitsandbytes' +0.0).
 #define QLORA_FP4_CODES                                                                            \
     0.0f, 0.0625f / 12.0f, 8.0f / 12.0f, 1.0f, 4.0f / 12.0f, 6.0f / 12.0f, 2.0f / 12.0f,           \
         3.0f / 12.0f, -0.0f, -0.0625f / 12.0f, -8.0f / 12.0f, -1.0f, -4.0f / 12.0f, -6.0f / 12.0f, \
@@ -118,4 +118,4 @@ constexpr bool valid_blocksize(int64_t blocksize) {
            (blocksize & (blocksize - 1)) == 0;
 }
 
-}  // namespace qlora::nf4
+}  // namespace qlora::bnb

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "kernels/nf4_format.h"
+#include "kernels/bnb_quant.h"
 
 namespace qlora::quant {
 
@@ -13,8 +13,8 @@ namespace qlora::quant {
 // absmax. Full blocks store absmax and scale by x * (1 / max(absmax, 1e-38)); a partial last block
 // stores max(absmax, 1e-38) and divides (bitsandbytes' two code paths). An odd element count pads
 // the last byte's low nibble with the code of 0. Blocks must cover whole bytes: blocksize is even.
-void nf4_quantize_ref(const float* x, int64_t n, int64_t blocksize, const nf4::Codebook& cb,
-                      uint8_t* packed, float* absmax, int64_t block_begin, int64_t block_end);
+void quantize_4bit_ref(const float* x, int64_t n, int64_t blocksize, const bnb::Codebook& cb,
+                       uint8_t* packed, float* absmax, int64_t block_begin, int64_t block_end);
 
 // 8-bit blockwise quantization of v - offset (the absmax vector) with a sorted 256-entry map,
 // by the same full/partial-block rules; writes codes [n] and per-block absmax [n_blocks].
@@ -26,7 +26,7 @@ void absmax_dequantize_ref(const uint8_t* codes, const float* nested, const floa
                            float offset, int64_t n, int64_t nested_blocksize, float* out);
 
 // out[i] = code_value(nibble i) * absmax[i / blocksize] in float32, for i in [0, n).
-void nf4_dequantize_ref(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,
-                        const nf4::Codebook& cb, float* out);
+void dequantize_4bit_ref(const uint8_t* packed, const float* absmax, int64_t n, int64_t blocksize,
+                         const bnb::Codebook& cb, float* out);
 
 }  // namespace qlora::quant

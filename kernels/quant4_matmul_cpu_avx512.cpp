@@ -1,5 +1,5 @@
 // AVX-512F bodies of the fused CPU 4-bit matmuls. This translation unit alone is compiled with
-// -mavx512f (CMakeLists.txt); nf4_matmul_cpu.cpp calls it only when the CPU reports AVX-512F.
+// -mavx512f (CMakeLists.txt); quant4_matmul_cpu.cpp calls it only when the CPU reports AVX-512F.
 //
 // 32 weights come from 16 packed bytes: vpmovzxbd widens them to 16 int32 lanes d; vpermps on a
 // zmm table uses the index's low 4 bits, so one permute looks up all 16 codes: d >> 4 gives the
@@ -7,7 +7,7 @@
 // code values times the block's scale, so each weight equals dequantize_4bit's.
 #include <immintrin.h>
 
-#include "kernels/nf4_matmul_cpu.h"
+#include "kernels/quant4_matmul_cpu.h"
 
 namespace qlora::kernels::detail {
 namespace {

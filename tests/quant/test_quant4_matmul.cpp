@@ -1,7 +1,7 @@
-// The fused CPU 4-bit matmuls (kernels/nf4_matmul_cpu.h, quant/nf4_matmul.h) against their scalar
-// reference twins on odd shapes, every path (GEMV / tiled, AVX2 / portable), FP4, double quant on
-// and off, misaligned and strided views; the stated error bound; and no W-sized allocation per
-// call.
+// The fused CPU 4-bit matmuls (kernels/quant4_matmul_cpu.h, quant/quant4_matmul.h) against their
+// scalar reference twins on odd shapes, every path (GEMV / tiled, AVX2 / portable), FP4, double
+// quant on and off, misaligned and strided views; the stated error bound; and no W-sized allocation
+// per call.
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "kernels/nf4_matmul_cpu.h"
+#include "kernels/quant4_matmul_cpu.h"
 #include "lora/lora_function.h"
 #include "model/linear.h"
 #include "model/llama.h"
-#include "quant/nf4_matmul.h"
-#include "quant/nf4_ops.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_matmul.h"
+#include "quant/quant4_ops.h"
+#include "quant/quant4_tensor.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
@@ -26,8 +26,8 @@ namespace {
 
 // Restores the process-wide path knobs at the end of a test.
 struct TuningGuard {
-    Nf4MatmulTuning saved = nf4_matmul_tuning();
-    ~TuningGuard() { nf4_matmul_tuning() = saved; }
+    Quant4MatmulTuning saved = quant4_matmul_tuning();
+    ~TuningGuard() { quant4_matmul_tuning() = saved; }
 };
 
 struct Path {
@@ -48,18 +48,18 @@ std::vector<Path> all_paths() {
 }
 
 void use(const Path& p) {
-    nf4_matmul_tuning().gemv_max_rows = p.gemv_max_rows;
-    nf4_matmul_tuning().max_isa = p.isa;
+    quant4_matmul_tuning().gemv_max_rows = p.gemv_max_rows;
+    quant4_matmul_tuning().max_isa = p.isa;
 }
 
 // Keeps the tensors a Packed4bitMatrix points into alive.
 struct RawWeight {
-    NF4Tensor w;
+    Quant4Tensor w;
     at::Tensor absmax_f32;
     kernels::Packed4bitMatrix m;
 };
 
-RawWeight raw_of(const NF4Tensor& w) {
+RawWeight raw_of(const Quant4Tensor& w) {
     RawWeight r{w, {}, {}};
     r.m.packed = w.packed().data_ptr<uint8_t>();
     if (w.double_quant()) {
@@ -77,10 +77,10 @@ RawWeight raw_of(const NF4Tensor& w) {
     return r;
 }
 
-NF4Tensor random_weight(int64_t out, int64_t in, QuantType type, int64_t blocksize, bool dq,
-                        uint64_t seed) {
+Quant4Tensor random_weight(int64_t out, int64_t in, QuantType type, int64_t blocksize, bool dq,
+                           uint64_t seed) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return NF4Tensor::quantize(at::randn({out, in}, gen) * 0.05, {type, blocksize, dq}, "w");
+    return Quant4Tensor::quantize(at::randn({out, in}, gen) * 0.05, {type, blocksize, dq}, "w");
 }
 
 // |y - ref| <= γ_K·Σ|x·w| + u·|ref| (the kernel's bound, plus ref's own rounding to float32).
@@ -115,13 +115,13 @@ TEST(Nf4Matmul, EveryPathMatchesTheReferenceWithinTheBound) {
                 for (int64_t n : {1, 2, 3, 4, 5, 8, 17}) {
                     at::Tensor x = at::randn({n, s.in});
                     at::Tensor ref = at::empty({n, s.out}), abs_sum = at::empty({n, s.out});
-                    kernels::nf4_matmul_xwt_ref(w.m, x.data_ptr<float>(), n, s.in,
-                                                ref.data_ptr<float>(), s.out);
-                    kernels::nf4_matmul_xwt_abs_ref(w.m, x.data_ptr<float>(), n, s.in,
-                                                    abs_sum.data_ptr<float>(), s.out);
+                    kernels::quant4_matmul_xwt_ref(w.m, x.data_ptr<float>(), n, s.in,
+                                                   ref.data_ptr<float>(), s.out);
+                    kernels::quant4_matmul_xwt_abs_ref(w.m, x.data_ptr<float>(), n, s.in,
+                                                       abs_sum.data_ptr<float>(), s.out);
                     for (const Path& p : all_paths()) {
                         use(p);
-                        at::Tensor y = nf4_linear(x, w.w);
+                        at::Tensor y = quant4_linear(x, w.w);
                         EXPECT_TRUE(within_bound(y, ref, abs_sum, s.in))
                             << p.name << " " << quant_type_name(type) << (dq ? " dq" : "")
                             << " out=" << s.out << " in=" << s.in << " bs=" << s.blocksize
@@ -144,12 +144,12 @@ TEST(Nf4Matmul, GradInputMatchesTheReferenceWithinTheBound) {
             for (int64_t n : {1, 6, 17}) {
                 at::Tensor g = at::randn({n, s.out});
                 at::Tensor ref = at::empty({n, s.in});
-                kernels::nf4_matmul_gw_ref(w.m, g.data_ptr<float>(), n, s.out,
-                                           ref.data_ptr<float>(), s.in);
+                kernels::quant4_matmul_gw_ref(w.m, g.data_ptr<float>(), n, s.out,
+                                              ref.data_ptr<float>(), s.in);
                 const at::Tensor abs_sum = g.to(at::kDouble).abs().mm(deq_abs);
                 for (const Path& p : all_paths()) {
                     use(p);
-                    EXPECT_TRUE(within_bound(nf4_matmul_grad_input(g, w.w), ref, abs_sum, s.out))
+                    EXPECT_TRUE(within_bound(quant4_matmul_grad_input(g, w.w), ref, abs_sum, s.out))
                         << p.name << " out=" << s.out << " in=" << s.in << " bs=" << s.blocksize
                         << " n=" << n;
                 }
@@ -169,8 +169,8 @@ TEST(Nf4Matmul, DequantizedTilesAreBitIdenticalToDequantize) {
             for (auto [r0, r1, c0, c1] : std::vector<std::array<int64_t, 4>>{
                      {0, 37, 0, 208}, {3, 20, 16, 144}, {5, 6, 7, 201}}) {
                 at::Tensor tile = at::empty({r1 - r0, c1 - c0});
-                kernels::nf4_dequant_tile(w.m, r0, r1, c0, c1, tile.data_ptr<float>(), c1 - c0,
-                                          isa);
+                kernels::quant4_dequant_tile(w.m, r0, r1, c0, c1, tile.data_ptr<float>(), c1 - c0,
+                                             isa);
                 EXPECT_TRUE(qlora::test::tensors_identical(
                     full.slice(0, r0, r1).slice(1, c0, c1).contiguous(), tile))
                     << kernels::cpu_isa_name(isa) << " tile " << r0 << ":" << r1 << ", " << c0
@@ -183,14 +183,14 @@ TEST(Nf4Matmul, DequantizedTilesAreBitIdenticalToDequantize) {
 TEST(Nf4Matmul, MisalignedAndStridedViews) {
     TuningGuard guard;
     const int64_t out = 24, in = 160, n = 5;
-    NF4Tensor w = random_weight(out, in, QuantType::kNF4, 64, true, 11);
+    Quant4Tensor w = random_weight(out, in, QuantType::kNF4, 64, true, 11);
     // Packed codes one byte past an aligned start: the kernels must not assume alignment.
     at::Tensor holder = at::empty({w.packed().numel() + 1}, at::kByte);
     at::Tensor shifted = holder.narrow(0, 1, w.packed().numel());
     shifted.copy_(w.packed());
-    NF4Tensor w_shifted = NF4Tensor::from_parts(shifted, w.absmax(), w.nested_absmax(),
-                                                w.nested_code(), w.nested_offset(), w.shape(),
-                                                w.dtype(), w.type(), w.blocksize(), "w_shifted");
+    Quant4Tensor w_shifted = Quant4Tensor::from_parts(
+        shifted, w.absmax(), w.nested_absmax(), w.nested_code(), w.nested_offset(), w.shape(),
+        w.dtype(), w.type(), w.blocksize(), "w_shifted");
     // x: a column window of a wider tensor (row stride in+3, data 4 bytes off alignment), and a
     // transposed view (column stride != 1).
     at::Tensor wide = at::randn({n, in + 3});
@@ -200,27 +200,28 @@ TEST(Nf4Matmul, MisalignedAndStridedViews) {
     for (const Path& p : all_paths()) {
         use(p);
         for (const at::Tensor& x : {x_window, x_transposed}) {
-            EXPECT_TRUE(qlora::test::tensors_close(expected, nf4_linear(x, w_shifted), 1e-5, 1e-5))
+            EXPECT_TRUE(
+                qlora::test::tensors_close(expected, quant4_linear(x, w_shifted), 1e-5, 1e-5))
                 << p.name;
         }
     }
     // [B, T, in] inputs keep their leading dimensions; bias is added; bf16 comes back as bf16.
     at::Tensor x3 = at::randn({2, 3, in});
     at::Tensor bias = at::randn({out});
-    at::Tensor y3 = nf4_linear(x3, w, bias);
+    at::Tensor y3 = quant4_linear(x3, w, bias);
     EXPECT_EQ(y3.sizes(), (std::vector<int64_t>{2, 3, out}));
     EXPECT_TRUE(
         qlora::test::tensors_close(at::linear(x3, w.dequantize(at::kFloat), bias), y3, 1e-5, 1e-5));
-    EXPECT_EQ(nf4_linear(x3.to(at::kBFloat16), w).scalar_type(), at::kBFloat16);
-    EXPECT_EQ(nf4_matmul_grad_input(at::randn({2, 3, out}), w).sizes(),
+    EXPECT_EQ(quant4_linear(x3.to(at::kBFloat16), w).scalar_type(), at::kBFloat16);
+    EXPECT_EQ(quant4_matmul_grad_input(at::randn({2, 3, out}), w).sizes(),
               (std::vector<int64_t>{2, 3, in}));
 }
 
 TEST(Nf4Matmul, RejectsMismatchedShapes) {
-    NF4Tensor w = random_weight(8, 64, QuantType::kNF4, 64, true, 3);
-    EXPECT_THROW(nf4_linear(at::randn({2, 63}), w), c10::Error);
-    EXPECT_THROW(nf4_linear(at::randn({2, 64}), w, at::randn({7})), c10::Error);
-    EXPECT_THROW(nf4_matmul_grad_input(at::randn({2, 9}), w), c10::Error);
+    Quant4Tensor w = random_weight(8, 64, QuantType::kNF4, 64, true, 3);
+    EXPECT_THROW(quant4_linear(at::randn({2, 63}), w), c10::Error);
+    EXPECT_THROW(quant4_linear(at::randn({2, 64}), w, at::randn({7})), c10::Error);
+    EXPECT_THROW(quant4_matmul_grad_input(at::randn({2, 9}), w), c10::Error);
 }
 
 // Wraps the CPU allocator and counts allocations of at least `threshold` bytes.
@@ -256,7 +257,7 @@ struct AllocatorScope {
 
 TEST(Nf4Matmul, NoWeightSizedAllocationPerMatmul) {
     TuningGuard guard;
-    nf4_matmul_tuning().tile_bytes = 64 * 1024;
+    quant4_matmul_tuning().tile_bytes = 64 * 1024;
     const int64_t out = 512, in = 1024, n_many = 32;
     auto base = std::make_shared<lora::FrozenBase>();
     base->nf4 = random_weight(out, in, QuantType::kNF4, 64, true, 5);
@@ -266,10 +267,10 @@ TEST(Nf4Matmul, NoWeightSizedAllocationPerMatmul) {
     at::Tensor b = (at::randn({out, 8}) * 0.01).requires_grad_(true);
     at::Tensor x1 = at::randn({1, in}), xn = at::randn({n_many, in}).requires_grad_(true);
     auto work = [&] {
-        nf4_linear(x1, base->nf4);                                   // GEMV (decode)
-        nf4_linear(xn.detach(), base->nf4);                          // tiled (prefill)
-        nf4_matmul_grad_input(at::randn({n_many, out}), base->nf4);  // tiled dX
-        lora::lora_linear(xn, base, a, b, 2.0).sum().backward();     // the LoRA function
+        quant4_linear(x1, base->nf4);                                   // GEMV (decode)
+        quant4_linear(xn.detach(), base->nf4);                          // tiled (prefill)
+        quant4_matmul_grad_input(at::randn({n_many, out}), base->nf4);  // tiled dX
+        lora::lora_linear(xn, base, a, b, 2.0).sum().backward();        // the LoRA function
     };
     work();  // grows the per-thread tile buffers once
     // A quarter of W in float32: far above every activation here (32 x 1024 floats = 128 KiB).
@@ -288,7 +289,7 @@ TEST(Nf4Matmul, LinearForwardUsesTheFusedPath) {
     lin->quantize({QuantType::kNF4, 32, true});
     at::Tensor x = at::randn({2, 5, 96});
     const at::Tensor expected =
-        at::linear(x, lin->nf4_weight().dequantize(at::kFloat), lin->bias());
+        at::linear(x, lin->quant4_weight().dequantize(at::kFloat), lin->bias());
     EXPECT_TRUE(qlora::test::tensors_close(expected, lin->forward(x), 1e-5, 1e-5));
     EXPECT_TRUE(qlora::test::tensors_close(expected.narrow(1, 0, 1),
                                            lin->forward(x.narrow(1, 0, 1)), 1e-5, 1e-5));

@@ -5,8 +5,8 @@
 
 #include "core/device.h"
 #include "quant/dynamic_map.h"
-#include "quant/nf4_ops.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_ops.h"
+#include "quant/quant4_tensor.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
@@ -28,7 +28,7 @@ TEST_F(Nf4Cuda, QuantizeIsBitExactWithCpu) {
          {int64_t{1}, int64_t{31}, int64_t{4097}, int64_t{3 * 4096 + 17}, int64_t{1 << 20}}) {
         for (int64_t bs : {32, 64, 128, 256, 512, 1024, 2048, 4096}) {
             for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
-                for (auto type : {nf4::QuantType::kNF4, nf4::QuantType::kFP4}) {
+                for (auto type : {bnb::QuantType::kNF4, bnb::QuantType::kFP4}) {
                     SCOPED_TRACE(::testing::Message() << "n=" << n << " bs=" << bs << " dtype="
                                                       << dtype << " type=" << int(type));
                     at::Tensor x = (at::randn({n}) * 0.05).to(dtype);
@@ -62,8 +62,8 @@ TEST_F(Nf4Cuda, DequantizeEqualsCpuForEveryOutputDtype) {
         for (int64_t bs : {32, 64, 4096}) {
             for (bool dq : {false, true}) {
                 at::Tensor w = at::randn({n}) * 0.02;
-                NF4Tensor cpu = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, bs, dq});
-                NF4Tensor gpu = cpu.to(c10::Device(c10::kCUDA, 0));
+                Quant4Tensor cpu = Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, bs, dq});
+                Quant4Tensor gpu = cpu.to(c10::Device(c10::kCUDA, 0));
                 for (auto dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
                     SCOPED_TRACE(::testing::Message() << "n=" << n << " bs=" << bs << " dq=" << dq
                                                       << " dtype=" << dtype);
@@ -77,14 +77,14 @@ TEST_F(Nf4Cuda, DequantizeEqualsCpuForEveryOutputDtype) {
 
 TEST_F(Nf4Cuda, MisalignedPackedViewStillCorrect) {
     at::Tensor w = at::randn({64 * 9}) * 0.1;
-    NF4Tensor t = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, false});
+    Quant4Tensor t = Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 64, false});
     // Views starting 1 and 4 bytes into a buffer: the kernel reads whole aligned words.
     for (int64_t shift : {1, 4}) {
         at::Tensor buffer = at::zeros({t.packed().numel() + shift}, at::kByte);
         buffer.slice(0, shift).copy_(t.packed());
         at::Tensor view = buffer.cuda().slice(0, shift);
         at::Tensor out = dequantize_4bit(view, t.absmax().cuda(), {}, {}, {}, 0.0f, w.numel(), 64,
-                                         nf4::QuantType::kNF4, at::kFloat);
+                                         bnb::QuantType::kNF4, at::kFloat);
         EXPECT_TRUE(tensors_identical(t.dequantize(), out.cpu())) << "shift " << shift;
     }
 }
@@ -92,8 +92,8 @@ TEST_F(Nf4Cuda, MisalignedPackedViewStillCorrect) {
 TEST_F(Nf4Cuda, QuantizeOnGpuRoundTripsLikeCpu) {
     at::manual_seed(14);
     at::Tensor w = at::randn({1024, 1024}, at::kBFloat16);
-    NF4Tensor cpu = NF4Tensor::quantize(w, {});
-    NF4Tensor gpu = NF4Tensor::quantize(w.cuda(), {});
+    Quant4Tensor cpu = Quant4Tensor::quantize(w, {});
+    Quant4Tensor gpu = Quant4Tensor::quantize(w.cuda(), {});
     EXPECT_TRUE(tensors_identical(cpu.packed(), gpu.packed().cpu()));
     EXPECT_TRUE(tensors_identical(cpu.absmax(), gpu.absmax().cpu()));
     EXPECT_TRUE(tensors_identical(cpu.nested_absmax(), gpu.nested_absmax().cpu()));

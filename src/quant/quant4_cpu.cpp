@@ -1,7 +1,7 @@
 // Fast CPU 4-bit paths. Quantize converts chunks of blocks to float32 and runs the reference per
 // chunk (exactness over speed: it runs once per weight). Dequantize is the hot path: per block it
 // builds the 16 scaled code values once, then each packed byte is two table lookups.
-#include "quant/nf4_cpu.h"
+#include "quant/quant4_cpu.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "quant/nf4_ref.h"
+#include "quant/quant4_ref.h"
 
 namespace qlora::quant {
 namespace {
@@ -19,11 +19,11 @@ namespace {
 constexpr int64_t kQuantizeChunkElems = 1 << 16;  // converted to fp32 at a time, per thread
 
 template <typename T>
-void quantize_typed(const T* x, int64_t n, int64_t blocksize, const nf4::Codebook& cb,
+void quantize_typed(const T* x, int64_t n, int64_t blocksize, const bnb::Codebook& cb,
                     uint8_t* packed, float* absmax) {
-    const int64_t blocks = nf4::num_blocks(n, blocksize);
+    const int64_t blocks = bnb::num_blocks(n, blocksize);
     const int64_t blocks_per_chunk = std::max<int64_t>(1, kQuantizeChunkElems / blocksize);
-    at::parallel_for(0, nf4::num_blocks(blocks, blocks_per_chunk), 1, [&](int64_t c0, int64_t c1) {
+    at::parallel_for(0, bnb::num_blocks(blocks, blocks_per_chunk), 1, [&](int64_t c0, int64_t c1) {
         std::vector<float> buf;
         for (int64_t c = c0; c < c1; ++c) {
             const int64_t b0 = c * blocks_per_chunk;
@@ -34,8 +34,8 @@ void quantize_typed(const T* x, int64_t n, int64_t blocksize, const nf4::Codeboo
             for (int64_t i = e0; i < e1; ++i) buf[i - e0] = static_cast<float>(x[i]);
             // The chunk looks like a whole tensor of e1 - e0 elements: its last block is partial
             // exactly when the real tensor's is (chunks start on block boundaries).
-            nf4_quantize_ref(buf.data(), e1 - e0, blocksize, cb, packed + e0 / 2, absmax + b0, 0,
-                             b1 - b0);
+            quantize_4bit_ref(buf.data(), e1 - e0, blocksize, cb, packed + e0 / 2, absmax + b0, 0,
+                              b1 - b0);
         }
     });
 }
@@ -45,9 +45,9 @@ void quantize_typed(const T* x, int64_t n, int64_t blocksize, const nf4::Codeboo
 template <typename Out, typename Raw>
 void dequantize_typed(const uint8_t* packed, const float* absmax_f32, const uint8_t* codes,
                       const float* nested, const float* map, float offset, int64_t n,
-                      int64_t blocksize, const nf4::Codebook& cb, Raw* out) {
+                      int64_t blocksize, const bnb::Codebook& cb, Raw* out) {
     static_assert(sizeof(Out) == sizeof(Raw));
-    const int64_t blocks = nf4::num_blocks(n, blocksize);
+    const int64_t blocks = bnb::num_blocks(n, blocksize);
     const int64_t grain = std::max<int64_t>(1, 32768 / blocksize);
     at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
@@ -55,7 +55,7 @@ void dequantize_typed(const uint8_t* packed, const float* absmax_f32, const uint
             if (absmax_f32 != nullptr) {
                 scale = absmax_f32[b];
             } else {
-                float scaled = map[codes[b]] * nested[b / nf4::kNestedBlocksize];
+                float scaled = map[codes[b]] * nested[b / bnb::kNestedBlocksize];
                 scale = scaled + offset;
             }
             Raw table[16];
@@ -80,8 +80,8 @@ void dequantize_typed(const uint8_t* packed, const float* absmax_f32, const uint
 
 }  // namespace
 
-void nf4_quantize_cpu(const at::Tensor& x, int64_t blocksize, const nf4::Codebook& cb,
-                      at::Tensor& packed, at::Tensor& absmax) {
+void quantize_4bit_cpu(const at::Tensor& x, int64_t blocksize, const bnb::Codebook& cb,
+                       at::Tensor& packed, at::Tensor& absmax) {
     const int64_t n = x.numel();
     uint8_t* p = packed.data_ptr<uint8_t>();
     float* a = absmax.data_ptr<float>();
@@ -96,14 +96,14 @@ void nf4_quantize_cpu(const at::Tensor& x, int64_t blocksize, const nf4::Codeboo
             quantize_typed(x.data_ptr<at::BFloat16>(), n, blocksize, cb, p, a);
             break;
         default:
-            TORCH_CHECK(false, "nf4_quantize_cpu: unsupported dtype ", x.scalar_type());
+            TORCH_CHECK(false, "quantize_4bit_cpu: unsupported dtype ", x.scalar_type());
     }
 }
 
-void nf4_dequantize_cpu(const at::Tensor& packed, const at::Tensor& absmax_f32,
-                        const at::Tensor& absmax_codes, const at::Tensor& nested,
-                        const at::Tensor& map, float offset, int64_t n, int64_t blocksize,
-                        const nf4::Codebook& cb, at::Tensor& out) {
+void dequantize_4bit_cpu(const at::Tensor& packed, const at::Tensor& absmax_f32,
+                         const at::Tensor& absmax_codes, const at::Tensor& nested,
+                         const at::Tensor& map, float offset, int64_t n, int64_t blocksize,
+                         const bnb::Codebook& cb, at::Tensor& out) {
     const uint8_t* p = packed.data_ptr<uint8_t>();
     const float* a = absmax_f32.defined() ? absmax_f32.data_ptr<float>() : nullptr;
     const uint8_t* c = absmax_codes.defined() ? absmax_codes.data_ptr<uint8_t>() : nullptr;
@@ -123,7 +123,7 @@ void nf4_dequantize_cpu(const at::Tensor& packed, const at::Tensor& absmax_f32,
                                                      static_cast<uint16_t*>(out.data_ptr()));
             break;
         default:
-            TORCH_CHECK(false, "nf4_dequantize_cpu: unsupported output dtype ", out.scalar_type());
+            TORCH_CHECK(false, "dequantize_4bit_cpu: unsupported output dtype ", out.scalar_type());
     }
 }
 

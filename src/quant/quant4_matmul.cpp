@@ -2,21 +2,21 @@
 // loops. Tiles of W are dequantized into a thread-local buffer (kept between calls, so no page
 // faults on a fresh allocation) and multiplied with ATen's GEMM on views; at::parallel_for gives
 // each thread whole tiles, and a GEMM inside a parallel region runs on its own thread.
-#include "quant/nf4_matmul.h"
+#include "quant/quant4_matmul.h"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "quant/nf4_ops.h"
+#include "quant/quant4_ops.h"
 
 namespace qlora::quant {
 namespace {
 
 // The raw view of w's parts (all CPU tensors; the float32 ones are float32 already by
 // construction).
-kernels::Packed4bitMatrix matrix_of(const NF4Tensor& w, int64_t rows, int64_t cols) {
+kernels::Packed4bitMatrix matrix_of(const Quant4Tensor& w, int64_t rows, int64_t cols) {
     kernels::Packed4bitMatrix m;
     m.packed = w.packed().data_ptr<uint8_t>();
     if (w.double_quant()) {
@@ -34,19 +34,19 @@ kernels::Packed4bitMatrix matrix_of(const NF4Tensor& w, int64_t rows, int64_t co
     return m;
 }
 
-// The parts must be contiguous for raw indexing; NF4Tensor keeps them so, but a view from
+// The parts must be contiguous for raw indexing; Quant4Tensor keeps them so, but a view from
 // from_parts may not be: check rather than copy per call.
-void check_parts(const NF4Tensor& w) {
+void check_parts(const Quant4Tensor& w) {
     TORCH_CHECK(w.packed().is_contiguous() && w.absmax().is_contiguous() &&
                     (!w.double_quant() ||
                      (w.nested_absmax().is_contiguous() && w.nested_code().is_contiguous())),
-                "nf4_linear: the 4-bit weight's parts must be contiguous");
+                "quant4_linear: the 4-bit weight's parts must be contiguous");
     TORCH_CHECK(w.double_quant() || w.absmax().scalar_type() == at::kFloat,
-                "nf4_linear: absmax must be float32 without double quantization, got ",
+                "quant4_linear: absmax must be float32 without double quantization, got ",
                 w.absmax().scalar_type());
 }
 
-kernels::CpuIsa isa() { return std::min(nf4_matmul_tuning().max_isa, kernels::best_cpu_isa()); }
+kernels::CpuIsa isa() { return std::min(quant4_matmul_tuning().max_isa, kernels::best_cpu_isa()); }
 
 // One per thread, grown on demand and kept: later matmuls reuse its (already faulted-in) pages.
 // A c10 allocation, so allocation-counting tests see its first growth like any tensor.
@@ -60,7 +60,7 @@ float* tile_buffer(int64_t floats) {
 // float32 size (times `depth`) stays near tile_bytes. Returns the tile width.
 int64_t tile_width(int64_t extent, int64_t depth) {
     const int64_t budget =
-        std::max<int64_t>(16, nf4_matmul_tuning().tile_bytes / 4 / std::max<int64_t>(1, depth));
+        std::max<int64_t>(16, quant4_matmul_tuning().tile_bytes / 4 / std::max<int64_t>(1, depth));
     const int64_t threads = std::max(1, at::get_num_threads());
     int64_t tiles = (extent + budget - 1) / budget;
     tiles = (tiles + threads - 1) / threads * threads;
@@ -79,7 +79,7 @@ void tiled_xwt(const kernels::Packed4bitMatrix& m, const at::Tensor& x2, const a
         float* buffer = tile_buffer(width * in);
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t r0 = t * width, len = std::min(width, out - r0);
-            kernels::nf4_dequant_tile(m, r0, r0 + len, 0, in, buffer, in, cpu);
+            kernels::quant4_dequant_tile(m, r0, r0 + len, 0, in, buffer, in, cpu);
             const at::Tensor tile = at::from_blob(buffer, {len, in}, at::kFloat);  // [len, K]
             at::Tensor y_tile = y.narrow(1, r0, len);  // [N, len], row stride O
             if (bias.defined()) {
@@ -102,7 +102,7 @@ void tiled_gw(const kernels::Packed4bitMatrix& m, const at::Tensor& g2, at::Tens
         float* buffer = tile_buffer(width * out);
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t c0 = t * width, len = std::min(width, in - c0);
-            kernels::nf4_dequant_tile(m, 0, out, c0, c0 + len, buffer, len, cpu);
+            kernels::quant4_dequant_tile(m, 0, out, c0, c0 + len, buffer, len, cpu);
             const at::Tensor tile = at::from_blob(buffer, {out, len}, at::kFloat);  // [O, len]
             at::Tensor dx_tile = dx.narrow(1, c0, len);
             at::mm_out(dx_tile, g2, tile);
@@ -124,32 +124,32 @@ std::vector<int64_t> with_last(const at::Tensor& t, int64_t last) {
     return shape;
 }
 
-void check_weight(const char* op, const NF4Tensor& w) {
+void check_weight(const char* op, const Quant4Tensor& w) {
     TORCH_CHECK(w.defined() && w.shape().size() == 2, op,
                 ": the 4-bit weight must be 2-D [out, in]");
 }
 
 }  // namespace
 
-Nf4MatmulTuning& nf4_matmul_tuning() {
-    static Nf4MatmulTuning tuning;
+Quant4MatmulTuning& quant4_matmul_tuning() {
+    static Quant4MatmulTuning tuning;
     return tuning;
 }
 
-bool nf4_matmul_fused(const at::Tensor& x, const NF4Tensor& w) {
+bool quant4_matmul_fused(const at::Tensor& x, const Quant4Tensor& w) {
     const auto t = x.scalar_type();
     return w.defined() && w.device().is_cpu() && x.device().is_cpu() &&
            (t == at::kFloat || t == at::kHalf || t == at::kBFloat16);
 }
 
-at::Tensor nf4_linear(const at::Tensor& x, const NF4Tensor& w, const at::Tensor& bias) {
-    check_weight("nf4_linear", w);
+at::Tensor quant4_linear(const at::Tensor& x, const Quant4Tensor& w, const at::Tensor& bias) {
+    check_weight("quant4_linear", w);
     const int64_t out = w.shape()[0], in = w.shape()[1];
-    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in, "nf4_linear: x must be [..., ", in, "], got ",
+    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in, "quant4_linear: x must be [..., ", in, "], got ",
                 x.sizes());
     TORCH_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == out),
-                "nf4_linear: bias must be [", out, "], got ", bias.sizes());
-    if (!nf4_matmul_fused(x, w)) {
+                "quant4_linear: bias must be [", out, "], got ", bias.sizes());
+    if (!quant4_matmul_fused(x, w)) {
         at::Tensor b = bias.defined() ? bias.to(x.scalar_type()) : at::Tensor();
         return at::linear(x, w.dequantize(x.scalar_type()), b);
     }
@@ -159,9 +159,9 @@ at::Tensor nf4_linear(const at::Tensor& x, const NF4Tensor& w, const at::Tensor&
     const int64_t n = x2.size(0);
     at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor y = at::empty({n, out}, x2.options());
-    if (n <= nf4_matmul_tuning().gemv_max_rows) {
-        kernels::nf4_gemv_xwt(m, x2.data_ptr<float>(), n, x2.stride(0), y.data_ptr<float>(), out,
-                              isa());
+    if (n <= quant4_matmul_tuning().gemv_max_rows) {
+        kernels::quant4_gemv_xwt(m, x2.data_ptr<float>(), n, x2.stride(0), y.data_ptr<float>(), out,
+                                 isa());
         if (b.defined()) y.add_(b);
     } else if (n > 0) {
         tiled_xwt(m, x2, b, y);
@@ -170,12 +170,12 @@ at::Tensor nf4_linear(const at::Tensor& x, const NF4Tensor& w, const at::Tensor&
     return y.view(with_last(x, out));
 }
 
-at::Tensor nf4_matmul_grad_input(const at::Tensor& g, const NF4Tensor& w) {
-    check_weight("nf4_matmul_grad_input", w);
+at::Tensor quant4_matmul_grad_input(const at::Tensor& g, const Quant4Tensor& w) {
+    check_weight("quant4_matmul_grad_input", w);
     const int64_t out = w.shape()[0], in = w.shape()[1];
-    TORCH_CHECK(g.dim() >= 1 && g.size(-1) == out, "nf4_matmul_grad_input: g must be [..., ", out,
-                "], got ", g.sizes());
-    if (!nf4_matmul_fused(g, w)) return at::matmul(g, w.dequantize(g.scalar_type()));
+    TORCH_CHECK(g.dim() >= 1 && g.size(-1) == out, "quant4_matmul_grad_input: g must be [..., ",
+                out, "], got ", g.sizes());
+    if (!quant4_matmul_fused(g, w)) return at::matmul(g, w.dequantize(g.scalar_type()));
     check_parts(w);
     const kernels::Packed4bitMatrix m = matrix_of(w, out, in);
     at::Tensor g2 = rows_of(g, out);

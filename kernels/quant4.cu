@@ -1,12 +1,12 @@
 // CUDA kernels for bitsandbytes-compatible NF4/FP4 quantization and dequantization.
-// Twins of src/quant/nf4_ref.cpp: quantize is bit-exact with it, dequantize gives the same floats.
-// Arithmetic uses explicit _rn intrinsics so nvcc cannot contract a*b+c into an FMA (the reference
-// rounds twice, and so does bitsandbytes).
+// Twins of src/quant/quant4_ref.cpp: quantize is bit-exact with it, dequantize gives the same
+// floats. Arithmetic uses explicit _rn intrinsics so nvcc cannot contract a*b+c into an FMA (the
+// reference rounds twice, and so does bitsandbytes).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "kernels/cuda_check.h"
-#include "kernels/nf4_cuda.h"
+#include "kernels/quant4_cuda.h"
 
 namespace qlora::kernels {
 namespace {
@@ -58,17 +58,17 @@ __device__ __forceinline__ float warp_max(float v) {
 // one.
 __device__ __forceinline__ float scale_into_unit(float x, float clamped, float reciprocal,
                                                  bool partial) {
-    return nf4::clamp_unit(partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, reciprocal));
+    return bnb::clamp_unit(partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, reciprocal));
 }
 
 // ---- quantize: one warp per block ------------------------------------------------------------
 template <typename T>
-__global__ void nf4_quantize_kernel(const T* __restrict__ x, nf4::Codebook cb,
-                                    uint8_t* __restrict__ packed, float* __restrict__ absmax,
-                                    int64_t n, int64_t blocksize) {
+__global__ void quantize_4bit_kernel(const T* __restrict__ x, bnb::Codebook cb,
+                                     uint8_t* __restrict__ packed, float* __restrict__ absmax,
+                                     int64_t n, int64_t blocksize) {
     const int lane = threadIdx.x % kWarp;
     const int64_t block = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / kWarp;
-    const int64_t blocks = nf4::num_blocks(n, blocksize);
+    const int64_t blocks = bnb::num_blocks(n, blocksize);
     if (block >= blocks) return;  // whole warp exits together
     const int64_t start = block * blocksize;
     const int64_t len = min(blocksize, n - start);
@@ -77,18 +77,18 @@ __global__ void nf4_quantize_kernel(const T* __restrict__ x, nf4::Codebook cb,
     float am = 0.0f;
     for (int64_t i = lane; i < len; i += kWarp) am = fmaxf(am, fabsf(to_float(x[start + i])));
     am = warp_max(am);
-    const float clamped = fmaxf(am, nf4::kMinAbsmax);
+    const float clamped = fmaxf(am, bnb::kMinAbsmax);
     const float reciprocal = __fdiv_rn(1.0f, clamped);
     if (lane == 0) absmax[block] = partial ? clamped : am;
 
     for (int64_t i = 2 * lane; i < len; i += 2 * kWarp) {
-        const uint8_t hi = nf4::encode_4bit(
+        const uint8_t hi = bnb::encode_4bit(
             cb, scale_into_unit(to_float(x[start + i]), clamped, reciprocal, partial));
         const uint8_t lo = i + 1 < len
-                               ? nf4::encode_4bit(cb, scale_into_unit(to_float(x[start + i + 1]),
+                               ? bnb::encode_4bit(cb, scale_into_unit(to_float(x[start + i + 1]),
                                                                       clamped, reciprocal, partial))
-                               : nf4::encode_4bit(cb, 0.0f);
-        packed[(start + i) / 2] = nf4::pack_pair(hi, lo);
+                               : bnb::encode_4bit(cb, 0.0f);
+        packed[(start + i) / 2] = bnb::pack_pair(hi, lo);
     }
 }
 
@@ -102,33 +102,34 @@ __global__ void absmax_quantize_kernel(const float* __restrict__ v,
     __syncthreads();
     const int lane = threadIdx.x % kWarp;
     const int64_t block = static_cast<int64_t>(blockIdx.x) * kWarpsPerCta + threadIdx.x / kWarp;
-    if (block >= nf4::num_blocks(n, nf4::kNestedBlocksize)) return;
-    const int64_t start = block * nf4::kNestedBlocksize;
-    const int64_t len = min(nf4::kNestedBlocksize, n - start);
-    const bool partial = len < nf4::kNestedBlocksize;
+    if (block >= bnb::num_blocks(n, bnb::kNestedBlocksize)) return;
+    const int64_t start = block * bnb::kNestedBlocksize;
+    const int64_t len = min(bnb::kNestedBlocksize, n - start);
+    const bool partial = len < bnb::kNestedBlocksize;
 
     float am = 0.0f;
     for (int64_t i = lane; i < len; i += kWarp)
         am = fmaxf(am, fabsf(__fsub_rn(v[start + i], offset)));
     am = warp_max(am);
-    const float clamped = fmaxf(am, nf4::kMinAbsmax);
+    const float clamped = fmaxf(am, bnb::kMinAbsmax);
     const float reciprocal = __fdiv_rn(1.0f, clamped);
     if (lane == 0) nested[block] = partial ? clamped : am;
     for (int64_t i = lane; i < len; i += kWarp) {
         const float centered = __fsub_rn(v[start + i], offset);
         codes[start + i] =
-            nf4::encode_8bit(s_mid, scale_into_unit(centered, clamped, reciprocal, partial));
+            bnb::encode_8bit(s_mid, scale_into_unit(centered, clamped, reciprocal, partial));
     }
 }
 
 // ---- dequantize: 8 elements (4 packed bytes) per thread --------------------------------------
 template <typename Out>
-__global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed,
-                                      const float* __restrict__ absmax_f32,
-                                      const uint8_t* __restrict__ codes,
-                                      const float* __restrict__ nested,
-                                      const float* __restrict__ map, float offset, nf4::Codebook cb,
-                                      Out* __restrict__ out, int64_t n, int blocksize_log2) {
+__global__ void dequantize_4bit_kernel(const uint8_t* __restrict__ packed,
+                                       const float* __restrict__ absmax_f32,
+                                       const uint8_t* __restrict__ codes,
+                                       const float* __restrict__ nested,
+                                       const float* __restrict__ map, float offset,
+                                       bnb::Codebook cb, Out* __restrict__ out, int64_t n,
+                                       int blocksize_log2) {
     __shared__ float s_values[16];
     if (threadIdx.x < 16) s_values[threadIdx.x] = cb.values[threadIdx.x];
     __syncthreads();
@@ -142,7 +143,7 @@ __global__ void nf4_dequantize_kernel(const uint8_t* __restrict__ packed,
         if (absmax_f32 != nullptr) {
             scale = absmax_f32[b];
         } else {
-            scale = __fadd_rn(__fmul_rn(map[codes[b]], nested[b / nf4::kNestedBlocksize]), offset);
+            scale = __fadd_rn(__fmul_rn(map[codes[b]], nested[b / bnb::kNestedBlocksize]), offset);
         }
         const int64_t count = min(static_cast<int64_t>(kElemsPerThread), n - e0);
         if (count == kElemsPerThread) {
@@ -183,23 +184,23 @@ unsigned int warp_grid(int64_t warps) {
 
 }  // namespace
 
-cudaError_t nf4_quantize_cuda(const void* x, FloatType x_type, const nf4::Codebook& cb,
-                              uint8_t* packed, float* absmax, int64_t n, int64_t blocksize,
-                              cudaStream_t stream) {
+cudaError_t quantize_4bit_cuda(const void* x, FloatType x_type, const bnb::Codebook& cb,
+                               uint8_t* packed, float* absmax, int64_t n, int64_t blocksize,
+                               cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    const unsigned int grid = warp_grid(nf4::num_blocks(n, blocksize));
+    const unsigned int grid = warp_grid(bnb::num_blocks(n, blocksize));
     const unsigned int threads = kWarp * kWarpsPerCta;
     switch (x_type) {
         case FloatType::kFloat32:
-            nf4_quantize_kernel<float><<<grid, threads, 0, stream>>>(
+            quantize_4bit_kernel<float><<<grid, threads, 0, stream>>>(
                 static_cast<const float*>(x), cb, packed, absmax, n, blocksize);
             break;
         case FloatType::kFloat16:
-            nf4_quantize_kernel<__half><<<grid, threads, 0, stream>>>(
+            quantize_4bit_kernel<__half><<<grid, threads, 0, stream>>>(
                 static_cast<const __half*>(x), cb, packed, absmax, n, blocksize);
             break;
         case FloatType::kBFloat16:
-            nf4_quantize_kernel<__nv_bfloat16><<<grid, threads, 0, stream>>>(
+            quantize_4bit_kernel<__nv_bfloat16><<<grid, threads, 0, stream>>>(
                 static_cast<const __nv_bfloat16*>(x), cb, packed, absmax, n, blocksize);
             break;
     }
@@ -209,17 +210,17 @@ cudaError_t nf4_quantize_cuda(const void* x, FloatType x_type, const nf4::Codebo
 cudaError_t absmax_quantize_cuda(const float* absmax, const float* map_midpoints, float offset,
                                  uint8_t* codes, float* nested, int64_t n, cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
-    const unsigned int grid = warp_grid(nf4::num_blocks(n, nf4::kNestedBlocksize));
+    const unsigned int grid = warp_grid(bnb::num_blocks(n, bnb::kNestedBlocksize));
     absmax_quantize_kernel<<<grid, kWarp * kWarpsPerCta, 0, stream>>>(absmax, map_midpoints, offset,
                                                                       codes, nested, n);
     return cudaGetLastError();
 }
 
-cudaError_t nf4_dequantize_cuda(const uint8_t* packed, const float* absmax_f32,
-                                const uint8_t* codes, const float* nested, const float* map,
-                                float offset, const nf4::Codebook& cb, void* out,
-                                FloatType out_type, int64_t n, int64_t blocksize,
-                                cudaStream_t stream) {
+cudaError_t dequantize_4bit_cuda(const uint8_t* packed, const float* absmax_f32,
+                                 const uint8_t* codes, const float* nested, const float* map,
+                                 float offset, const bnb::Codebook& cb, void* out,
+                                 FloatType out_type, int64_t n, int64_t blocksize,
+                                 cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
     const int64_t groups = (n + kElemsPerThread - 1) / kElemsPerThread;
     int device = 0, sms = 0;
@@ -232,17 +233,17 @@ cudaError_t nf4_dequantize_cuda(const uint8_t* packed, const float* absmax_f32,
     const int shift = log2_exact(blocksize);
     switch (out_type) {
         case FloatType::kFloat32:
-            nf4_dequantize_kernel<float><<<grid, kDequantThreads, 0, stream>>>(
+            dequantize_4bit_kernel<float><<<grid, kDequantThreads, 0, stream>>>(
                 packed, absmax_f32, codes, nested, map, offset, cb, static_cast<float*>(out), n,
                 shift);
             break;
         case FloatType::kFloat16:
-            nf4_dequantize_kernel<__half><<<grid, kDequantThreads, 0, stream>>>(
+            dequantize_4bit_kernel<__half><<<grid, kDequantThreads, 0, stream>>>(
                 packed, absmax_f32, codes, nested, map, offset, cb, static_cast<__half*>(out), n,
                 shift);
             break;
         case FloatType::kBFloat16:
-            nf4_dequantize_kernel<__nv_bfloat16><<<grid, kDequantThreads, 0, stream>>>(
+            dequantize_4bit_kernel<__nv_bfloat16><<<grid, kDequantThreads, 0, stream>>>(
                 packed, absmax_f32, codes, nested, map, offset, cb,
                 static_cast<__nv_bfloat16*>(out), n, shift);
             break;

@@ -1,4 +1,4 @@
-// NF4Tensor: a weight stored in 4 bits the way bitsandbytes stores it (packed codes + blockwise
+// Quant4Tensor: a weight stored in 4 bits the way bitsandbytes stores it (packed codes + blockwise
 // absmax, optionally double-quantized). An immutable value; it never keeps a dequantized copy.
 #pragma once
 
@@ -8,15 +8,15 @@
 #include <vector>
 
 #include "core/enum_names.h"
-#include "kernels/nf4_format.h"
+#include "kernels/bnb_quant.h"
 
 namespace qlora::quant {
 
-using nf4::QuantType;
+using bnb::QuantType;
 
-struct Nf4Options {
+struct Quant4Options {
     QuantType type = QuantType::kNF4;
-    int64_t blocksize = nf4::kDefaultBlocksize;  // power of two in [32, 4096]
+    int64_t blocksize = bnb::kDefaultBlocksize;  // power of two in [32, 4096]
     bool double_quant = true;                    // 8-bit absmax, nested blocks of 256
 };
 
@@ -26,21 +26,21 @@ inline constexpr auto kQuantTypeNames =
 QuantType parse_quant_type(std::string_view name);
 std::string quant_type_name(QuantType value);
 
-class NF4Tensor {
+class Quant4Tensor {
   public:
-    NF4Tensor() = default;
+    Quant4Tensor() = default;
 
     // Quantizes w (fp32, fp16 or bf16; any shape, any device) blockwise over its flattened
     // row-major elements. `name` only labels errors (NaN/Inf, empty tensors are rejected).
-    static NF4Tensor quantize(const at::Tensor& w, const Nf4Options& options,
-                              const std::string& name = "tensor");
+    static Quant4Tensor quantize(const at::Tensor& w, const Quant4Options& options,
+                                 const std::string& name = "tensor");
 
     // Assembles a tensor from stored parts (a checkpoint), validating every size relation.
     // absmax: uint8 [n_blocks] with nested_absmax/nested_code (double quant) or float32 [n_blocks].
-    static NF4Tensor from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor nested_absmax,
-                                at::Tensor nested_code, float nested_offset,
-                                std::vector<int64_t> shape, c10::ScalarType dtype, QuantType type,
-                                int64_t blocksize, const std::string& name);
+    static Quant4Tensor from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor nested_absmax,
+                                   at::Tensor nested_code, float nested_offset,
+                                   std::vector<int64_t> shape, c10::ScalarType dtype,
+                                   QuantType type, int64_t blocksize, const std::string& name);
 
     // The weight in `dtype` (default: the original dtype), on this tensor's device, in its shape.
     at::Tensor dequantize(c10::optional<c10::ScalarType> dtype = c10::nullopt) const;
@@ -49,11 +49,11 @@ class NF4Tensor {
     // Only the per-block absmax in float32 [n_blocks] (double quant undone).
     at::Tensor block_absmax() const;
 
-    NF4Tensor to(const c10::Device& device) const;
+    Quant4Tensor to(const c10::Device& device) const;
 
     bool defined() const { return packed_.defined(); }
     int64_t numel() const;
-    int64_t num_blocks() const { return nf4::num_blocks(numel(), blocksize_); }
+    int64_t num_blocks() const { return bnb::num_blocks(numel(), blocksize_); }
     // Bytes held: packed codes + absmax + nested state (what the 4-bit promise is about).
     int64_t nbytes() const;
     const std::vector<int64_t>& shape() const { return shape_; }
@@ -80,7 +80,7 @@ class NF4Tensor {
     std::vector<int64_t> shape_;
     c10::ScalarType dtype_ = at::kFloat;
     QuantType type_ = QuantType::kNF4;
-    int64_t blocksize_ = nf4::kDefaultBlocksize;
+    int64_t blocksize_ = bnb::kDefaultBlocksize;
 };
 
 }  // namespace qlora::quant

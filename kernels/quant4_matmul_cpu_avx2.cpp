@@ -1,5 +1,5 @@
 // AVX2+FMA bodies of the fused CPU 4-bit matmuls. This translation unit alone is compiled with
-// -mavx2 -mfma (CMakeLists.txt); nf4_matmul_cpu.cpp calls it only when the CPU reports both.
+// -mavx2 -mfma (CMakeLists.txt); quant4_matmul_cpu.cpp calls it only when the CPU reports both.
 //
 // 16 weights come from 8 packed bytes: vpmovzxbd widens the bytes to 8 int32 lanes d; the high
 // nibbles (elements 0, 2, ..., 14) index with d >> 4, the low ones (1, 3, ..., 15) with d itself.
@@ -9,7 +9,7 @@
 // code values already multiplied by the block's scale, so each weight equals dequantize_4bit's.
 #include <immintrin.h>
 
-#include "kernels/nf4_matmul_cpu.h"
+#include "kernels/quant4_matmul_cpu.h"
 
 namespace qlora::kernels::detail {
 namespace {

@@ -11,13 +11,13 @@
 // bound against the double-precision sum of the fp32 products (the reference twins below).
 //
 // Raw pointers, no tensors; threads through at::parallel_for. The AVX2+FMA paths live in
-// nf4_matmul_cpu_avx2.cpp (compiled with -mavx2 -mfma), the AVX-512 ones in
-// nf4_matmul_cpu_avx512.cpp (-mavx512f); the best the CPU supports is chosen at run time.
+// quant4_matmul_cpu_avx2.cpp (compiled with -mavx2 -mfma), the AVX-512 ones in
+// quant4_matmul_cpu_avx512.cpp (-mavx512f); the best the CPU supports is chosen at run time.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/nf4_format.h"
+#include "kernels/bnb_quant.h"
 
 namespace qlora::kernels {
 
@@ -30,17 +30,17 @@ struct Packed4bitMatrix {
     const float* nested = nullptr;          // [ceil(n_blocks/256)]  (double quant)
     const float* map = nullptr;             // [256]                 (double quant)
     float offset = 0.0f;                    //                       (double quant)
-    const float* code_values = nullptr;     // [16]: the codebook (nf4::Codebook::values)
+    const float* code_values = nullptr;     // [16]: the codebook (bnb::Codebook::values)
     int64_t rows = 0;
     int64_t cols = 0;
-    int64_t blocksize = nf4::kDefaultBlocksize;
+    int64_t blocksize = bnb::kDefaultBlocksize;
 };
 
 // The scale of block b, with double quantization undone exactly as dequantize_4bit does it:
 // map[codes[b]] * nested[b/256] rounded, then + offset rounded (two float32 roundings, no FMA).
 [[gnu::always_inline]] inline float block_scale(const Packed4bitMatrix& w, int64_t b) {
     if (w.absmax != nullptr) return w.absmax[b];
-    const float scaled = w.map[w.absmax_codes[b]] * w.nested[b / nf4::kNestedBlocksize];
+    const float scaled = w.map[w.absmax_codes[b]] * w.nested[b / bnb::kNestedBlocksize];
     return scaled + w.offset;
 }
 
@@ -54,29 +54,29 @@ const char* cpu_isa_name(CpuIsa isa);
 // y[i*ldy + o] = Σ_k x[i*ldx + k] · deq(W)[o, k] for i < n, o < rows: the decode (GEMV-like)
 // kernel. Reads the packed codes and block scales once per group of up to 4 x rows and
 // dequantizes in registers; never writes W anywhere. Scratch: n*cols floats (x regrouped).
-void nf4_gemv_xwt(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,
-                  int64_t ldy, CpuIsa isa);
+void quant4_gemv_xwt(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,
+                     int64_t ldy, CpuIsa isa);
 
 // Dequantizes the tile W[r0:r1, c0:c1] into out[(r - r0)*ldo + (c - c0)] (float32): what the tiled
 // large-row-count matmuls feed to a GEMM. Runs on the calling thread.
-void nf4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
-                      float* out, int64_t ldo, CpuIsa isa);
+void quant4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                         float* out, int64_t ldo, CpuIsa isa);
 
 // Scalar reference twins ("the truth"): each output is the double-precision sum of the float32
 // products x·deq(w), rounded to float32 once. Single-threaded; for tests.
 // y[i, o] = Σ_k x[i, k]·deq(W)[o, k]
-void nf4_matmul_xwt_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,
-                        int64_t ldy);
+void quant4_matmul_xwt_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
+                           float* y, int64_t ldy);
 // dx[i, k] = Σ_o g[i, o]·deq(W)[o, k]
-void nf4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, int64_t ldg, float* dx,
-                       int64_t lddx);
+void quant4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, int64_t ldg,
+                          float* dx, int64_t lddx);
 // Σ_k |x[i, k]·deq(W)[o, k]|: the scale of the error bound above, per output (same layout as y).
-void nf4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
-                            float* y, int64_t ldy);
+void quant4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
+                               float* y, int64_t ldy);
 
 namespace detail {
-// The vector bodies (nf4_matmul_cpu_avx2.cpp, nf4_matmul_cpu_avx512.cpp), for a group width G of
-// 16 (AVX2) or 32 (AVX-512) weights. gemv: rows [o0, o1) against x regrouped per G columns as
+// The vector bodies (quant4_matmul_cpu_avx2.cpp, quant4_matmul_cpu_avx512.cpp), for a group width G
+// of 16 (AVX2) or 32 (AVX-512) weights. gemv: rows [o0, o1) against x regrouped per G columns as
 // [even columns, odd columns] (requires cols % G == 0). dequant_segment: flat elements [e0, e1)
 // of one block, e0 and e1 multiples of G, into out[0, e1 - e0); table16 = codes times the scale.
 void gemv_rows_avx2(const Packed4bitMatrix& w, const float* xg, int64_t n, int64_t o0, int64_t o1,

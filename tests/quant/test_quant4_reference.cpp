@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "core/error.h"
-#include "quant/nf4_cpu.h"
-#include "quant/nf4_ops.h"
-#include "quant/nf4_ref.h"
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_cpu.h"
+#include "quant/quant4_ops.h"
+#include "quant/quant4_ref.h"
+#include "quant/quant4_tensor.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
@@ -17,24 +17,24 @@ namespace {
 
 using qlora::test::error_of;
 using qlora::test::tensors_identical;
-constexpr nf4::Codebook kNf4 = nf4::make_codebook(nf4::QuantType::kNF4);
-constexpr nf4::Codebook kFp4 = nf4::make_codebook(nf4::QuantType::kFP4);
+constexpr bnb::Codebook kNf4 = bnb::make_codebook(bnb::QuantType::kNF4);
+constexpr bnb::Codebook kFp4 = bnb::make_codebook(bnb::QuantType::kFP4);
 
 TEST(Nf4Reference, EncodeNearestWithLowerCodeOnTies) {
-    EXPECT_EQ(nf4::encode_4bit(kNf4, -1.0f), 0);
-    EXPECT_EQ(nf4::encode_4bit(kNf4, 1.0f), 15);
-    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.0f), 7);
-    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.07f), 8);  // nearer 0.0796 than 0
-    EXPECT_EQ(nf4::encode_4bit(kNf4, 0.03f), 7);  // nearer 0
+    EXPECT_EQ(bnb::encode_4bit(kNf4, -1.0f), 0);
+    EXPECT_EQ(bnb::encode_4bit(kNf4, 1.0f), 15);
+    EXPECT_EQ(bnb::encode_4bit(kNf4, 0.0f), 7);
+    EXPECT_EQ(bnb::encode_4bit(kNf4, 0.07f), 8);  // nearer 0.0796 than 0
+    EXPECT_EQ(bnb::encode_4bit(kNf4, 0.03f), 7);  // nearer 0
     const float mid = (0.0f + 0.07958029955625534f) / 2.0f;
-    EXPECT_EQ(nf4::encode_4bit(kNf4, mid), 7);  // exactly on the midpoint: lower code
-    EXPECT_EQ(nf4::encode_4bit(kNf4, std::nextafter(mid, 1.0f)), 8);
+    EXPECT_EQ(bnb::encode_4bit(kNf4, mid), 7);  // exactly on the midpoint: lower code
+    EXPECT_EQ(bnb::encode_4bit(kNf4, std::nextafter(mid, 1.0f)), 8);
     // FP4: 0 -> +0 (code 0); tiny positive values go to -0 (code 8), as bitsandbytes' sort does.
-    EXPECT_EQ(nf4::encode_4bit(kFp4, 0.0f), 0);
-    EXPECT_EQ(nf4::encode_4bit(kFp4, 0.001f), 8);
-    EXPECT_EQ(nf4::encode_4bit(kFp4, 1.0f), 3);
-    EXPECT_EQ(nf4::encode_4bit(kFp4, -1.0f), 11);
-    EXPECT_EQ(nf4::encode_4bit(kFp4, 0.5f), 5);
+    EXPECT_EQ(bnb::encode_4bit(kFp4, 0.0f), 0);
+    EXPECT_EQ(bnb::encode_4bit(kFp4, 0.001f), 8);
+    EXPECT_EQ(bnb::encode_4bit(kFp4, 1.0f), 3);
+    EXPECT_EQ(bnb::encode_4bit(kFp4, -1.0f), 11);
+    EXPECT_EQ(bnb::encode_4bit(kFp4, 0.5f), 5);
 }
 
 TEST(Nf4Reference, PackingIsHighNibbleFirst) {
@@ -42,14 +42,14 @@ TEST(Nf4Reference, PackingIsHighNibbleFirst) {
     std::vector<float> x = {1.0f, -1.0f, 0.0f, 1.0f, 0.5f};
     std::vector<uint8_t> packed(3);
     std::vector<float> absmax(1);
-    nf4_quantize_ref(x.data(), 5, 64, kNf4, packed.data(), absmax.data(), 0, 1);
+    quantize_4bit_ref(x.data(), 5, 64, kNf4, packed.data(), absmax.data(), 0, 1);
     EXPECT_EQ(packed[0], 0xF0);
     EXPECT_EQ(packed[1], 0x7F);
     EXPECT_EQ(packed[2] & 0x0F, 7);
-    EXPECT_EQ(packed[2] >> 4, nf4::encode_4bit(kNf4, 0.5f));
+    EXPECT_EQ(packed[2] >> 4, bnb::encode_4bit(kNf4, 0.5f));
     EXPECT_EQ(absmax[0], 1.0f);  // partial block stores max(absmax, 1e-38) = 1
     std::vector<float> back(5);
-    nf4_dequantize_ref(packed.data(), absmax.data(), 5, 64, kNf4, back.data());
+    dequantize_4bit_ref(packed.data(), absmax.data(), 5, 64, kNf4, back.data());
     EXPECT_EQ(back[0], 1.0f);
     EXPECT_EQ(back[1], -1.0f);
     EXPECT_EQ(back[2], 0.0f);
@@ -60,7 +60,7 @@ TEST(Nf4Reference, AllZeroBlocksDequantizeToZero) {
     at::Tensor x = at::zeros({64 * 3 + 7});
     x.slice(0, 64, 128).normal_();
     for (bool dq : {false, true}) {
-        NF4Tensor t = NF4Tensor::quantize(x, {nf4::QuantType::kNF4, 64, dq});
+        Quant4Tensor t = Quant4Tensor::quantize(x, {bnb::QuantType::kNF4, 64, dq});
         at::Tensor back = t.dequantize();
         EXPECT_EQ(back.slice(0, 0, 64).abs().max().item<float>(), 0.0f);
         EXPECT_EQ(back.slice(0, 128).abs().max().item<float>(), 0.0f);
@@ -74,22 +74,22 @@ TEST(Nf4Reference, FastCpuPathsEqualReference) {
     for (int64_t n :
          {int64_t{1}, int64_t{63}, int64_t{64}, int64_t{65537}, int64_t{3 * 65536 + 4097}}) {
         for (int64_t bs : {32, 64, 4096}) {
-            for (auto type : {nf4::QuantType::kNF4, nf4::QuantType::kFP4}) {
+            for (auto type : {bnb::QuantType::kNF4, bnb::QuantType::kFP4}) {
                 SCOPED_TRACE(::testing::Message()
                              << "n=" << n << " bs=" << bs << " type=" << int(type));
-                const nf4::Codebook& cb = codebook(type);
+                const bnb::Codebook& cb = codebook(type);
                 at::Tensor x = at::randn({n});
-                at::Tensor packed = at::empty({nf4::packed_bytes(n)}, at::kByte);
-                at::Tensor absmax = at::empty({nf4::num_blocks(n, bs)}, at::kFloat);
-                nf4_quantize_ref(x.data_ptr<float>(), n, bs, cb, packed.data_ptr<uint8_t>(),
-                                 absmax.data_ptr<float>(), 0, nf4::num_blocks(n, bs));
+                at::Tensor packed = at::empty({bnb::packed_bytes(n)}, at::kByte);
+                at::Tensor absmax = at::empty({bnb::num_blocks(n, bs)}, at::kFloat);
+                quantize_4bit_ref(x.data_ptr<float>(), n, bs, cb, packed.data_ptr<uint8_t>(),
+                                  absmax.data_ptr<float>(), 0, bnb::num_blocks(n, bs));
                 Quantized4bit fast = quantize_4bit(x, type, bs);
                 ASSERT_TRUE(tensors_identical(packed, fast.packed));
                 ASSERT_TRUE(tensors_identical(absmax, fast.absmax));
 
                 at::Tensor ref_out = at::empty({n}, at::kFloat);
-                nf4_dequantize_ref(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n, bs, cb,
-                                   ref_out.data_ptr<float>());
+                dequantize_4bit_ref(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), n, bs, cb,
+                                    ref_out.data_ptr<float>());
                 for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
                     at::Tensor out =
                         dequantize_4bit(packed, absmax, {}, {}, {}, 0.0f, n, bs, type, dtype);
@@ -103,7 +103,7 @@ TEST(Nf4Reference, FastCpuPathsEqualReference) {
 TEST(Nf4Reference, FusedDoubleQuantDequantEqualsTwoStepReference) {
     at::manual_seed(4);
     at::Tensor w = at::randn({300, 257}) * 0.02;
-    NF4Tensor t = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, true});
+    Quant4Tensor t = Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 64, true});
     at::Tensor absmax = t.block_absmax();  // torch ops: map[codes] * nested + offset
     std::vector<float> ref_absmax(t.num_blocks());
     absmax_dequantize_ref(t.absmax().data_ptr<uint8_t>(), t.nested_absmax().data_ptr<float>(),
@@ -111,8 +111,8 @@ TEST(Nf4Reference, FusedDoubleQuantDequantEqualsTwoStepReference) {
                           ref_absmax.data());
     ASSERT_TRUE(tensors_identical(at::tensor(ref_absmax, at::kFloat), absmax));
     at::Tensor ref = at::empty({w.numel()});
-    nf4_dequantize_ref(t.packed().data_ptr<uint8_t>(), ref_absmax.data(), w.numel(), 64, kNf4,
-                       ref.data_ptr<float>());
+    dequantize_4bit_ref(t.packed().data_ptr<uint8_t>(), ref_absmax.data(), w.numel(), 64, kNf4,
+                        ref.data_ptr<float>());
     EXPECT_TRUE(tensors_identical(ref.view({300, 257}), t.dequantize()));
 }
 
@@ -120,8 +120,8 @@ TEST(Nf4Reference, FusedDoubleQuantDequantEqualsTwoStepReference) {
 TEST(Nf4Reference, DoubleQuantScalesWithinOneStep) {
     at::manual_seed(5);
     at::Tensor w = at::randn({512, 512});
-    Quantized4bit q = quantize_4bit(w, nf4::QuantType::kNF4, 64);
-    NF4Tensor t = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, true});
+    Quantized4bit q = quantize_4bit(w, bnb::QuantType::kNF4, 64);
+    Quant4Tensor t = Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 64, true});
     at::Tensor err = (t.block_absmax() - q.absmax).abs();
     // The dynamic map's largest gap near 1 is about 0.0078 (1/128) of the nested absmax.
     at::Tensor nested = t.nested_absmax().repeat_interleave(256).slice(0, 0, q.absmax.numel());
@@ -155,7 +155,8 @@ TEST(Nf4Reference, RoundTripErrorTableMatchesBitsandbytes) {
     for (const auto& row : rows) {
         SCOPED_TRACE(::testing::Message() << row.type << " bs=" << row.blocksize);
         for (bool dq : {false, true}) {
-            NF4Tensor t = NF4Tensor::quantize(a, {parse_quant_type(row.type), row.blocksize, dq});
+            Quant4Tensor t =
+                Quant4Tensor::quantize(a, {parse_quant_type(row.type), row.blocksize, dq});
             at::Tensor err = (a - t.dequantize()).abs();
             double mean_abs = err.mean().item<double>();
             double mean_rel = (err / (a.abs() + 1e-8)).mean().item<double>();
@@ -172,8 +173,8 @@ TEST(Nf4Reference, RoundTripErrorTableMatchesBitsandbytes) {
 
 TEST(Nf4Tensor, BitsPerParameterWithDoubleQuant) {
     at::Tensor w = at::randn({4096, 4096}, at::kBFloat16);
-    NF4Tensor dq = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, true});
-    NF4Tensor plain = NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 64, false});
+    Quant4Tensor dq = Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 64, true});
+    Quant4Tensor plain = Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 64, false});
     const double params = 4096.0 * 4096.0;
     EXPECT_NEAR(8.0 * static_cast<double>(dq.nbytes()) / params, 4.127, 0.001);
     EXPECT_NEAR(8.0 * static_cast<double>(plain.nbytes()) / params, 4.5, 0.001);
@@ -184,51 +185,53 @@ TEST(Nf4Tensor, BitsPerParameterWithDoubleQuant) {
 TEST(Nf4Tensor, BadInputsAreClearErrors) {
     at::Tensor w = at::randn({8, 64});
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 48, true}, "q_proj");
+                  Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 48, true}, "q_proj");
               }),
               "q_proj: blocksize must be a power of two in [32, 4096], got 48");
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::quantize(w, {nf4::QuantType::kNF4, 8192, true}, "q_proj");
+                  Quant4Tensor::quantize(w, {bnb::QuantType::kNF4, 8192, true}, "q_proj");
               }),
               "q_proj: blocksize must be a power of two in [32, 4096], got 8192");
     at::Tensor bad = w.clone();
     bad[3][5] = std::nanf("");
-    EXPECT_EQ(error_of([&] { NF4Tensor::quantize(bad, {}, "model.layers.0.mlp.up_proj.weight"); }),
-              "model.layers.0.mlp.up_proj.weight: holds NaN or Inf values; refusing to quantize a "
-              "non-finite weight");
+    EXPECT_EQ(
+        error_of([&] { Quant4Tensor::quantize(bad, {}, "model.layers.0.mlp.up_proj.weight"); }),
+        "model.layers.0.mlp.up_proj.weight: holds NaN or Inf values; refusing to quantize a "
+        "non-finite weight");
     bad[3][5] = INFINITY;
-    EXPECT_NE(error_of([&] { NF4Tensor::quantize(bad, {}, "w"); }).find("NaN or Inf"),
+    EXPECT_NE(error_of([&] { Quant4Tensor::quantize(bad, {}, "w"); }).find("NaN or Inf"),
               std::string::npos);
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::quantize(at::empty({0, 64}), {}, "w");
+                  Quant4Tensor::quantize(at::empty({0, 64}), {}, "w");
               }),
               "w: cannot quantize an empty tensor (shape [0, 64])");
-    EXPECT_EQ(error_of([&] { NF4Tensor::quantize(w.to(at::kInt), {}, "w"); }),
+    EXPECT_EQ(error_of([&] { Quant4Tensor::quantize(w.to(at::kInt), {}, "w"); }),
               "w: only float32, float16 and bfloat16 weights can be quantized, got Int");
 
-    NF4Tensor t = NF4Tensor::quantize(w, {});
+    Quant4Tensor t = Quant4Tensor::quantize(w, {});
     // absmax length not matching the shape
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::from_parts(t.packed(), t.absmax().slice(0, 0, 7), t.nested_absmax(),
-                                        t.nested_code(), t.nested_offset(), {8, 64}, at::kFloat,
-                                        nf4::QuantType::kNF4, 64, "w");
+                  Quant4Tensor::from_parts(t.packed(), t.absmax().slice(0, 0, 7), t.nested_absmax(),
+                                           t.nested_code(), t.nested_offset(), {8, 64}, at::kFloat,
+                                           bnb::QuantType::kNF4, 64, "w");
               }),
               "w: shape [8, 64] with blocksize 64 needs 8 absmax values, found 7");
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::from_parts(t.packed(), t.absmax(), t.nested_absmax(), t.nested_code(),
-                                        t.nested_offset(), {8, 65}, at::kFloat,
-                                        nf4::QuantType::kNF4, 64, "w");
+                  Quant4Tensor::from_parts(t.packed(), t.absmax(), t.nested_absmax(),
+                                           t.nested_code(), t.nested_offset(), {8, 65}, at::kFloat,
+                                           bnb::QuantType::kNF4, 64, "w");
               }),
               "w: shape [8, 65] needs 260 packed bytes, found 256");
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::from_parts(t.packed(), t.absmax(), at::zeros({2}), t.nested_code(),
-                                        t.nested_offset(), {8, 64}, at::kFloat,
-                                        nf4::QuantType::kNF4, 64, "w");
+                  Quant4Tensor::from_parts(t.packed(), t.absmax(), at::zeros({2}), t.nested_code(),
+                                           t.nested_offset(), {8, 64}, at::kFloat,
+                                           bnb::QuantType::kNF4, 64, "w");
               }),
               "w: 8 absmax values need 1 nested_absmax values, found 2");
     EXPECT_EQ(error_of([&] {
-                  NF4Tensor::from_parts(t.packed(), t.absmax(), t.nested_absmax(), t.nested_code(),
-                                        NAN, {8, 64}, at::kFloat, nf4::QuantType::kNF4, 64, "w");
+                  Quant4Tensor::from_parts(t.packed(), t.absmax(), t.nested_absmax(),
+                                           t.nested_code(), NAN, {8, 64}, at::kFloat,
+                                           bnb::QuantType::kNF4, 64, "w");
               }),
               "w: nested_offset is not finite: nan");
     EXPECT_EQ(error_of([&] { parse_quant_type("int4"); }),

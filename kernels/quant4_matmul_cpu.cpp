@@ -1,6 +1,6 @@
 // Portable bodies, run-time ISA choice and the scalar reference twins of the fused CPU 4-bit
 // matmuls (contract and error bound in the header).
-#include "kernels/nf4_matmul_cpu.h"
+#include "kernels/quant4_matmul_cpu.h"
 
 #include <ATen/Parallel.h>
 
@@ -10,8 +10,8 @@
 #include <cstring>
 #include <vector>
 
-// CMakeLists.txt compiles nf4_matmul_cpu_avx2.cpp on x86-64 only; elsewhere the AVX2 entry points
-// are stubs that best_cpu_isa() never selects.
+// CMakeLists.txt compiles quant4_matmul_cpu_avx2.cpp on x86-64 only; elsewhere the AVX2 entry
+// points are stubs that best_cpu_isa() never selects.
 #if defined(__x86_64__)
 #define QLORA_CPU_AVX2_KERNELS 1
 #else
@@ -46,7 +46,7 @@ void scaled_table(const Packed4bitMatrix& w, int64_t block, float* table) {
 
 uint8_t nibble(const uint8_t* packed, int64_t e) {
     const uint8_t byte = packed[e / 2];
-    return e % 2 == 0 ? nf4::high_nibble(byte) : nf4::low_nibble(byte);
+    return e % 2 == 0 ? bnb::high_nibble(byte) : bnb::low_nibble(byte);
 }
 
 // Flat elements [e0, e1) of one block into out, any start parity.
@@ -56,8 +56,8 @@ void dequant_segment_scalar(const uint8_t* packed, int64_t e0, int64_t e1, const
     if (e < e1 && e % 2 != 0) *out++ = table[nibble(packed, e++)];
     for (; e + 1 < e1; e += 2) {
         const uint8_t byte = packed[e / 2];
-        out[0] = table[nf4::high_nibble(byte)];
-        out[1] = table[nf4::low_nibble(byte)];
+        out[0] = table[bnb::high_nibble(byte)];
+        out[1] = table[bnb::low_nibble(byte)];
         out += 2;
     }
     if (e < e1) *out = table[nibble(packed, e)];
@@ -92,7 +92,7 @@ void gemv_rows_portable(const Packed4bitMatrix& w, const float* x, int64_t n, in
                         int64_t o0, int64_t o1, float* y, int64_t ldy) {
     std::vector<float> row(static_cast<size_t>(w.cols));
     for (int64_t o = o0; o < o1; ++o) {
-        nf4_dequant_tile(w, o, o + 1, 0, w.cols, row.data(), w.cols, CpuIsa::kPortable);
+        quant4_dequant_tile(w, o, o + 1, 0, w.cols, row.data(), w.cols, CpuIsa::kPortable);
         for (int64_t i = 0; i < n; ++i) {
             const float* xi = x + i * ldx;
             float acc = 0.0f;
@@ -136,8 +136,8 @@ const char* cpu_isa_name(CpuIsa isa) {
     }
 }
 
-void nf4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
-                      float* out, int64_t ldo, CpuIsa isa) {
+void quant4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                         float* out, int64_t ldo, CpuIsa isa) {
     float table[16];
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t row_start = r * w.cols;
@@ -160,8 +160,8 @@ void nf4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t
     }
 }
 
-void nf4_gemv_xwt(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,
-                  int64_t ldy, CpuIsa isa) {
+void quant4_gemv_xwt(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,
+                     int64_t ldy, CpuIsa isa) {
     if (n <= 0 || w.rows <= 0) return;
     if (isa == CpuIsa::kAvx512 && w.cols % 32 != 0) isa = CpuIsa::kAvx2;
     if (isa != CpuIsa::kPortable && w.cols % 16 == 0) {
@@ -185,8 +185,8 @@ void nf4_gemv_xwt(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t 
     });
 }
 
-void nf4_matmul_xwt_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,
-                        int64_t ldy) {
+void quant4_matmul_xwt_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
+                           float* y, int64_t ldy) {
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t o = 0; o < w.rows; ++o) {
             double acc = 0.0;  // products of two floats are exact in double
@@ -198,8 +198,8 @@ void nf4_matmul_xwt_ref(const Packed4bitMatrix& w, const float* x, int64_t n, in
     }
 }
 
-void nf4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
-                            float* y, int64_t ldy) {
+void quant4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
+                               float* y, int64_t ldy) {
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t o = 0; o < w.rows; ++o) {
             double acc = 0.0;
@@ -212,8 +212,8 @@ void nf4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n
     }
 }
 
-void nf4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, int64_t ldg, float* dx,
-                       int64_t lddx) {
+void quant4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, int64_t ldg,
+                          float* dx, int64_t lddx) {
     std::vector<double> acc(static_cast<size_t>(w.cols));
     for (int64_t i = 0; i < n; ++i) {
         std::fill(acc.begin(), acc.end(), 0.0);

@@ -1,4 +1,5 @@
-// Matmuls with a 4-bit weight that never materialize deq(W) on the CPU (kernels/nf4_matmul_cpu.h):
+// Matmuls with a 4-bit weight that never materialize deq(W) on the CPU
+// (kernels/quant4_matmul_cpu.h):
 //   few rows (decode):   the fused GEMV, W dequantized in registers;
 //   many rows (prefill, training forward, recompute, backward): tiles of W dequantized into a
 //   per-thread buffer of about `tile_bytes`, reused across calls, each tile fed to ATen's GEMM.
@@ -9,26 +10,26 @@
 
 #include <ATen/ATen.h>
 
-#include "kernels/nf4_matmul_cpu.h"
-#include "quant/nf4_tensor.h"
+#include "kernels/quant4_matmul_cpu.h"
+#include "quant/quant4_tensor.h"
 
 namespace qlora::quant {
 
 // True when the fused CPU kernels serve x against w (both on the CPU, x float32/16/bf16).
-bool nf4_matmul_fused(const at::Tensor& x, const NF4Tensor& w);
+bool quant4_matmul_fused(const at::Tensor& x, const Quant4Tensor& w);
 
 // y = x·deq(W)ᵀ (+ bias): x [..., in] -> [..., out] in x's dtype; W is [out, in].
-at::Tensor nf4_linear(const at::Tensor& x, const NF4Tensor& w, const at::Tensor& bias = {});
+at::Tensor quant4_linear(const at::Tensor& x, const Quant4Tensor& w, const at::Tensor& bias = {});
 
-// dX = G·deq(W): g [..., out] -> [..., in] in g's dtype (the input gradient of nf4_linear).
-at::Tensor nf4_matmul_grad_input(const at::Tensor& g, const NF4Tensor& w);
+// dX = G·deq(W): g [..., out] -> [..., in] in g's dtype (the input gradient of quant4_linear).
+at::Tensor quant4_matmul_grad_input(const at::Tensor& g, const Quant4Tensor& w);
 
 // Knobs of the path choice, process-wide (tests force each path; benches tune them).
-struct Nf4MatmulTuning {
+struct Quant4MatmulTuning {
     int64_t gemv_max_rows = 8;     // x rows up to this use the fused GEMV
     int64_t tile_bytes = 1 << 20;  // float32 bytes of one dequantized tile of W
     kernels::CpuIsa max_isa = kernels::CpuIsa::kAvx512;  // cap below the CPU's best (tests)
 };
-Nf4MatmulTuning& nf4_matmul_tuning();
+Quant4MatmulTuning& quant4_matmul_tuning();
 
 }  // namespace qlora::quant

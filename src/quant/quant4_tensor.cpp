@@ -1,12 +1,12 @@
-// NF4Tensor: quantize (with optional double quantization), validated assembly from stored parts,
+// Quant4Tensor: quantize (with optional double quantization), validated assembly from stored parts,
 // dequantize, device moves and byte accounting.
-#include "quant/nf4_tensor.h"
+#include "quant/quant4_tensor.h"
 
 #include <numeric>
 
 #include "core/error.h"
 #include "quant/dynamic_map.h"
-#include "quant/nf4_ops.h"
+#include "quant/quant4_ops.h"
 
 namespace qlora::quant {
 namespace {
@@ -27,9 +27,9 @@ QuantType parse_quant_type(std::string_view name) { return kQuantTypeNames.parse
 
 std::string quant_type_name(QuantType value) { return kQuantTypeNames.name(value); }
 
-NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options,
-                              const std::string& name) {
-    QLORA_CHECK(nf4::valid_blocksize(options.blocksize), name,
+Quant4Tensor Quant4Tensor::quantize(const at::Tensor& w, const Quant4Options& options,
+                                    const std::string& name) {
+    QLORA_CHECK(bnb::valid_blocksize(options.blocksize), name,
                 ": blocksize must be a power of two in [32, 4096], got ", options.blocksize);
     QLORA_CHECK(w.scalar_type() == at::kFloat || w.scalar_type() == at::kHalf ||
                     w.scalar_type() == at::kBFloat16,
@@ -42,7 +42,7 @@ NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options,
                 ": holds NaN or Inf values; refusing to quantize a non-finite weight");
 
     Quantized4bit q = quantize_4bit(w, options.type, options.blocksize);
-    NF4Tensor t;
+    Quant4Tensor t;
     t.packed_ = q.packed;
     t.shape_ = w.sizes().vec();
     t.dtype_ = w.scalar_type();
@@ -61,11 +61,12 @@ NF4Tensor NF4Tensor::quantize(const at::Tensor& w, const Nf4Options& options,
     return t;
 }
 
-NF4Tensor NF4Tensor::from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor nested_absmax,
-                                at::Tensor nested_code, float nested_offset,
-                                std::vector<int64_t> shape, c10::ScalarType dtype, QuantType type,
-                                int64_t blocksize, const std::string& name) {
-    QLORA_CHECK(nf4::valid_blocksize(blocksize), name,
+Quant4Tensor Quant4Tensor::from_parts(at::Tensor packed, at::Tensor absmax,
+                                      at::Tensor nested_absmax, at::Tensor nested_code,
+                                      float nested_offset, std::vector<int64_t> shape,
+                                      c10::ScalarType dtype, QuantType type, int64_t blocksize,
+                                      const std::string& name) {
+    QLORA_CHECK(bnb::valid_blocksize(blocksize), name,
                 ": blocksize must be a power of two in [32, 4096], got ", blocksize);
     QLORA_CHECK(dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16, name,
                 ": dtype must be float32, float16 or bfloat16, got ", dtype);
@@ -75,22 +76,22 @@ NF4Tensor NF4Tensor::from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor
     QLORA_CHECK(n > 0, name, ": empty shape ", shape_string(shape));
     QLORA_CHECK(packed.defined() && packed.scalar_type() == at::kByte, name,
                 ": packed weight must be uint8");
-    QLORA_CHECK(packed.numel() == nf4::packed_bytes(n), name, ": shape ", shape_string(shape),
-                " needs ", nf4::packed_bytes(n), " packed bytes, found ", packed.numel());
-    const int64_t blocks = nf4::num_blocks(n, blocksize);
+    QLORA_CHECK(packed.numel() == bnb::packed_bytes(n), name, ": shape ", shape_string(shape),
+                " needs ", bnb::packed_bytes(n), " packed bytes, found ", packed.numel());
+    const int64_t blocks = bnb::num_blocks(n, blocksize);
     QLORA_CHECK(absmax.defined() && absmax.numel() == blocks, name, ": shape ", shape_string(shape),
                 " with blocksize ", blocksize, " needs ", blocks, " absmax values, found ",
                 absmax.defined() ? absmax.numel() : 0);
-    NF4Tensor t;
+    Quant4Tensor t;
     const bool dq = nested_absmax.defined();
     if (dq) {
         QLORA_CHECK(absmax.scalar_type() == at::kByte, name,
                     ": double-quantized absmax must be uint8, found ", absmax.scalar_type());
-        const int64_t nested_blocks = nf4::num_blocks(blocks, nf4::kNestedBlocksize);
+        const int64_t nested_blocks = bnb::num_blocks(blocks, bnb::kNestedBlocksize);
         QLORA_CHECK(nested_absmax.numel() == nested_blocks, name, ": ", blocks,
                     " absmax values need ", nested_blocks, " nested_absmax values, found ",
                     nested_absmax.numel());
-        QLORA_CHECK(nested_code.defined() && nested_code.numel() == nf4::kDynamicMapSize, name,
+        QLORA_CHECK(nested_code.defined() && nested_code.numel() == bnb::kDynamicMapSize, name,
                     ": nested_quant_map must have 256 entries, found ",
                     nested_code.defined() ? nested_code.numel() : 0);
         QLORA_CHECK(std::isfinite(nested_offset), name,
@@ -113,10 +114,10 @@ NF4Tensor NF4Tensor::from_parts(at::Tensor packed, at::Tensor absmax, at::Tensor
     return t;
 }
 
-int64_t NF4Tensor::numel() const { return shape_numel(shape_); }
+int64_t Quant4Tensor::numel() const { return shape_numel(shape_); }
 
-at::Tensor NF4Tensor::dequantize(c10::optional<c10::ScalarType> dtype) const {
-    TORCH_CHECK(defined(), "NF4Tensor::dequantize on an empty NF4Tensor");
+at::Tensor Quant4Tensor::dequantize(c10::optional<c10::ScalarType> dtype) const {
+    TORCH_CHECK(defined(), "Quant4Tensor::dequantize on an empty Quant4Tensor");
     const c10::ScalarType out = dtype.value_or(dtype_);
     at::Tensor flat =
         double_quant()
@@ -127,8 +128,8 @@ at::Tensor NF4Tensor::dequantize(c10::optional<c10::ScalarType> dtype) const {
     return flat.view(shape_);
 }
 
-void NF4Tensor::dequantize_into(at::Tensor& out) const {
-    TORCH_CHECK(defined(), "NF4Tensor::dequantize_into on an empty NF4Tensor");
+void Quant4Tensor::dequantize_into(at::Tensor& out) const {
+    TORCH_CHECK(defined(), "Quant4Tensor::dequantize_into on an empty Quant4Tensor");
     if (double_quant()) {
         dequantize_4bit_into(packed_, at::Tensor(), absmax_, nested_absmax_, nested_code_,
                              nested_offset_, numel(), blocksize_, type_, out);
@@ -138,13 +139,13 @@ void NF4Tensor::dequantize_into(at::Tensor& out) const {
     }
 }
 
-at::Tensor NF4Tensor::block_absmax() const {
+at::Tensor Quant4Tensor::block_absmax() const {
     if (!double_quant()) return absmax_;
     return dequantize_absmax(absmax_, nested_absmax_, nested_code_, nested_offset_);
 }
 
-NF4Tensor NF4Tensor::to(const c10::Device& device) const {
-    NF4Tensor t = *this;
+Quant4Tensor Quant4Tensor::to(const c10::Device& device) const {
+    Quant4Tensor t = *this;
     t.packed_ = packed_.to(device);
     t.absmax_ = absmax_.to(device);
     if (double_quant()) {
@@ -154,14 +155,14 @@ NF4Tensor NF4Tensor::to(const c10::Device& device) const {
     return t;
 }
 
-int64_t NF4Tensor::nbytes() const {
+int64_t Quant4Tensor::nbytes() const {
     int64_t bytes = packed_.nbytes() + absmax_.nbytes();
     if (double_quant()) bytes += nested_absmax_.nbytes() + nested_code_.nbytes() + sizeof(float);
     return bytes;
 }
 
-at::Tensor NF4Tensor::code() const {
-    const nf4::Codebook& cb = codebook(type_);
+at::Tensor Quant4Tensor::code() const {
+    const bnb::Codebook& cb = codebook(type_);
     std::vector<float> values(cb.values, cb.values + 16);
     for (float& v : values) v += 0.0f;  // -0.0 -> +0.0, as bitsandbytes' get_4bit_type("fp4")
     return at::tensor(values, at::kFloat);
