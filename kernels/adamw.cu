@@ -52,9 +52,7 @@ __device__ __forceinline__ float block_max(float x, float* scratch /* [kThreads 
 
 __device__ __forceinline__ uint8_t requantize(float x, float absmax, bool partial,
                                               const float* midpoints) {
-    const float clamped = fmaxf(absmax, 1e-38f);
-    const float scaled = partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, __fdiv_rn(1.0f, clamped));
-    return bnb::encode_8bit(midpoints, bnb::clamp_unit(scaled));
+    return bnb::encode_8bit(midpoints, bnb::scale_into_unit(x, bnb::block_scale(absmax, partial)));
 }
 
 __global__ void adamw8bit_step_kernel(const float* __restrict__ g, float* __restrict__ p,

@@ -1,5 +1,6 @@
-// NF4 / FP4 format facts shared by host and device code: codebooks, block sizes, the nearest-code
-// rule and nibble packing, exactly as bitsandbytes defines them (DESIGN.md section 4).
+// bitsandbytes' blockwise quantization facts shared by host and device code: the NF4 / FP4
+// codebooks, block sizes, the block-scale rule, the nearest-code rules (4-bit and the 8-bit
+// dynamic map) and nibble packing, exactly as bitsandbytes defines them (DESIGN.md section 4).
 // Plain C++ (no LibTorch): included by kernels/*.cu and by src/quant/.
 #pragma once
 
@@ -100,6 +101,49 @@ QLORA_HD uint8_t encode_8bit(const float* midpoints /* [255] */, float x) {
 }
 
 QLORA_HD float clamp_unit(float x) { return x < -1.0f ? -1.0f : (x > 1.0f ? 1.0f : x); }
+
+// IEEE round-to-nearest quotient and product on host and device alike: device code names the _rn
+// intrinsics, which nvcc never contracts into an FMA nor approximates (-use_fast_math included).
+QLORA_HD float div_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fdiv_rn(a, b);
+#else
+    return a / b;
+#endif
+}
+QLORA_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+    return __fmul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+
+// bitsandbytes' block-scale rule, the one place it is written (the 4-bit quantizers, the 8-bit
+// double quantization and the 8-bit optimizer state, CPU references and CUDA kernels alike): a
+// block's absmax is clamped to kMinAbsmax (an all-zero block scales 0 to 0); a full block
+// multiplies by the reciprocal of the clamped absmax, the partial last block divides by the
+// clamped absmax (bitsandbytes' two code paths; they round differently). absmax is the max of
+// |x| over the block, never NaN (a max skips NaN elements).
+struct BlockScale {
+    float clamped;
+    float reciprocal;
+    bool partial;
+};
+QLORA_HD BlockScale block_scale(float absmax, bool partial) {
+    const float clamped = absmax < kMinAbsmax ? kMinAbsmax : absmax;
+    return BlockScale{clamped, div_rn(1.0f, clamped), partial};
+}
+// x scaled into [-1, 1] by its block's scale, ready for the nearest-code rule.
+QLORA_HD float scale_into_unit(float x, const BlockScale& s) {
+    return clamp_unit(s.partial ? div_rn(x, s.clamped) : mul_rn(x, s.reciprocal));
+}
+// The absmax a blockwise quantizer stores for the block (4-bit weights, nested absmax): the absmax
+// itself for a full block, the clamped one for a partial block. (The 8-bit optimizer state stores
+// the unclamped absmax either way.)
+QLORA_HD float stored_absmax(float absmax, const BlockScale& s) {
+    return s.partial ? s.clamped : absmax;
+}
 
 // Packing: byte j holds element 2j in its HIGH nibble and element 2j+1 in its low nibble.
 QLORA_HD uint8_t pack_pair(uint8_t first, uint8_t second) {

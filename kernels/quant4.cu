@@ -54,13 +54,6 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// bitsandbytes scales a full block by the reciprocal of its clamped absmax and divides a partial
-// one.
-__device__ __forceinline__ float scale_into_unit(float x, float clamped, float reciprocal,
-                                                 bool partial) {
-    return bnb::clamp_unit(partial ? __fdiv_rn(x, clamped) : __fmul_rn(x, reciprocal));
-}
-
 // ---- quantize: one warp per block ------------------------------------------------------------
 template <typename T>
 __global__ void quantize_4bit_kernel(const T* __restrict__ x, bnb::Codebook cb,
@@ -77,17 +70,16 @@ __global__ void quantize_4bit_kernel(const T* __restrict__ x, bnb::Codebook cb,
     float am = 0.0f;
     for (int64_t i = lane; i < len; i += kWarp) am = fmaxf(am, fabsf(to_float(x[start + i])));
     am = warp_max(am);
-    const float clamped = fmaxf(am, bnb::kMinAbsmax);
-    const float reciprocal = __fdiv_rn(1.0f, clamped);
-    if (lane == 0) absmax[block] = partial ? clamped : am;
+    const bnb::BlockScale scale = bnb::block_scale(am, partial);
+    if (lane == 0) absmax[block] = bnb::stored_absmax(am, scale);
 
     for (int64_t i = 2 * lane; i < len; i += 2 * kWarp) {
-        const uint8_t hi = bnb::encode_4bit(
-            cb, scale_into_unit(to_float(x[start + i]), clamped, reciprocal, partial));
-        const uint8_t lo = i + 1 < len
-                               ? bnb::encode_4bit(cb, scale_into_unit(to_float(x[start + i + 1]),
-                                                                      clamped, reciprocal, partial))
-                               : bnb::encode_4bit(cb, 0.0f);
+        const uint8_t hi =
+            bnb::encode_4bit(cb, bnb::scale_into_unit(to_float(x[start + i]), scale));
+        const uint8_t lo =
+            i + 1 < len
+                ? bnb::encode_4bit(cb, bnb::scale_into_unit(to_float(x[start + i + 1]), scale))
+                : bnb::encode_4bit(cb, 0.0f);
         packed[(start + i) / 2] = bnb::pack_pair(hi, lo);
     }
 }
@@ -111,13 +103,11 @@ __global__ void absmax_quantize_kernel(const float* __restrict__ v,
     for (int64_t i = lane; i < len; i += kWarp)
         am = fmaxf(am, fabsf(__fsub_rn(v[start + i], offset)));
     am = warp_max(am);
-    const float clamped = fmaxf(am, bnb::kMinAbsmax);
-    const float reciprocal = __fdiv_rn(1.0f, clamped);
-    if (lane == 0) nested[block] = partial ? clamped : am;
+    const bnb::BlockScale scale = bnb::block_scale(am, partial);
+    if (lane == 0) nested[block] = bnb::stored_absmax(am, scale);
     for (int64_t i = lane; i < len; i += kWarp) {
         const float centered = __fsub_rn(v[start + i], offset);
-        codes[start + i] =
-            bnb::encode_8bit(s_mid, scale_into_unit(centered, clamped, reciprocal, partial));
+        codes[start + i] = bnb::encode_8bit(s_mid, bnb::scale_into_unit(centered, scale));
     }
 }
 

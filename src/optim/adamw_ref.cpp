@@ -32,9 +32,7 @@ namespace {
 
 // x scaled into [-1, 1] by its block's absmax, bitsandbytes-style, then the nearest code.
 uint8_t requantize(float x, float absmax, bool partial, const float* midpoints) {
-    const float clamped = std::max(absmax, 1e-38f);  // an all-zero block scales 0 to 0
-    const float scaled = partial ? x / clamped : x * (1.0f / clamped);
-    return bnb::encode_8bit(midpoints, bnb::clamp_unit(scaled));
+    return bnb::encode_8bit(midpoints, bnb::scale_into_unit(x, bnb::block_scale(absmax, partial)));
 }
 
 }  // namespace

@@ -5,15 +5,6 @@
 #include <cmath>
 
 namespace qlora::quant {
-namespace {
-
-// Scales x by a block's absmax the way bitsandbytes does: a full block multiplies by the
-// reciprocal of the clamped absmax; the partial last block divides by it.
-inline float scale_into_unit(float x, float clamped_absmax, float reciprocal, bool partial) {
-    return bnb::clamp_unit(partial ? x / clamped_absmax : x * reciprocal);
-}
-
-}  // namespace
 
 void quantize_4bit_ref(const float* x, int64_t n, int64_t blocksize, const bnb::Codebook& cb,
                        uint8_t* packed, float* absmax, int64_t block_begin, int64_t block_end) {
@@ -23,16 +14,13 @@ void quantize_4bit_ref(const float* x, int64_t n, int64_t blocksize, const bnb::
         const bool partial = len < blocksize;
         float am = 0.0f;
         for (int64_t i = 0; i < len; ++i) am = std::max(am, std::fabs(x[start + i]));
-        const float clamped = std::max(am, bnb::kMinAbsmax);
-        const float reciprocal = 1.0f / clamped;
-        absmax[b] = partial ? clamped : am;
+        const bnb::BlockScale scale = bnb::block_scale(am, partial);
+        absmax[b] = bnb::stored_absmax(am, scale);
         // Pairs (2j, 2j+1) of this block; the element after the last one quantizes 0.
         for (int64_t i = 0; i < len; i += 2) {
-            uint8_t hi =
-                bnb::encode_4bit(cb, scale_into_unit(x[start + i], clamped, reciprocal, partial));
+            uint8_t hi = bnb::encode_4bit(cb, bnb::scale_into_unit(x[start + i], scale));
             uint8_t lo = i + 1 < len
-                             ? bnb::encode_4bit(cb, scale_into_unit(x[start + i + 1], clamped,
-                                                                    reciprocal, partial))
+                             ? bnb::encode_4bit(cb, bnb::scale_into_unit(x[start + i + 1], scale))
                              : bnb::encode_4bit(cb, 0.0f);
             packed[(start + i) / 2] = bnb::pack_pair(hi, lo);
         }
@@ -48,13 +36,12 @@ void absmax_quantize_ref(const float* v, int64_t n, float offset, int64_t blocks
         const bool partial = len < blocksize;
         float am = 0.0f;
         for (int64_t i = 0; i < len; ++i) am = std::max(am, std::fabs(v[start + i] - offset));
-        const float clamped = std::max(am, bnb::kMinAbsmax);
-        const float reciprocal = 1.0f / clamped;
-        absmax[b] = partial ? clamped : am;
+        const bnb::BlockScale scale = bnb::block_scale(am, partial);
+        absmax[b] = bnb::stored_absmax(am, scale);
         for (int64_t i = 0; i < len; ++i) {
             float centered = v[start + i] - offset;
-            codes[start + i] = bnb::encode_8bit(
-                map_midpoints, scale_into_unit(centered, clamped, reciprocal, partial));
+            codes[start + i] =
+                bnb::encode_8bit(map_midpoints, bnb::scale_into_unit(centered, scale));
         }
     }
 }

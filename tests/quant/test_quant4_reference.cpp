@@ -20,6 +20,25 @@ using qlora::test::tensors_identical;
 constexpr bnb::Codebook kNf4 = bnb::make_codebook(bnb::QuantType::kNF4);
 constexpr bnb::Codebook kFp4 = bnb::make_codebook(bnb::QuantType::kFP4);
 
+// bnb::block_scale (kernels/bnb_quant.h), the rule every blockwise quantizer calls: a full block
+// multiplies by the reciprocal, a partial one divides, and the two round differently.
+TEST(Nf4Reference, BlockScaleMultipliesAFullBlockAndDividesAPartialOne) {
+    const float x = 1.0f / 7.0f;
+    const bnb::BlockScale full = bnb::block_scale(3.0f, false);
+    const bnb::BlockScale partial = bnb::block_scale(3.0f, true);
+    EXPECT_EQ(bnb::scale_into_unit(x, full), x * (1.0f / 3.0f));
+    EXPECT_EQ(bnb::scale_into_unit(x, partial), x / 3.0f);
+    EXPECT_NE(x * (1.0f / 3.0f), x / 3.0f);             // the case tells the two paths apart
+    EXPECT_EQ(bnb::scale_into_unit(7.0f, full), 1.0f);  // clamped into [-1, 1]
+    EXPECT_EQ(bnb::stored_absmax(3.0f, full), 3.0f);
+    // An all-zero block: the absmax is clamped, 0 scales to 0, the partial block stores the clamp.
+    const bnb::BlockScale zero = bnb::block_scale(0.0f, true);
+    EXPECT_EQ(zero.clamped, bnb::kMinAbsmax);
+    EXPECT_EQ(bnb::scale_into_unit(0.0f, zero), 0.0f);
+    EXPECT_EQ(bnb::stored_absmax(0.0f, zero), bnb::kMinAbsmax);
+    EXPECT_EQ(bnb::stored_absmax(0.0f, bnb::block_scale(0.0f, false)), 0.0f);
+}
+
 TEST(Nf4Reference, EncodeNearestWithLowerCodeOnTies) {
     EXPECT_EQ(bnb::encode_4bit(kNf4, -1.0f), 0);
     EXPECT_EQ(bnb::encode_4bit(kNf4, 1.0f), 15);
