@@ -31,8 +31,8 @@ std::vector<GoldenCase> golden_cases() {
     std::vector<GoldenCase> out;
     auto cases = nlohmann::json::parse(golden().metadata().at("cases"));
     for (auto& [name, c] : cases.items()) {
-        out.push_back({name, parse_quant_type(c.at("quant_type")), c.at("blocksize").get<int64_t>(),
-                       c.at("double_quant").get<bool>()});
+        out.push_back({name, parse_quant_type(c.at("quant_type").get<std::string>()),
+                       c.at("blocksize").get<int64_t>(), c.at("double_quant").get<bool>()});
     }
     return out;
 }
