@@ -1,9 +1,9 @@
 // Fault injection on real qlora-train / qlora-export runs (stories260K, CPU): SIGKILL at random
 // moments (some while a checkpoint is being written) and --resume auto ends bit-identical to an
-// uninterrupted run; a file-size limit hit mid-checkpoint or mid-export is a clear error that
-// leaves the previous checkpoint/output intact; a read-only output folder is refused before
-// training; a second run on the same output folder is refused by a lock a killed run never leaves
-// stuck.
+// uninterrupted run; a file-size limit or a full file system hit mid-checkpoint or mid-export is a
+// clear error that leaves the previous checkpoint/output intact; a read-only output folder is
+// refused before training; a second run on the same output folder is refused by a lock a killed run
+// never leaves stuck.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -231,6 +231,94 @@ TEST(FaultInjection, FileSizeLimitDuringAnExportKeepsThePreviousOutput) {
     for (const auto& e : fs::directory_iterator(dir)) {
         EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
     }
+}
+
+// A full file system: `folder` becomes a private tmpfs (unshare -m as root, else an unprivileged
+// user namespace) holding a copy of `seed`, sized to what the copy uses plus `margin_kb`; `command`
+// runs there with its output in `log`, and what the folder then holds is copied to `after` (the
+// tmpfs goes with the namespace). Returns the command's exit status, or nullopt where this machine
+// allows neither kind of private mount.
+std::optional<int> run_on_full_tmpfs(const std::string& folder, const std::string& seed,
+                                     int margin_kb, const std::string& command,
+                                     const std::string& log, const std::string& after) {
+    const std::string unshare = ::geteuid() == 0 ? "unshare -m" : "unshare -rm";
+    if (test::run_command(unshare + " true").exit_code != 0) return std::nullopt;
+    fs::create_directories(after);
+    const std::string rc_file = after + ".rc";
+    const std::string script = "set -e; mount -t tmpfs -o size=64m tmpfs " + folder + "; cp -a " +
+                               seed + "/. " + folder + "/; used=$(df -k --output=used " + folder +
+                               " | tail -1); mount -o remount,size=$((used + " +
+                               std::to_string(margin_kb) + "))k " + folder + "; rc=0; " + command +
+                               " > " + log + " 2>&1 || rc=$?; cp -a " + folder + "/. " + after +
+                               "/; echo $rc > " + rc_file;
+    auto r = test::run_command(unshare + " sh -c '" + script + "'");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    if (!fs::exists(rc_file)) return -1;  // the script failed before the command: r says why
+    return std::stoi(test::read_text(rc_file));
+}
+
+void expect_no_temporaries(const std::string& folder) {
+    for (const auto& e : fs::recursive_directory_iterator(folder)) {
+        EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+    }
+}
+
+TEST(FaultInjection, FullFileSystemDuringACheckpointKeepsThePreviousOne) {
+    const std::string dir = test::scratch_dir("fault_enospc_ckpt");
+    const std::string config = write_config(dir, 4, 2);
+    auto first = test::run_command(test::tool("qlora-train") + " " + config);
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+    const auto before = test::tree_digest(dir + "/run/checkpoints/step-2");
+    ASSERT_FALSE(before.empty());
+    fs::copy(dir + "/run", dir + "/seed", fs::copy_options::recursive);
+    // 32 KiB free: room for the metrics lines and the resolved config, not for a checkpoint
+    // (its trainer_state.safetensors alone is over 48 KiB).
+    ASSERT_GT(fs::file_size(dir + "/run/checkpoints/step-2/trainer_state.safetensors"), 48u * 1024);
+    const std::optional<int> rc = run_on_full_tmpfs(
+        dir + "/run", dir + "/seed", 32,
+        test::tool("qlora-train") + " " + config + " train.max_steps=8 --resume auto", dir + "/log",
+        dir + "/after");
+    if (!rc) GTEST_SKIP() << "no private tmpfs here (needs root or user namespaces)";
+    const std::string log = test::read_text(dir + "/log");
+    EXPECT_EQ(*rc, 1) << log;
+    const auto errors = test::error_lines(log);
+    ASSERT_EQ(errors.size(), 1u) << log;
+    EXPECT_NE(errors[0].find("No space left on device"), std::string::npos) << log;
+    EXPECT_NE(errors[0].find("checkpoints/"), std::string::npos) << log;  // names the file
+    EXPECT_EQ(test::tree_digest(dir + "/after/checkpoints/step-2"), before);
+    expect_no_temporaries(dir + "/after");
+    // What the full disk held resumes once there is room again.
+    fs::remove_all(dir + "/run");
+    fs::rename(dir + "/after", dir + "/run");
+    EXPECT_EQ(train::latest_checkpoint(dir + "/run"),
+              std::optional<std::string>(dir + "/run/checkpoints/step-2"));
+    auto resumed = test::run_command(test::tool("qlora-train") + " " + config +
+                                     " train.max_steps=6 --resume auto");
+    EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+    EXPECT_EQ(losses(dir + "/run").count(6), 1u) << resumed.output;
+}
+
+TEST(FaultInjection, FullFileSystemDuringAnExportKeepsThePreviousOutput) {
+    const std::string dir = test::scratch_dir("fault_enospc_export");
+    test::write_small_adapter(dir + "/adapter");
+    const std::string export_to = " --base " + test::shared_data("stories260K/hf") + " --adapter " +
+                                  dir + "/adapter --format hf-bf16 --overwrite --out ";
+    auto first = test::run_command(test::tool("qlora-export") + export_to + dir + "/seed/out");
+    ASSERT_EQ(first.exit_code, 0) << first.output;
+    const auto before = test::tree_digest(dir + "/seed/out");
+    ASSERT_FALSE(before.empty());
+    fs::create_directories(dir + "/exp");
+    const std::optional<int> rc = run_on_full_tmpfs(
+        dir + "/exp", dir + "/seed", 64, test::tool("qlora-export") + export_to + dir + "/exp/out",
+        dir + "/log", dir + "/after");
+    if (!rc) GTEST_SKIP() << "no private tmpfs here (needs root or user namespaces)";
+    const std::string log = test::read_text(dir + "/log");
+    EXPECT_EQ(*rc, 1) << log;
+    const auto errors = test::error_lines(log);
+    ASSERT_EQ(errors.size(), 1u) << log;
+    EXPECT_NE(errors[0].find("No space left on device"), std::string::npos) << log;
+    EXPECT_EQ(test::tree_digest(dir + "/after/out"), before);
+    expect_no_temporaries(dir + "/after");
 }
 
 // As root a chmod does not stop writes, so the folder is a read-only tmpfs in a private mount
