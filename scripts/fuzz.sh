@@ -4,6 +4,9 @@
 #   scripts/fuzz.sh --smoke [SECONDS]  every target for SECONDS each (default 20)
 #   scripts/fuzz.sh --ci [RUNS]        every target on its seeds plus RUNS (default 2000) mutations
 #                                      from a fixed seed (-seed=1): deterministic, what .ci/run runs
+#   scripts/fuzz.sh --unit             the sanitizer unit-test job: the parsers' unit tests (io,
+#                                      tokenizer, jinja, chat, config, records) built with ASan + UBSan
+#                                      against the instrumented parser objects, then run
 #   scripts/fuzz.sh --build            configure and build build-fuzz only
 #   scripts/fuzz.sh --list             the targets
 # The build folder is build-fuzz (QLORA_FUZZ_BUILD); when an ordinary build's libqlora_core.a
@@ -66,6 +69,13 @@ run() {
 case ${1:-} in
     --list) targets ;;
     --build) build ;;
+    --unit)
+        build >/dev/null
+        cmake --build "$BUILD" -j"$JOBS" --target sanitized_unit_tests >/dev/null
+        echo "== sanitized_unit_tests (ASan + UBSan)"
+        ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+            "$BUILD/fuzz/sanitized_unit_tests" --gtest_brief=1 ;;
     --smoke)
         build >/dev/null
         status=0
@@ -76,7 +86,7 @@ case ${1:-} in
         status=0
         for t in $(targets); do run "$t" 600 "${2:-2000}" || status=1; done
         exit $status ;;
-    ""|-h|--help) sed -n '2,12p' "$0"; exit 2 ;;
+    ""|-h|--help) sed -n '2,15p' "$0"; exit 2 ;;
     *)
         target=$1
         [[ $target == fuzz_* ]] || target=fuzz_$target
