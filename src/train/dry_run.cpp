@@ -42,31 +42,19 @@ std::string parallel_line(const memory::PlanInputs& in) {
                           in.world_size, " x micro_batch x grad_accum\n");
 }
 
-}  // namespace
+// The model's shape comes from --model-config, a .gguf model, or the model folder's config.json.
+std::string model_config_source(const TrainConfig& c, const std::string& model_config) {
+    if (!model_config.empty()) return model_config;
+    if (c.model.path.ends_with(".gguf")) return c.model.path;
+    const std::string source = (fs::path(c.model.path) / "config.json").string();
+    QLORA_CHECK(fs::exists(source), source,
+                " does not exist: download the model, or pass --model-config with its config.json "
+                "(configs/model-configs/ has the common Llama shapes)");
+    return source;
+}
 
-std::string dry_run_report(const TrainConfig& c, const std::string& model_config) {
-    std::string source = model_config;
-    if (source.empty() && c.model.path.ends_with(".gguf")) source = c.model.path;
-    if (source.empty()) {
-        source = (fs::path(c.model.path) / "config.json").string();
-        QLORA_CHECK(
-            fs::exists(source), source,
-            " does not exist: download the model, or pass --model-config with its config.json "
-            "(configs/model-configs/ has the common Llama shapes)");
-    }
-    const model::LlamaConfig mc = source.ends_with(".gguf") ? model::GgufLlamaFile(source).config()
-                                                            : model::LlamaConfig::load(source);
-
-    // Planned for the device the config names: anything but cpu plans a GPU (auto dtype = bf16).
-    const c10::Device planned =
-        c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
-    memory::PlanInputs in = plan_inputs(c, mc, planned);
-    in.world_size = planned_world_size(c);
-    in.parallel = c.hardware.parallel == "shard_base" ? memory::ParallelMode::kShardBase
-                                                      : memory::ParallelMode::kData;
-    const memory::MemoryPlan plan = memory::plan_memory(in);
-
-    std::string out;
+std::string header_line(const TrainConfig& c, const std::string& source,
+                        const model::LlamaConfig& mc, const memory::PlanInputs& in) {
     char line[256];
     std::snprintf(line, sizeof(line),
                   "memory plan for %s (%s: %lld layers, hidden %lld, %.2fB parameters), "
@@ -79,15 +67,15 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
                   static_cast<long long>(c.lora.r),
                   c.quant.enabled ? quant::quant_type_name(c.quant.type).c_str() : "dense base",
                   optim::optimizer_kind_name(c.optim.name).c_str());
-    out += line;
-    if (c.qat.enabled) {
-        out += "QAT: ";
-        out += describe_qat(c);
-        out += '\n';
-    }
-    out += parallel_line(in);
-    out += plan.describe();
+    std::string out = line;
+    if (c.qat.enabled) out += "QAT: " + describe_qat(c) + '\n';
+    return out;
+}
 
+// The plan against hardware.memory_limit_gb (when set), then what each saving is worth: the
+// plan without the 4-bit base, without QAT and without gradient checkpointing.
+std::string limit_and_variant_lines(const memory::PlanInputs& in, const memory::MemoryPlan& plan,
+                                    double limit) {
     struct Variant {
         const char* what;
         memory::PlanInputs inputs;
@@ -109,7 +97,8 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
         v.inputs.checkpointing = false;
         variants.push_back(v);
     }
-    const double limit = c.hardware.memory_limit_gb.value_or(0.0);
+    std::string out;
+    char line[256];
     if (limit > 0) {
         const double need = gib(plan.total_without_paged());
         std::snprintf(line, sizeof(line),
@@ -128,6 +117,24 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
         out += line;
     }
     return out;
+}
+
+}  // namespace
+
+std::string dry_run_report(const TrainConfig& c, const std::string& model_config) {
+    const std::string source = model_config_source(c, model_config);
+    const model::LlamaConfig mc = source.ends_with(".gguf") ? model::GgufLlamaFile(source).config()
+                                                            : model::LlamaConfig::load(source);
+    // Planned for the device the config names: anything but cpu plans a GPU (auto dtype = bf16).
+    const c10::Device planned =
+        c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
+    memory::PlanInputs in = plan_inputs(c, mc, planned);
+    in.world_size = planned_world_size(c);
+    in.parallel = c.hardware.parallel == "shard_base" ? memory::ParallelMode::kShardBase
+                                                      : memory::ParallelMode::kData;
+    const memory::MemoryPlan plan = memory::plan_memory(in);
+    return header_line(c, source, mc, in) + parallel_line(in) + plan.describe() +
+           limit_and_variant_lines(in, plan, c.hardware.memory_limit_gb.value_or(0.0));
 }
 
 }  // namespace qlora::train

@@ -79,6 +79,11 @@ struct Trainer::State {
     void save_adapter(const std::string& dir);
     void evaluate();
     void save_checkpoint_now();
+    WindowOptions window_options() const;
+    void record_step(const WindowResult& w, double lr, double step_s, double elapsed_s,
+                     double peak_mib);
+    bool after_step();  // evaluation and checkpoints due at this step; true: interrupted, stop
+    std::string save_final_adapter();
 };
 
 void Trainer::State::choose_resume() {
@@ -273,55 +278,72 @@ void Trainer::setup() {
              dtype_name(s.recipe.dtype));
 }
 
+WindowOptions Trainer::State::window_options() const {
+    WindowOptions wo;
+    wo.grad_accum = config.train.grad_accum;
+    wo.max_grad_norm = config.optim.max_grad_norm;
+    wo.skip_nonfinite = config.train.skip_nonfinite;
+    wo.device = recipe.device;
+    wo.replicas = replicas.get();
+    return wo;
+}
+
+void Trainer::State::record_step(const WindowResult& w, double lr, double step_s, double elapsed_s,
+                                 double peak_mib) {
+    state.losses.push_back(w.loss);
+    StepRecord r{state.step, total_steps, w.loss,    lr,       w.grad_norm,
+                 w.tokens,   step_s,      elapsed_s, peak_mib, std::nullopt};
+    if (config.qat.enabled) r.qat = qat_on;
+    metrics->step(r);
+}
+
+bool Trainer::State::after_step() {
+    const TrainConfig& c = config;
+    const bool last = state.step == total_steps;
+    if (eval_loader && ((c.eval.every > 0 && state.step % c.eval.every == 0) || last)) evaluate();
+    // Every rank stops at the same step, whichever of them saw the signal.
+    const bool interrupted = replicas->any(g_interrupted.load());
+    if ((c.output.save_every > 0 && state.step % c.output.save_every == 0 && !last) ||
+        interrupted) {
+        save_checkpoint_now();
+    }
+    return interrupted && !last;
+}
+
+std::string Trainer::State::save_final_adapter() {
+    const std::string adapter_dir = (fs::path(config.output.dir) / "adapter").string();
+    replicas->on_main(
+        [&] {
+            io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
+            save_adapter(dir.path());
+            dir.commit();
+            log_info("final adapter: ", adapter_dir);
+        },
+        "the final adapter");
+    return adapter_dir;
+}
+
 TrainResult Trainer::train() {
     State& s = *s_;
     const TrainConfig& c = s.config;
     s.model->train();
     const PeakMemory peak(s.recipe.device);
-    WindowOptions wo;
-    wo.grad_accum = c.train.grad_accum;
-    wo.max_grad_norm = c.optim.max_grad_norm;
-    wo.skip_nonfinite = c.train.skip_nonfinite;
-    wo.device = s.recipe.device;
-    wo.replicas = s.replicas.get();
-
-    TrainResult result;
-    const auto t_start = std::chrono::steady_clock::now();
+    const WindowOptions wo = s.window_options();
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
     // Step 0 of a fresh run: the base model (B = 0), the "before" of every fine-tune.
     if (s.eval_loader && c.eval.on_start && s.state.step == 0) s.evaluate();
     while (s.state.step < s.total_steps) {
         s.qat_on = switch_qat(*s.model, c, s.state.step, s.qat_on, *s.metrics);
-        const auto t0 = std::chrono::steady_clock::now();
+        const auto t0 = clock::now();
         const double lr = s.schedule->lr(s.state.step);
         const WindowResult w =
             run_window(*s.model, *s.loader, s.params, *s.optimizer, lr, s.state.step + 1, wo);
         s.state.step += 1;
-        s.state.losses.push_back(w.loss);
-
-        const auto now = std::chrono::steady_clock::now();
-        StepRecord r{s.state.step,
-                     s.total_steps,
-                     w.loss,
-                     lr,
-                     w.grad_norm,
-                     w.tokens,
-                     std::chrono::duration<double>(now - t0).count(),
-                     std::chrono::duration<double>(now - t_start).count(),
-                     peak.peak_mib(),
-                     std::nullopt};
-        if (c.qat.enabled) r.qat = s.qat_on;
-        s.metrics->step(r);
-
-        const bool last = s.state.step == s.total_steps;
-        if (s.eval_loader && ((c.eval.every > 0 && s.state.step % c.eval.every == 0) || last))
-            s.evaluate();
-        // Every rank stops at the same step, whichever of them saw the signal.
-        const bool interrupted = s.replicas->any(g_interrupted.load());
-        if ((c.output.save_every > 0 && s.state.step % c.output.save_every == 0 && !last) ||
-            interrupted) {
-            s.save_checkpoint_now();
-        }
-        if (interrupted && !last) {
+        const auto now = clock::now();
+        s.record_step(w, lr, std::chrono::duration<double>(now - t0).count(),
+                      std::chrono::duration<double>(now - t_start).count(), peak.peak_mib());
+        if (s.after_step()) {
             s.metrics->finish();
             log_info("interrupted: checkpoint saved at step ", s.state.step,
                      "; continue with --resume auto");
@@ -329,20 +351,8 @@ TrainResult Trainer::train() {
         }
     }
     s.metrics->finish();
-
-    const std::string adapter_dir = (fs::path(c.output.dir) / "adapter").string();
-    s.replicas->on_main(
-        [&] {
-            io::AtomicDir dir(adapter_dir, /*overwrite=*/true);
-            s.save_adapter(dir.path());
-            dir.commit();
-            log_info("final adapter: ", adapter_dir);
-        },
-        "the final adapter");
-    result.steps = s.state.step;
-    result.losses = s.state.losses;
-    result.adapter_dir = adapter_dir;
-    return result;
+    const std::string adapter_dir = s.save_final_adapter();
+    return {s.state.step, s.state.losses, adapter_dir, false};
 }
 
 }  // namespace qlora::train
