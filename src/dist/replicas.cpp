@@ -6,16 +6,17 @@
 
 namespace qlora::dist {
 
-Replicas::Replicas(c10::Device device, int64_t grad_accum, const std::string& parallel,
+Replicas::Replicas(c10::Device device, int64_t grad_accum, ParallelSetting parallel,
                    const WorldOptions& options)
     : device_(device) {
     spec_.grad_accum = grad_accum;
     // An explicit `data` makes even WORLD_SIZE=1 under torchrun a (one-rank) world; auto keeps
     // the single-process path there.
-    std::optional<WorldEnv> env = read_world_env(process_env(), parallel == "data");
+    std::optional<WorldEnv> env = read_world_env(process_env(), parallel == ParallelSetting::kData);
     if (!env) return;
     QLORA_CHECK(
-        parallel == "auto" || parallel == "data", "hardware.parallel: ", parallel,
+        parallel != ParallelSetting::kShardBase,
+        "hardware.parallel: ", kParallelSettingNames.name(parallel),
         " is planned by --dry-run but cannot train yet; use data (the default under torchrun)");
     device_ = rank_device(*env, device);
     world_ = std::make_unique<World>(*env, device_, options);

@@ -14,6 +14,7 @@
 
 #include "data/batch.h"
 #include "dist/data_parallel.h"
+#include "dist/parallel_setting.h"
 #include "dist/world.h"
 
 namespace qlora::data {
@@ -25,8 +26,8 @@ namespace qlora::dist {
 class Replicas {
   public:
     // `device` is the configured device; under torchrun a CUDA device becomes cuda:LOCAL_RANK
-    // (read it back with device()). parallel: hardware.parallel (auto | data | shard_base).
-    Replicas(c10::Device device, int64_t grad_accum, const std::string& parallel,
+    // (read it back with device()).
+    Replicas(c10::Device device, int64_t grad_accum, ParallelSetting parallel,
              const WorldOptions& options);
     ~Replicas();
 

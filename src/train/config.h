@@ -9,6 +9,7 @@
 
 #include "data/records.h"
 #include "data/templates.h"
+#include "dist/parallel_setting.h"
 #include "lora/lora_options.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer_factory.h"
@@ -119,7 +120,7 @@ struct HardwareConfig {
     std::optional<double> memory_limit_gb;
     // Multi-GPU (src/dist/): auto = data when WORLD_SIZE > 1; data | shard_base. world_size plans
     // a multi-GPU run with --dry-run without GPUs (under torchrun, WORLD_SIZE wins).
-    std::string parallel = "auto";
+    dist::ParallelSetting parallel = dist::ParallelSetting::kAuto;
     std::optional<int64_t> world_size;
     double dist_timeout_s = 600;  // a collective waiting longer names the missing ranks and fails
     bool operator==(const HardwareConfig&) const = default;

@@ -134,6 +134,7 @@ QLORA_ENUM_VOCABULARY(optim::ScheduleKind, optim::kScheduleKindNames)
 QLORA_ENUM_VOCABULARY(quant::FakeQuantWeight, quant::kFakeQuantWeightNames)
 QLORA_ENUM_VOCABULARY(lora::QatActivations, lora::kQatActivationsNames)
 QLORA_ENUM_VOCABULARY(lora::QatMode, lora::kQatModeNames)
+QLORA_ENUM_VOCABULARY(dist::ParallelSetting, dist::kParallelSettingNames)
 #undef QLORA_ENUM_VOCABULARY
 
 template <typename E>

@@ -214,11 +214,6 @@ void validate_rest(const TrainConfig& c, ConfigSources& s) {
         s.add("hardware.memory_limit_gb",
               "expected a number > 0, found " + num(*c.hardware.memory_limit_gb));
     }
-    if (c.hardware.parallel != "auto" && c.hardware.parallel != "data" &&
-        c.hardware.parallel != "shard_base") {
-        s.add("hardware.parallel", "expected auto, data or shard_base, found '" +
-                                       c.hardware.parallel.substr(0, 40) + "'");
-    }
     if (c.hardware.world_size &&
         (*c.hardware.world_size < 1 || *c.hardware.world_size > (1 << 20))) {
         s.add("hardware.world_size", "expected an integer in [1, 1048576], found " +

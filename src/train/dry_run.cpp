@@ -130,8 +130,9 @@ std::string dry_run_report(const TrainConfig& c, const std::string& model_config
         c.hardware.device == "cpu" ? c10::Device(c10::kCPU) : c10::Device(c10::kCUDA, 0);
     memory::PlanInputs in = plan_inputs(c, mc, planned);
     in.world_size = planned_world_size(c);
-    in.parallel = c.hardware.parallel == "shard_base" ? memory::ParallelMode::kShardBase
-                                                      : memory::ParallelMode::kData;
+    in.parallel = c.hardware.parallel == dist::ParallelSetting::kShardBase
+                      ? memory::ParallelMode::kShardBase
+                      : memory::ParallelMode::kData;
     const memory::MemoryPlan plan = memory::plan_memory(in);
     return header_line(c, source, mc, in) + parallel_line(in) + plan.describe() +
            limit_and_variant_lines(in, plan, c.hardware.memory_limit_gb.value_or(0.0));

@@ -113,12 +113,15 @@ TEST(Config, EveryProblemIsReportedAtOnce) {
                                         "  micro_batch: two\n"
                                         "  grad_accum: 0\n"
                                         "hardware:\n"
-                                        "  device: tpu\n");
+                                        "  device: tpu\n"
+                                        "  parallel: ring\n");
     EXPECT_EQ(error_of([&] { load_config(path); }),
               path + ":3:3: unknown key 'model.dtyp'; did you mean 'model.dtype'?\n" + path +
                   ":6:11: data.format: expected one of text, alpaca, chat, found 'csv'\n" + path +
                   ":8:16: train.micro_batch: expected an integer, found 'two'\n" + path +
-                  ":9:15: train.grad_accum: expected an integer > 0, found 0\n" + path +
+                  ":12:13: hardware.parallel: expected one of auto, data, shard_base, found "
+                  "'ring'\n" +
+                  path + ":9:15: train.grad_accum: expected an integer > 0, found 0\n" + path +
                   ":11:11: hardware.device: expected auto, cpu, cuda or cuda:N, found 'tpu'");
 }
 
