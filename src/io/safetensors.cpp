@@ -412,11 +412,17 @@ SafetensorsFolder::SafetensorsFolder(const std::string& folder, const std::strin
     std::set<std::string> files;
     for (const auto& [name, file] : root["weight_map"].items()) {
         QLORA_CHECK(file.is_string() && file.get<std::string>().find('/') == std::string::npos,
-                    index.string(), ": weight_map entry for '", name,
-                    "' must be a file name in the same folder, found ", json_text(file));
+                    index.string(), ": weight_map entry for ", json_text(name),
+                    " must be a file name in the same folder, found ", json_text(file));
         fs::path shard = fs::path(folder) / file.get<std::string>();
-        QLORA_CHECK(fs::is_regular_file(shard), index.string(), ": weight_map puts '", name,
-                    "' in ", file.get<std::string>(), " but ", shard.string(), " does not exist");
+        // The error_code overload: a name the file system refuses (too long, ...) is a message
+        // about this index, not a filesystem_error escaping.
+        std::error_code ec;
+        QLORA_CHECK(fs::is_regular_file(shard, ec), index.string(), ": weight_map puts ",
+                    json_text(name), " in ", json_text(file), ", which ",
+                    ec && ec != std::errc::no_such_file_or_directory
+                        ? "cannot be opened here: " + ec.message()
+                        : std::string("does not exist"));
         shard_of_[name] = shard.string();
         names_.push_back(name);
         files.insert(shard.string());
