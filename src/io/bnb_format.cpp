@@ -6,6 +6,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/json_value.h"
 
 namespace qlora::io {
 namespace {
@@ -34,16 +35,6 @@ c10::ScalarType state_dtype(const std::string& name, const std::string& where) {
     if (name == "float16") return at::kHalf;
     if (name == "float32") return at::kFloat;
     QLORA_FAIL(where, ": dtype must be bfloat16, float16 or float32, found '", name, "'");
-}
-
-template <typename T>
-T json_field(const nlohmann::json& j, const char* key, const std::string& where) {
-    QLORA_CHECK(j.contains(key), where, ": quant_state has no \"", key, "\"");
-    try {
-        return j.at(key).get<T>();
-    } catch (const nlohmann::json::exception&) {
-        QLORA_FAIL(where, ": quant_state \"", key, "\" has the wrong type: ", j.at(key).dump());
-    }
 }
 
 }  // namespace
@@ -101,14 +92,16 @@ quant::Quant4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::st
     }
     QLORA_CHECK(state.is_object(), where, ": quant_state must be a JSON object, found ",
                 state.type_name());
+    const std::string state_where = where + ": quant_state";
     const quant::QuantType type =
-        quant::parse_quant_type(json_field<std::string>(state, "quant_type", where));
+        quant::parse_quant_type(json_field<std::string>(state, "quant_type", state_where));
     QLORA_CHECK(type == key_type, where, ": quant_type \"", quant::quant_type_name(type),
                 "\" contradicts the key's suffix \"", quant::quant_type_name(key_type), "\"");
-    const int64_t blocksize = json_field<int64_t>(state, "blocksize", where);
+    const int64_t blocksize = json_field<int64_t>(state, "blocksize", state_where);
     const c10::ScalarType dtype =
-        state_dtype(json_field<std::string>(state, "dtype", where), where);
-    const std::vector<int64_t> shape = json_field<std::vector<int64_t>>(state, "shape", where);
+        state_dtype(json_field<std::string>(state, "dtype", state_where), where);
+    const std::vector<int64_t> shape =
+        json_field<std::vector<int64_t>>(state, "shape", state_where);
 
     for (const char* part : {"", ".absmax"}) {
         QLORA_CHECK(folder.contains(weight_name + part), folder.folder(), ": quantized weight '",
@@ -126,10 +119,10 @@ quant::Quant4Tensor read_bnb_4bit(const SafetensorsFolder& folder, const std::st
         QLORA_CHECK(folder.contains(nested) && folder.contains(nested_map), folder.folder(),
                     ": double-quantized weight '", weight_name, "' is missing '", nested, "' or '",
                     nested_map, "'");
-        QLORA_CHECK(json_field<int64_t>(state, "nested_blocksize", where) == bnb::kNestedBlocksize,
-                    where, ": nested_blocksize must be 256, found ",
-                    state.at("nested_blocksize").dump());
-        offset = static_cast<float>(json_field<double>(state, "nested_offset", where));
+        QLORA_CHECK(
+            json_field<int64_t>(state, "nested_blocksize", state_where) == bnb::kNestedBlocksize,
+            where, ": nested_blocksize must be 256, found ", state.at("nested_blocksize").dump());
+        offset = static_cast<float>(json_field<double>(state, "nested_offset", state_where));
         nested_absmax = folder.load(nested);
         nested_code = folder.load(nested_map);
     }

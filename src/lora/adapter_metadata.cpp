@@ -7,6 +7,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/json_value.h"
 #include "io/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -25,26 +26,15 @@ nlohmann::ordered_json qat_json(const QatOptions& q) {
     return j;
 }
 
-template <typename T>
-T get(const nlohmann::json& j, const char* key, const std::string& file) {
-    QLORA_CHECK(j.is_object() && j.contains(key), file, ": missing key '", key, "'");
-    try {
-        return j.at(key).get<T>();
-    } catch (const nlohmann::json::exception&) {
-        QLORA_FAIL(file, ": key '", key, "' has the wrong type (found ", j.at(key).type_name(),
-                   ")");
-    }
-}
-
 QatOptions parse_qat(const nlohmann::json& j, const std::string& file,
                      const quant::Quant4Options& quant) {
     QatOptions q;
-    q.scheme.weight = quant::parse_fake_quant_weight(get<std::string>(j, "weight", file));
-    q.scheme.group_size = get<int64_t>(j, "group_size", file);
+    q.scheme.weight = quant::parse_fake_quant_weight(json_field<std::string>(j, "weight", file));
+    q.scheme.group_size = json_field<int64_t>(j, "group_size", file);
     q.scheme.nf4 = quant;
-    q.mode = parse_qat_mode(get<std::string>(j, "mode", file));
-    q.activations_int8 =
-        parse_qat_activations(get<std::string>(j, "activations", file)) == QatActivations::kInt8;
+    q.mode = parse_qat_mode(json_field<std::string>(j, "mode", file));
+    q.activations_int8 = parse_qat_activations(json_field<std::string>(j, "activations", file)) ==
+                         QatActivations::kInt8;
     quant::validate(q.scheme);
     return q;
 }
@@ -85,17 +75,17 @@ std::optional<AdapterMetadata> load_adapter_metadata(const std::string& dir) {
     std::ifstream in(file);
     const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     QLORA_CHECK(j.is_object(), file, ": expected a JSON object (qlora-cpp adapter metadata)");
-    const int version = get<int>(j, "version", file);
+    const int version = json_field<int>(j, "version", file);
     QLORA_CHECK(version == kVersion, file, ": version ", version, " is not supported (expected ",
                 kVersion, ")");
     AdapterMetadata m;
-    m.base_quantized = get<bool>(j, "base_quantized", file);
-    m.quant.type = quant::parse_quant_type(get<std::string>(j, "quant_type", file));
-    m.quant.blocksize = get<int64_t>(j, "blocksize", file);
+    m.base_quantized = json_field<bool>(j, "base_quantized", file);
+    m.quant.type = quant::parse_quant_type(json_field<std::string>(j, "quant_type", file));
+    m.quant.blocksize = json_field<int64_t>(j, "blocksize", file);
     QLORA_CHECK(bnb::valid_blocksize(m.quant.blocksize), file,
                 ": blocksize must be a power of two in [32, 4096], found ", m.quant.blocksize);
-    m.quant.double_quant = get<bool>(j, "double_quant", file);
-    m.compute_dtype = parse_dtype(get<std::string>(j, "compute_dtype", file));
+    m.quant.double_quant = json_field<bool>(j, "double_quant", file);
+    m.compute_dtype = parse_dtype(json_field<std::string>(j, "compute_dtype", file));
     if (j.contains("qat") && !j.at("qat").is_null())
         m.qat = parse_qat(j.at("qat"), file + ": qat", m.quant);
     return m;

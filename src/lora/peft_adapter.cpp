@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_value.h"
 #include "io/atomic_file.h"
 #include "io/finite_check.h"
 #include "io/safetensors.h"
@@ -22,16 +23,6 @@ namespace {
 const std::string kPrefix = "base_model.model.";
 const std::string kSuffixA = ".lora_A.weight";
 const std::string kSuffixB = ".lora_B.weight";
-
-template <typename T>
-T field(const nlohmann::json& j, const char* key, const std::string& file, T fallback) {
-    if (!j.contains(key) || j.at(key).is_null()) return fallback;
-    try {
-        return j.at(key).get<T>();
-    } catch (const nlohmann::json::exception&) {
-        QLORA_FAIL(file, ": \"", key, "\" has the wrong type: ", j.at(key).dump());
-    }
-}
 
 }  // namespace
 
@@ -103,31 +94,33 @@ PeftAdapter load_peft_adapter(const std::string& dir) {
         QLORA_FAIL(config_path, ": not valid JSON (", e.what(), ")");
     }
     QLORA_CHECK(j.is_object(), config_path, ": must hold a JSON object");
-    const std::string peft_type = field<std::string>(j, "peft_type", config_path, "");
+    const std::string peft_type = json_field_or<std::string>(j, "peft_type", "", config_path);
     QLORA_CHECK(peft_type == "LORA", config_path, ": peft_type must be \"LORA\", found \"",
                 peft_type, "\"");
     PeftAdapter adapter;
     PeftLoraConfig& c = adapter.config;
-    c.r = field<int64_t>(j, "r", config_path, 8);
+    c.r = json_field_or<int64_t>(j, "r", 8, config_path);
     QLORA_CHECK(c.r > 0 && c.r <= 65536, config_path, ": r must lie in [1, 65536], found ", c.r);
-    c.lora_alpha = field<double>(j, "lora_alpha", config_path, 8.0);
+    c.lora_alpha = json_field_or<double>(j, "lora_alpha", 8.0, config_path);
     QLORA_CHECK(std::isfinite(c.lora_alpha), config_path,
                 ": lora_alpha must be a finite number, found ", c.lora_alpha);
-    c.lora_dropout = field<double>(j, "lora_dropout", config_path, 0.0);
+    c.lora_dropout = json_field_or<double>(j, "lora_dropout", 0.0, config_path);
     QLORA_CHECK(c.lora_dropout >= 0.0 && c.lora_dropout < 1.0, config_path,
                 ": lora_dropout must lie in [0, 1), found ", c.lora_dropout);
-    c.use_rslora = field<bool>(j, "use_rslora", config_path, false);
-    c.bias = field<std::string>(j, "bias", config_path, "none");
+    c.use_rslora = json_field_or<bool>(j, "use_rslora", false, config_path);
+    c.bias = json_field_or<std::string>(j, "bias", "none", config_path);
     QLORA_CHECK(c.bias == "none", config_path,
                 ": only bias \"none\" adapters are supported, found \"", c.bias, "\"");
-    QLORA_CHECK(!field<bool>(j, "use_dora", config_path, false), config_path,
+    QLORA_CHECK(!json_field_or<bool>(j, "use_dora", false, config_path), config_path,
                 ": DoRA adapters are not supported");
-    c.base_model_name_or_path = field<std::string>(j, "base_model_name_or_path", config_path, "");
-    c.task_type = field<std::string>(j, "task_type", config_path, "CAUSAL_LM");
+    c.base_model_name_or_path =
+        json_field_or<std::string>(j, "base_model_name_or_path", "", config_path);
+    c.task_type = json_field_or<std::string>(j, "task_type", "CAUSAL_LM", config_path);
     if (j.contains("target_modules") && j["target_modules"].is_string()) {
         c.target_modules = {j["target_modules"].get<std::string>()};
     } else {
-        c.target_modules = field<std::vector<std::string>>(j, "target_modules", config_path, {});
+        c.target_modules =
+            json_field_or<std::vector<std::string>>(j, "target_modules", {}, config_path);
     }
 
     const std::string weights = (fs::path(dir) / "adapter_model.safetensors").string();

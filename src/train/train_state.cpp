@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "core/error.h"
+#include "core/json_value.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
@@ -132,15 +133,17 @@ LoadedCheckpoint load_checkpoint(const std::string& dir) {
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(in);
-        out.state.step = j.at("step").get<int64_t>();
-        out.state.cursor.epoch = j.at("epoch").get<int64_t>();
-        out.state.cursor.index = j.at("batch_index").get<int64_t>();
-        out.state.losses = read_losses(json_path.string(), j.at("losses"));
-        out.state.world_size = j.value("world_size", int64_t{1});
-        out.state.window_micro_batches = j.value("window_micro_batches", int64_t{0});
     } catch (const nlohmann::json::exception& e) {
         QLORA_FAIL(json_path.string(), ": malformed trainer state (", e.what(), ")");
     }
+    const std::string where = json_path.string() + ": malformed trainer state";
+    out.state.step = json_field<int64_t>(j, "step", where);
+    out.state.cursor.epoch = json_field<int64_t>(j, "epoch", where);
+    out.state.cursor.index = json_field<int64_t>(j, "batch_index", where);
+    QLORA_CHECK(j.is_object() && j.contains("losses"), where, ": \"losses\" is missing");
+    out.state.losses = read_losses(json_path.string(), j.at("losses"));
+    out.state.world_size = json_field_or<int64_t>(j, "world_size", 1, where);
+    out.state.window_micro_batches = json_field_or<int64_t>(j, "window_micro_batches", 0, where);
     check_counters(json_path.string(), out.state);
     out.adapter = lora::load_peft_adapter(dir);
     const std::string tensors_path = (fs::path(dir) / "trainer_state.safetensors").string();

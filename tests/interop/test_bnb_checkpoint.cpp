@@ -94,7 +94,7 @@ TEST(BnbCheckpoint, CorruptedStatesAreRejected) {
     });
     EXPECT_NE(error_of([&] {
                   io::read_bnb_4bit(no_shape, "x.weight");
-              }).find("quant_state has no \"shape\""),
+              }).find("quant_state: \"shape\" is missing"),
               std::string::npos);
     auto wrong_shape = write_variant("wrong_shape", [&](auto& t) {
         set_json(t,

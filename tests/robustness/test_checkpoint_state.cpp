@@ -87,6 +87,25 @@ TEST(CheckpointState, NegativeStepAndCursorAreRefused) {
         std::string::npos);
 }
 
+// Fuzz finding (fuzz_trainer_state): a counter that is a float, here beyond int64, was cast by
+// nlohmann's get<int64_t>() (undefined behaviour); a fraction was truncated silently.
+TEST(CheckpointState, CountersThatAreNotInt64IntegersAreRefused) {
+    std::vector<at::Tensor> params;
+    const std::string ckpt = write_checkpoint(test::scratch_dir("ckpt_float_step"), params);
+    for (const char* patch : {R"({"step": 8.9e62})", R"({"step": 2.5})",
+                              R"({"step": 18446744073709551615})", R"({"step": "3"})"}) {
+        patch_state_json(ckpt, patch);
+        const std::string e = test::error_of([&] { train::load_checkpoint(ckpt); });
+        EXPECT_NE(e.find(ckpt + "/trainer_state.json: malformed trainer state: \"step\" must be an "
+                                "integer in [-9223372036854775808, 9223372036854775807], found"),
+                  std::string::npos)
+            << patch << ": " << e;
+    }
+    patch_state_json(ckpt, R"({"step": 3, "world_size": 1e300})");
+    EXPECT_NE(test::error_of([&] { train::load_checkpoint(ckpt); }).find("\"world_size\" must be"),
+              std::string::npos);
+}
+
 // A skipped non-finite step stores a NaN loss, which JSON writes as null: it must load back.
 TEST(CheckpointState, NullLossesFromSkippedStepsLoad) {
     std::vector<at::Tensor> params;
