@@ -5,8 +5,10 @@
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <new>
@@ -22,6 +24,23 @@ namespace qlora::cli {
 // a stderr pipe, and lines written in pieces interleave there (a write below PIPE_BUF is atomic).
 inline void print_error_line(const std::string& name, const std::string& text) {
     std::cerr << (name + ": error: " + text + "\n") << std::flush;
+}
+
+// A std::filesystem call that threw on a path the user gave (a name over NAME_MAX, a file where a
+// folder must be, a symlink loop): "'<path>': <reason>" with the path cut, and exit 2 for a path
+// the file system cannot take, 1 for anything else (permissions, a full disk).
+inline int report_filesystem_error(const std::string& name,
+                                   const std::filesystem::filesystem_error& e) {
+    std::string text = "'" + cut_middle(e.path1().string(), 160) + "'";
+    if (!e.path2().empty()) text += " -> '" + cut_middle(e.path2().string(), 160) + "'";
+    print_error_line(name, text + ": " + e.code().message());
+    const std::error_code& c = e.code();
+    const bool errno_code =
+        c.category() == std::generic_category() || c.category() == std::system_category();
+    const int err = c.value();
+    const bool bad_path = errno_code && (err == ENAMETOOLONG || err == ENOTDIR || err == ELOOP ||
+                                         err == EINVAL || err == EILSEQ);
+    return static_cast<int>(bad_path ? ExitCode::kBadInput : ExitCode::kRuntime);
 }
 
 inline int run_tool(const std::string& name, CLI::App& app, int argc, char** argv,
@@ -57,6 +76,8 @@ inline int run_tool(const std::string& name, CLI::App& app, int argc, char** arg
         print_error_line(
             name, "out of memory (a size in the input may be larger than this machine holds)");
         return static_cast<int>(ExitCode::kRuntime);
+    } catch (const std::filesystem::filesystem_error& e) {
+        return report_filesystem_error(name, e);
     } catch (const std::exception& e) {
         print_error_line(name, first_line_cut(e.what()));
         return static_cast<int>(ExitCode::kRuntime);

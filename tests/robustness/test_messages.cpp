@@ -117,6 +117,29 @@ TEST(Messages, ToolsPrintOneLineWithTheRightExitCode) {
     EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
 }
 
+// A path the file system refuses (a name over NAME_MAX) given on the command line or in a config
+// reaches std::filesystem, which throws: one line naming the path (cut) and the reason, exit 2.
+TEST(Messages, APathTheFileSystemRefusesIsBadInput) {
+    const std::string dir = test::scratch_dir("msg_long_path");
+    const std::string model = test::copy_stories_model(dir);
+    const std::string too_long = dir + "/" + std::string(300, 'n') + "/out";
+    auto expect_bad_path = [&](const test::CommandResult& r) {
+        EXPECT_EQ(r.exit_code, 2) << r.output;
+        ASSERT_EQ(test::error_lines(r.output).size(), 1u) << r.output;
+        const std::string line = test::error_lines(r.output)[0];
+        EXPECT_LE(line.size(), 400u) << line;
+        EXPECT_NE(line.find(": File name too long"), std::string::npos) << line;
+        EXPECT_NE(line.find("'" + dir + "/nnnn"), std::string::npos) << line;
+    };
+    expect_bad_path(test::run_command(test::tool("qlora-quantize") + " --model " + model +
+                                      " --out " + too_long));
+    const std::string cfg = dir + "/train.yaml";
+    std::ofstream(cfg) << "model:\n  path: " << model
+                       << "\ndata:\n  train: " << test::shared_data("instruct/alpaca_tiny_100.json")
+                       << "\ntrain:\n  max_steps: 1\noutput:\n  dir: " << too_long << "\n";
+    expect_bad_path(test::run_command(test::tool("qlora-train") + " " + cfg));
+}
+
 // Fuzz findings (fuzz_llama_config, fuzz_adapter_config, fuzz_records): a number that overflows
 // a double (1e999) escaped nlohmann's parser as out_of_range instead of "not valid JSON".
 TEST(Messages, NumberOverflowInJsonIsNamedAsInvalidJson) {
