@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/error_text.h"
+#include "core/limits.h"
 #include "lora/lora_options.h"
 #include "train/config_fields.h"
 #include "train/config_validate.h"
@@ -30,7 +32,8 @@ std::vector<std::string> all_keys() {
 
 std::string unknown_key_message(const std::string& key,
                                 const std::vector<std::string>& candidates) {
-    std::string msg = "unknown key '" + key + "'";
+    // A key is echoed cut: a fuzzed file made one of a whole line's worth of characters.
+    std::string msg = "unknown key '" + cut_middle(key, 80) + "'";
     const std::string near = closest_key(key, candidates);
     if (!near.empty()) msg += "; did you mean '" + near + "'?";
     return msg;
@@ -86,7 +89,7 @@ void read_file_tree(const YAML::Node& root, TrainConfig& config, ConfigSources& 
 }
 
 void apply_override(const std::string& text, TrainConfig& config, ConfigSources& sources) {
-    const std::string where = "override '" + text + "'";
+    const std::string where = "override '" + cut_middle(text, 120) + "'";
     const size_t eq = text.find('=');
     const std::string key = eq == std::string::npos ? text : text.substr(0, eq);
     if (eq == std::string::npos || key.find('.') == std::string::npos) {
@@ -155,7 +158,8 @@ TrainConfig load_config(const std::string& path, const std::vector<std::string>&
     validate_config(config, sources);
     if (!sources.problems.empty()) {
         std::string message;
-        for (const std::string& p : sources.problems) message += (message.empty() ? "" : "\n") + p;
+        for (const std::string& p : sources.problems)
+            message += (message.empty() ? "" : "\n") + cut_middle(p, limits::kMaxErrorChars);
         throw Error(message, ExitCode::kBadInput, "src/train/config.cpp");
     }
 

@@ -6,6 +6,7 @@
 
 #include "config_test_util.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "train/config.h"
 
 namespace qlora::train {
@@ -73,6 +74,24 @@ TEST(Config, UnknownKeySuggestsTheClosest) {
     EXPECT_EQ(error_of([&] { load_config(far); }), far + ":6:3: unknown key 'lora.qqqqqqqqqqqq'");
 }
 
+// Fuzz finding (fuzz_train_config): a key of a whole line's characters was echoed whole, a line
+// over limits::kMaxErrorChars; keys and overrides are echoed cut, and so is every problem line.
+TEST(Config, LongUnknownKeysAreEchoedCut) {
+    const std::string dir = scratch_dir("config_unknown_long");
+    const std::string key(1000, 'k');  // YAML keeps implicit keys under 1024 characters
+    const std::string path =
+        write_text(dir, "x.yaml", std::string(kMinimal) + "lora:\n  " + key + ": 8\n");
+    const std::string e = error_of([&] { load_config(path, {"lora." + key + "=1"}); });
+    size_t start = 0, lines = 0;
+    for (size_t nl = 0; nl != std::string::npos; start = nl + 1, ++lines) {
+        nl = e.find('\n', start);
+        EXPECT_LE((nl == std::string::npos ? e.size() : nl) - start, limits::kMaxErrorChars) << e;
+    }
+    EXPECT_EQ(lines, 2u) << e;
+    EXPECT_NE(e.find(path + ":6:3: unknown key 'lora.kkk"), std::string::npos) << e;
+    EXPECT_NE(e.find("override 'lora.kkk"), std::string::npos) << e;
+    EXPECT_NE(e.find("chars cut]"), std::string::npos) << e;
+}
 TEST(Config, WrongTypeSaysExpectedAndFound) {
     const std::string dir = scratch_dir("config_type");
     const std::string path =
