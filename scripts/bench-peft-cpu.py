@@ -2,9 +2,10 @@
 """One CPU QLoRA training step with transformers + PEFT + bitsandbytes beside ours (qlora-bench step)
 on the same shape: a random Llama of TinyLlama-1.1B shape (2048/5632, GQA 32/4, vocab 32000) cut to
 --layers decoder layers, NF4 base (blocksize 64, double quant, fp32 compute), LoRA r on every
-q/k/v/o/gate/up/down, gradient checkpointing, AdamW; median step time after warm-up.
+q/k/v/o/gate/up/down, LoRA dropout --dropout (0.05, lora.dropout's default) on both sides,
+gradient checkpointing, AdamW; median step time after warm-up.
 
-    bench-peft-cpu.py [--qlora-bench build/qlora-bench] [--layers 4] [--seq 256] [--r 16] [--threads 2]
+    bench-peft-cpu.py [--qlora-bench build/qlora-bench] [--layers 4] [--seq 256] [--r 16] [--dropout 0.05] [--threads 2]
 Prints one JSON line per side and a summary line.
 """
 import argparse
@@ -40,7 +41,7 @@ def peft_step_seconds(args):
         p.requires_grad_(False)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
-    lora = LoraConfig(r=args.r, lora_alpha=16, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
+    lora = LoraConfig(r=args.r, lora_alpha=16, lora_dropout=args.dropout, bias="none", task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     model = get_peft_model(model, lora)
     model.train()
@@ -73,6 +74,7 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--r", type=int, default=16)
+    ap.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout on both sides")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=3)
@@ -80,10 +82,10 @@ def main():
     torch.set_num_threads(args.threads)
     peft_s = peft_step_seconds(args)
     print(json.dumps({"bench": "step", "impl": "transformers+peft+bitsandbytes", "base": "nf4",
-                      "layers": args.layers, "seq": args.seq, "lora_r": args.r, "threads": args.threads,
+                      "layers": args.layers, "seq": args.seq, "lora_r": args.r, "lora_dropout": args.dropout, "threads": args.threads,
                       "step_ms": peft_s * 1e3}), flush=True)
     cmd = [args.qlora_bench, "--device", "cpu", "step", "--shape", "1b", "--layers", str(args.layers),
-           "--seq", str(args.seq), "--lora-r", str(args.r), "--optimizer", "adamw_32bit",
+           "--seq", str(args.seq), "--lora-r", str(args.r), "--lora-dropout", str(args.dropout), "--optimizer", "adamw_32bit",
            "--base", "nf4", "--base", "fp32", "--warmup", str(args.warmup), "--iters", str(args.iters)]
     env = {"OMP_NUM_THREADS": str(args.threads)}
     import os

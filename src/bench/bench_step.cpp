@@ -31,7 +31,7 @@ namespace qlora::bench {
 namespace {
 
 // The run a config with these keys trains (every other key at its documented default, e.g.
-// lora.dropout 0.05, blocksize 64 with double quant), turned into components by the recipe, so the
+// blocksize 64 with double quant), turned into components by the recipe, so the
 // benchmark measures what qlora-train runs. nf4/fp4 compute in model.dtype auto: bf16 on the GPU,
 // fp32 on the CPU (which has no fast bf16 GEMM).
 train::Recipe bench_recipe(const StepBenchOptions& o, const std::string& base,
@@ -48,6 +48,7 @@ train::Recipe bench_recipe(const StepBenchOptions& o, const std::string& base,
     }
     c.lora.r = o.lora_r;
     c.lora.alpha = o.lora_alpha;
+    c.lora.dropout = o.lora_dropout;
     c.optim.name = optim::parse_optimizer_kind(o.optimizer);
     c.train.gradient_checkpointing = o.checkpointing;
     return train::make_recipe(c, device);

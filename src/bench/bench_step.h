@@ -22,6 +22,7 @@ struct StepBenchOptions {
     int64_t micro_batch = 1;
     int64_t lora_r = 64;  // the QLoRA paper's r, alpha 16, every linear
     double lora_alpha = 16.0;
+    double lora_dropout = 0.05;  // lora.dropout's default, as qlora-train runs
     std::string optimizer = "paged_adamw_32bit";
     bool checkpointing = true;
     std::vector<std::string> bases = {"nf4", "bf16"};  // nf4 | fp4 | bf16 | fp16 | fp32

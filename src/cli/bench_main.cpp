@@ -6,6 +6,7 @@
 #include "bench/bench_decode.h"
 #include "bench/bench_dequant.h"
 #include "bench/bench_step.h"
+#include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "core/device.h"
 
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
     step->add_option("--seq", st.seq, "tokens per sequence")->capture_default_str();
     step->add_option("--micro-batch", st.micro_batch)->capture_default_str();
     step->add_option("--lora-r", st.lora_r)->capture_default_str();
+    step->add_option("--lora-dropout", st.lora_dropout, "LoRA dropout (0: none)")
+        ->check(qlora::cli::FiniteRange(0.0, 0.99))
+        ->capture_default_str();
     step->add_option("--optimizer", st.optimizer)->capture_default_str();
     step->add_flag("--checkpointing,!--no-checkpointing", st.checkpointing)->capture_default_str();
     step->add_option("--base", st.bases, "bases to run; the first is compared with the last")
