@@ -48,14 +48,51 @@ inline float horizontal_sum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// One row o of W against NT regrouped x rows (xg rows of w.cols floats). NT <= 2 keeps two sets of
-// accumulators so that the FMA latency chain does not bound a single-row decode.
+// How far ahead of the packed stream the GEMV prefetches (1 KiB of codes = 2048 weights).
+constexpr int64_t kPrefetchBytes = 1024;
+
+// NT <= 2 keeps two sets of accumulators so that the FMA latency chain does not bound a
+// single-row decode.
 template <int NT>
-void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, int64_t ldy) {
-    constexpr int kSets = NT <= 2 ? 2 : 1;
-    __m256 acc[kSets][NT][2];
-    for (auto& set : acc)
-        for (auto& row : set) row[0] = row[1] = _mm256_setzero_ps();
+constexpr int kSets = NT <= 2 ? 2 : 1;
+
+template <int NT>
+using Accumulators = __m256[kSets<NT>][NT][2];
+
+// acc += the 32 weights at p (two decodes of 16) times the regrouped x rows xk + i*cols, i < NT.
+template <int NT>
+[[gnu::always_inline]] inline void fma32(const uint8_t* p, const ScaledTables& t, const float* xk,
+                                         int64_t cols, Accumulators<NT>& acc) {
+    __m256 even0, odd0, even1, odd1;
+    decode16(p, t, even0, odd0);
+    decode16(p + 8, t, even1, odd1);
+    for (int i = 0; i < NT; ++i) {
+        const float* xi = xk + i * cols;
+        auto& a0 = acc[0][i];
+        auto& a1 = acc[kSets<NT> - 1][i];
+        a0[0] = _mm256_fmadd_ps(even0, _mm256_loadu_ps(xi), a0[0]);
+        a0[1] = _mm256_fmadd_ps(odd0, _mm256_loadu_ps(xi + 8), a0[1]);
+        a1[0] = _mm256_fmadd_ps(even1, _mm256_loadu_ps(xi + 16), a1[0]);
+        a1[1] = _mm256_fmadd_ps(odd1, _mm256_loadu_ps(xi + 24), a1[1]);
+    }
+}
+
+// The common layout (a row is whole blocks of a multiple of 32): the block index advances by one
+// per block, with no division, and the packed bytes are prefetched ahead of the stream.
+template <int NT>
+void whole_block_row(const Packed4bitMatrix& w, const float* xg, int64_t o, Accumulators<NT>& acc) {
+    const int64_t cols = w.cols, bs = w.blocksize, b0 = o * cols / bs, blocks = cols / bs;
+    const uint8_t* p = w.packed + o * cols / 2;
+    for (int64_t k = 0; k < blocks; ++k, p += bs / 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+        const ScaledTables t = tables_for(w.code_values, block_scale(w, b0 + k));
+        for (int64_t g = 0; g < bs; g += 32) fma32<NT>(p + g / 2, t, xg + k * bs + g, cols, acc);
+    }
+}
+
+// Any layout: blocks may straddle rows and a row may end on a group of 16.
+template <int NT>
+void any_block_row(const Packed4bitMatrix& w, const float* xg, int64_t o, Accumulators<NT>& acc) {
     const int64_t cols = w.cols, row_start = o * cols, row_end = row_start + cols;
     for (int64_t e = row_start; e < row_end;) {
         const int64_t block = e / w.blocksize;
@@ -65,20 +102,7 @@ void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, i
         const float* xk = xg + (e - row_start);
         const int64_t len = end - e;
         int64_t g = 0;
-        for (; g + 32 <= len; g += 32) {
-            __m256 even0, odd0, even1, odd1;
-            decode16(p + g / 2, t, even0, odd0);
-            decode16(p + g / 2 + 8, t, even1, odd1);
-            for (int i = 0; i < NT; ++i) {
-                const float* xi = xk + i * cols + g;
-                auto& a0 = acc[0][i];
-                auto& a1 = acc[kSets - 1][i];
-                a0[0] = _mm256_fmadd_ps(even0, _mm256_loadu_ps(xi), a0[0]);
-                a0[1] = _mm256_fmadd_ps(odd0, _mm256_loadu_ps(xi + 8), a0[1]);
-                a1[0] = _mm256_fmadd_ps(even1, _mm256_loadu_ps(xi + 16), a1[0]);
-                a1[1] = _mm256_fmadd_ps(odd1, _mm256_loadu_ps(xi + 24), a1[1]);
-            }
-        }
+        for (; g + 32 <= len; g += 32) fma32<NT>(p + g / 2, t, xk + g, cols, acc);
         if (g < len) {  // a last group of 16 (len is a multiple of 16)
             __m256 even0, odd0;
             decode16(p + g / 2, t, even0, odd0);
@@ -90,9 +114,22 @@ void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, i
         }
         e = end;
     }
+}
+
+// One row o of W against NT regrouped x rows (xg rows of w.cols floats).
+template <int NT>
+void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, int64_t ldy) {
+    Accumulators<NT> acc;
+    for (auto& set : acc)
+        for (auto& row : set) row[0] = row[1] = _mm256_setzero_ps();
+    if (w.cols % w.blocksize == 0 && w.blocksize % 32 == 0) {
+        whole_block_row<NT>(w, xg, o, acc);
+    } else {
+        any_block_row<NT>(w, xg, o, acc);
+    }
     for (int i = 0; i < NT; ++i) {
         __m256 sum = _mm256_add_ps(acc[0][i][0], acc[0][i][1]);
-        if constexpr (kSets == 2)
+        if constexpr (kSets<NT> == 2)
             sum = _mm256_add_ps(sum, _mm256_add_ps(acc[1][i][0], acc[1][i][1]));
         y[i * ldy + o] = horizontal_sum(sum);
     }

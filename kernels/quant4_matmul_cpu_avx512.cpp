@@ -16,6 +16,9 @@ namespace {
 // keeps.
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// How far ahead of the packed stream the GEMV prefetches (1 KiB of codes = 2048 weights).
+constexpr int64_t kPrefetchBytes = 1024;
+
 inline __m512 scaled_table(const float* code_values, float scale) {
     return _mm512_mul_ps(_mm512_loadu_ps(code_values), _mm512_set1_ps(scale));
 }
@@ -37,12 +40,41 @@ inline void decode32(const uint8_t* p, __m512 table, __m512& even, __m512& odd) 
     odd = _mm512_permutexvar_ps(d, table);
 }
 
-// One row o of W against NT regrouped x rows (xg rows of w.cols floats), two accumulator sets.
+// acc[set][i][half] += the 64 weights at p (two decodes of 32) times the regrouped x rows
+// xk + i*cols, i < NT.
 template <int NT>
-void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, int64_t ldy) {
-    __m512 acc[2][NT][2];
-    for (auto& set : acc)
-        for (auto& row : set) row[0] = row[1] = _mm512_setzero_ps();
+[[gnu::always_inline]] inline void fma64(const uint8_t* p, __m512 t, const float* xk, int64_t cols,
+                                         __m512 (&acc)[2][NT][2]) {
+    __m512 even0, odd0, even1, odd1;
+    decode32(p, t, even0, odd0);
+    decode32(p + 16, t, even1, odd1);
+    for (int i = 0; i < NT; ++i) {
+        const float* xi = xk + i * cols;
+        acc[0][i][0] = _mm512_fmadd_ps(even0, _mm512_loadu_ps(xi), acc[0][i][0]);
+        acc[0][i][1] = _mm512_fmadd_ps(odd0, _mm512_loadu_ps(xi + 16), acc[0][i][1]);
+        acc[1][i][0] = _mm512_fmadd_ps(even1, _mm512_loadu_ps(xi + 32), acc[1][i][0]);
+        acc[1][i][1] = _mm512_fmadd_ps(odd1, _mm512_loadu_ps(xi + 48), acc[1][i][1]);
+    }
+}
+
+// The common layout (a row is whole blocks of a multiple of 64): the block index advances by one
+// per block, with no division, and the packed bytes are prefetched ahead of the stream (the
+// hardware prefetcher alone left a single-row decode at half this speed).
+template <int NT>
+void whole_block_row(const Packed4bitMatrix& w, const float* xg, int64_t o,
+                     __m512 (&acc)[2][NT][2]) {
+    const int64_t cols = w.cols, bs = w.blocksize, b0 = o * cols / bs, blocks = cols / bs;
+    const uint8_t* p = w.packed + o * cols / 2;
+    for (int64_t k = 0; k < blocks; ++k, p += bs / 2) {
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+        const __m512 t = scaled_table(w.code_values, block_scale(w, b0 + k));
+        for (int64_t g = 0; g < bs; g += 64) fma64<NT>(p + g / 2, t, xg + k * bs + g, cols, acc);
+    }
+}
+
+// Any layout: blocks may straddle rows and a row may end on a group of 32.
+template <int NT>
+void any_block_row(const Packed4bitMatrix& w, const float* xg, int64_t o, __m512 (&acc)[2][NT][2]) {
     const int64_t cols = w.cols, row_start = o * cols, row_end = row_start + cols;
     for (int64_t e = row_start; e < row_end;) {
         const int64_t block = e / w.blocksize;
@@ -52,18 +84,7 @@ void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, i
         const float* xk = xg + (e - row_start);
         const int64_t len = end - e;
         int64_t g = 0;
-        for (; g + 64 <= len; g += 64) {
-            __m512 even0, odd0, even1, odd1;
-            decode32(p + g / 2, t, even0, odd0);
-            decode32(p + g / 2 + 16, t, even1, odd1);
-            for (int i = 0; i < NT; ++i) {
-                const float* xi = xk + i * cols + g;
-                acc[0][i][0] = _mm512_fmadd_ps(even0, _mm512_loadu_ps(xi), acc[0][i][0]);
-                acc[0][i][1] = _mm512_fmadd_ps(odd0, _mm512_loadu_ps(xi + 16), acc[0][i][1]);
-                acc[1][i][0] = _mm512_fmadd_ps(even1, _mm512_loadu_ps(xi + 32), acc[1][i][0]);
-                acc[1][i][1] = _mm512_fmadd_ps(odd1, _mm512_loadu_ps(xi + 48), acc[1][i][1]);
-            }
-        }
+        for (; g + 64 <= len; g += 64) fma64<NT>(p + g / 2, t, xk + g, cols, acc);
         if (g < len) {  // a last group of 32 (len is a multiple of 32)
             __m512 even0, odd0;
             decode32(p + g / 2, t, even0, odd0);
@@ -74,6 +95,19 @@ void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, i
             }
         }
         e = end;
+    }
+}
+
+// One row o of W against NT regrouped x rows (xg rows of w.cols floats), two accumulator sets.
+template <int NT>
+void gemv_row(const Packed4bitMatrix& w, const float* xg, int64_t o, float* y, int64_t ldy) {
+    __m512 acc[2][NT][2];
+    for (auto& set : acc)
+        for (auto& row : set) row[0] = row[1] = _mm512_setzero_ps();
+    if (w.cols % w.blocksize == 0 && w.blocksize % 64 == 0) {
+        whole_block_row<NT>(w, xg, o, acc);
+    } else {
+        any_block_row<NT>(w, xg, o, acc);
     }
     for (int i = 0; i < NT; ++i) {
         const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][i][0], acc[0][i][1]),

@@ -100,10 +100,12 @@ struct Shape {
     int64_t out, in, blocksize;
 };
 
-// rows 1..17 of x, columns not a multiple of the blocksize (and odd), blocks straddling rows.
-const std::vector<Shape> kShapes = {{1, 32, 32},    {5, 48, 32},     {7, 100, 64},
-                                    {17, 96, 64},   {3, 3000, 4096}, {33, 64, 128},
-                                    {9, 1000, 256}, {4, 257, 1024},  {2, 8, 32}};
+// rows 1..17 of x, columns not a multiple of the blocksize (and odd), blocks straddling rows;
+// and rows of whole blocks (the GEMVs' fast path: no division, prefetch), with more than 256
+// blocks so that double quant spans several nested scales.
+const std::vector<Shape> kShapes = {{1, 32, 32},     {5, 48, 32},   {7, 100, 64},   {17, 96, 64},
+                                    {3, 3000, 4096}, {33, 64, 128}, {9, 1000, 256}, {4, 257, 1024},
+                                    {2, 8, 32},      {40, 512, 64}, {3, 256, 256},  {70, 160, 32}};
 
 TEST(Nf4Matmul, EveryPathMatchesTheReferenceWithinTheBound) {
     TuningGuard guard;
