@@ -12,10 +12,11 @@ struct BaseCapsule : torch::CustomClassHolder {
     std::shared_ptr<const FrozenBase> base;
 };
 
-// D = X ⊙ M / q, or X itself.
-at::Tensor dropped(const at::Tensor& x2, const at::Tensor& mask2, double keep) {
-    if (!mask2.defined()) return x2;
-    return x2 * mask2.to(x2.scalar_type()) * (1.0 / keep);
+// X ⊙ M in one pass (the bool mask is promoted inside the multiply), or X itself. Inverted
+// dropout's D = X ⊙ M / q is never formed: the 1/q goes onto the small [N, r] and [r, in]
+// products instead of another pass (and another fresh [N, in] buffer) over the input.
+at::Tensor masked(const at::Tensor& x2, const at::Tensor& mask2) {
+    return mask2.defined() ? x2.mul(mask2) : x2;
 }
 
 // LibTorch 2.11's Function::apply records metadata of every tensor argument and rejects undefined
@@ -89,8 +90,9 @@ at::Tensor LoraLinearFunction::forward(torch::autograd::AutogradContext* ctx, co
         at::Tensor a = lora_a.to(dtype), bmat = lora_b.to(dtype);
         at::Tensor x2 = x.reshape({-1, in});  // [N, in]
         at::Tensor mask2 = mask.defined() ? mask.reshape({-1, in}) : at::Tensor();
-        at::Tensor u = dropped(x2, mask2, keep).mm(a.t());  // [N, r]
-        y.view({-1, out}).addmm_(u, bmat.t(), /*beta=*/1, /*alpha=*/scale);
+        at::Tensor u = masked(x2, mask2).mm(a.t());  // (X ⊙ M)·Aᵀ [N, r]; D·Aᵀ = that / q
+        const double s = mask2.defined() ? scale / keep : scale;
+        y.view({-1, out}).addmm_(u, bmat.t(), /*beta=*/1, /*alpha=*/s);
     }
     ctx->save_for_backward({x, lora_a, lora_b, mask});
     ctx->saved_data["base"] = base_capsule(base);
@@ -128,17 +130,21 @@ torch::autograd::variable_list LoraLinearFunction::backward(
         at::Tensor a = lora_a.to(dtype), bmat = lora_b.to(dtype);
         at::Tensor mask2 = mask.defined() ? mask.reshape({-1, in}) : at::Tensor();
         at::Tensor gb = g2.mm(bmat);  // G·B [N, r]
-        if (dx2.defined()) {
-            at::Tensor dd = gb.mm(a) * scale;  // dL/dD [N, in]
-            dx2.add_(mask2.defined() ? dd * mask2.to(dtype) * (1.0 / keep) : dd);
+        // s·(G·B)·A is dL/dD; dL/dX gets it through D = X ⊙ M / q, i.e. times M / q.
+        const double s = mask2.defined() ? scale / keep : scale;
+        if (dx2.defined() && !mask2.defined()) {
+            dx2.addmm_(gb, a, /*beta=*/1, /*alpha=*/scale);
+        } else if (dx2.defined()) {
+            at::Tensor dd = gb.mm(a);  // [N, in]
+            dx2.add_(dd.mul_(mask2), s);
         }
-        at::Tensor d = dropped(x2, mask2, keep);  // [N, in]
+        at::Tensor xm = masked(x2, mask2);  // X ⊙ M [N, in] = q·D
         if (ctx->needs_input_grad(2)) {
-            at::Tensor u = d.mm(a.t());                                   // [N, r]
-            db = at::mm(g2.t(), u).mul_(scale).to(lora_b.scalar_type());  // [out, r]
+            at::Tensor u = xm.mm(a.t());                              // [N, r]
+            db = at::mm(g2.t(), u).mul_(s).to(lora_b.scalar_type());  // s·Gᵀ·D·Aᵀ [out, r]
         }
         if (ctx->needs_input_grad(1)) {
-            da = at::mm(gb.t(), d).mul_(scale).to(lora_a.scalar_type());  // [r, in]
+            da = at::mm(gb.t(), xm).mul_(s).to(lora_a.scalar_type());  // s·(G·B)ᵀ·D [r, in]
         }
     }
     at::Tensor dx = dx2.defined() ? dx2.view(x.sizes()) : at::Tensor();
