@@ -5,7 +5,8 @@
 #
 # 1. llama.cpp: the llama-cpp-python==0.3.36 source distribution from PyPI (pip download
 #    --no-binary --no-deps), its vendor/llama.cpp built with only the CPU backend (-j2), cached in
-#    $QLORA_LLAMACPP_CACHE (default ~/.cache/qlora-cpp/llama.cpp-build), outside the work tree.
+#    $QLORA_LLAMACPP_CACHE (default ~/.cache/qlora-cpp/llama.cpp-build), outside the work tree, one
+#    build per CPU flag set (GGML_NATIVE).
 # 2. A random Llama of TinyLlama-1.1B shape (22 layers, 2048/5632, GQA 32/4, vocab 32000) saved as
 #    an HF folder by scripts/bench-random-llama.py (torch + transformers), with stories260K's
 #    SentencePiece tokenizer (llama.cpp's converter pads the vocabulary to 32000).
@@ -30,7 +31,9 @@ if [[ ! -d "$src/vendor/llama.cpp" ]]; then
         "llama-cpp-python==$version" >&2
     tar -xzf "$cache/sdist/llama_cpp_python-$version.tar.gz" -C "$cache"
 fi
-lbuild="$cache/build"
+# GGML_NATIVE builds for the CPU it runs on (-march=native): one build per CPU flag set, since a
+# cache shared with another machine kind died of SIGILL here.
+lbuild="$cache/build-$(grep -m1 '^flags' /proc/cpuinfo | md5sum | cut -c1-8)"
 if [[ ! -x "$lbuild/bin/llama-bench" || ! -x "$lbuild/bin/llama-quantize" ]]; then
     cmake -S "$src/vendor/llama.cpp" -B "$lbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=OFF \
         -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
