@@ -6,7 +6,7 @@
 # 1. llama.cpp: the llama-cpp-python==0.3.36 source distribution from PyPI (pip download
 #    --no-binary --no-deps), its vendor/llama.cpp built with only the CPU backend (-j2), cached in
 #    $QLORA_LLAMACPP_CACHE (default ~/.cache/qlora-cpp/llama.cpp-build), outside the work tree, one
-#    build per CPU flag set (GGML_NATIVE).
+#    build per CPU flag set (this CPU's ISA flags, AMX off).
 # 2. A random Llama of TinyLlama-1.1B shape (22 layers, 2048/5632, GQA 32/4, vocab 32000) saved as
 #    an HF folder by scripts/bench-random-llama.py (torch + transformers), with stories260K's
 #    SentencePiece tokenizer (llama.cpp's converter pads the vocabulary to 32000).
@@ -31,11 +31,19 @@ if [[ ! -d "$src/vendor/llama.cpp" ]]; then
         "llama-cpp-python==$version" >&2
     tar -xzf "$cache/sdist/llama_cpp_python-$version.tar.gz" -C "$cache"
 fi
-# GGML_NATIVE builds for the CPU it runs on (-march=native): one build per CPU flag set, since a
-# cache shared with another machine kind died of SIGILL here.
-lbuild="$cache/build-$(grep -m1 '^flags' /proc/cpuinfo | md5sum | cut -c1-8)"
+# Built for this CPU's instruction sets, one build per CPU flag set (a cache shared with another
+# machine kind died of SIGILL). Not GGML_NATIVE: these VMs report AMX in cpuinfo, but its tile
+# state is not usable (ggml's AMX matmul died of SIGILL on tileloadd), so AMX stays off.
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { [[ "$cpu_flags" == *" $1 "* ]] && echo ON || echo OFF; }
+isa=(-DGGML_NATIVE=OFF -DGGML_AVX="$(has avx)" -DGGML_AVX2="$(has avx2)" -DGGML_FMA="$(has fma)"
+    -DGGML_F16C="$(has f16c)" -DGGML_BMI2="$(has bmi2)" -DGGML_AVX_VNNI="$(has avx_vnni)"
+    -DGGML_AVX512="$(has avx512f)" -DGGML_AVX512_VBMI="$(has avx512vbmi)"
+    -DGGML_AVX512_VNNI="$(has avx512_vnni)" -DGGML_AVX512_BF16="$(has avx512_bf16)"
+    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+lbuild="$cache/build-$(echo "${isa[*]}" | md5sum | cut -c1-8)"
 if [[ ! -x "$lbuild/bin/llama-bench" || ! -x "$lbuild/bin/llama-quantize" ]]; then
-    cmake -S "$src/vendor/llama.cpp" -B "$lbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=OFF \
+    cmake -S "$src/vendor/llama.cpp" -B "$lbuild" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=OFF "${isa[@]}" \
         -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
         -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
     cmake --build "$lbuild" -j2 --target llama-bench llama-quantize >&2
