@@ -153,6 +153,28 @@ TEST(Bounds, ForeignQuantizationConfigIsRefusedByName) {
               "(no error)");
 }
 
+// PEFT applies an adapter only to the modules its target_modules finds, silently: an export whose
+// targets name modules the base lacks is refused, naming the target and the base, and writes
+// nothing.
+TEST(Bounds, PeftExportWithTargetsTheBaseLacksIsRefused) {
+    const std::string dir = test::scratch_dir("bounds_peft_targets");
+    const std::string model = test::copy_stories_model(dir);
+    test::write_small_adapter(dir + "/adapter");
+    const std::string config_path = dir + "/adapter/adapter_config.json";
+    nlohmann::json config = nlohmann::json::parse(test::read_text(config_path));
+    config["target_modules"] = {"q_proj", "query_key_value"};
+    std::ofstream(config_path) << config.dump();
+    auto r = test::run_command(test::tool("qlora-export") + " --base " + model + " --adapter " +
+                               dir + "/adapter --format peft --out " + dir + "/out");
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    ASSERT_EQ(test::error_lines(r.output).size(), 1u) << r.output;
+    EXPECT_NE(r.output.find("target_modules names 'query_key_value', but the base " + model +
+                            " has no such module"),
+              std::string::npos)
+        << r.output;
+    EXPECT_FALSE(fs::exists(dir + "/out"));
+}
+
 std::string write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;
     return path;
