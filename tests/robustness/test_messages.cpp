@@ -129,7 +129,9 @@ TEST(Messages, APathTheFileSystemRefusesIsBadInput) {
         const std::string line = test::error_lines(r.output)[0];
         EXPECT_LE(line.size(), 400u) << line;
         EXPECT_NE(line.find(": File name too long"), std::string::npos) << line;
-        EXPECT_NE(line.find("'" + dir + "/nnnn"), std::string::npos) << line;
+        // The path is cut in the middle (its start and end stay), however deep the checkout.
+        EXPECT_NE(line.find("'" + dir.substr(0, 40)), std::string::npos) << line;
+        EXPECT_NE(line.find("nnnn/out': File name too long"), std::string::npos) << line;
     };
     expect_bad_path(test::run_command(test::tool("qlora-quantize") + " --model " + model +
                                       " --out " + too_long));
