@@ -1,8 +1,8 @@
 // Typed reads of JSON values that came from a file. nlohmann's get<T>() turns any JSON number into
 // any arithmetic T with a plain cast: undefined behaviour for a float outside T's range (the
 // trainer-state fuzzer found "step": 8.9e62), and silent truncation of 2.5 to 2 or of 2^40 to an
-// int. So an integer is taken only from an integral JSON number that fits T, and every field read
-// from a file goes through json_as / json_field / json_field_or.
+// int. So an integer is taken only from an integral JSON number that fits T; the readers of
+// checkpoints, adapters and bitsandbytes quant_state use json_as / json_field / json_field_or.
 #pragma once
 
 #include <cstdint>
