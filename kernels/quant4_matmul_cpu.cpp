@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 // CMakeLists.txt compiles quant4_matmul_cpu_avx2.cpp on x86-64 only; elsewhere the AVX2 entry
@@ -33,6 +34,11 @@ void gemv_rows_avx512(const Packed4bitMatrix&, const float*, int64_t, int64_t, i
 void dequant_segment_avx512(const uint8_t*, int64_t, int64_t, const float*, float*) {
     std::abort();
 }
+void gemv_int8_rows_vnni(const Packed4bitMatrix&, const Int8Activations&, const int8_t*, int64_t,
+                         int64_t, float*, int64_t) {
+    std::abort();
+}
+bool cpu_has_avx512_vnni() { return false; }
 }  // namespace detail
 #endif
 
@@ -224,6 +230,120 @@ void quant4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, 
         }
         for (int64_t k = 0; k < w.cols; ++k)
             dx[i * lddx + k] = static_cast<float>(acc[static_cast<size_t>(k)]);
+    }
+}
+
+// ---- int8-activation decode -------------------------------------------------------------------
+
+namespace {
+
+constexpr float kInt8Max = 127.0f;
+
+int64_t align64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// The largest |x| of one group, or +inf when the group holds a NaN or an infinity.
+float group_amax(const float* x) {
+    float amax = 0.0f;
+    for (int64_t t = 0; t < kInt8Group; ++t) {
+        if (!std::isfinite(x[t])) return std::numeric_limits<float>::infinity();
+        amax = std::max(amax, std::fabs(x[t]));
+    }
+    return amax;
+}
+
+// The quantization rule of one element, shared by the quantizer and the reference twin:
+// round-half-even(x · (127 / amax)); |x · 127/amax| <= 127 up to one rounding, so the code fits.
+int8_t int8_code(float x, float inverse) {
+    return static_cast<int8_t>(std::nearbyint(x * inverse));
+}
+float inverse_of(float amax) { return amax > 0.0f ? kInt8Max / amax : 0.0f; }
+float dot_scale_of(float amax) { return amax / (kInt8Max * kInt8Max); }
+
+}  // namespace
+
+int64_t Int8Activations::bytes_for(int64_t rows, int64_t cols) {
+    const int64_t groups = rows * (cols / kInt8Group);
+    return align64(rows * cols) + align64(groups * 4) + groups * 16 * 4;
+}
+
+Int8Activations Int8Activations::layout(void* storage, int64_t rows, int64_t cols) {
+    const int64_t groups = rows * (cols / kInt8Group);
+    auto* base = static_cast<uint8_t*>(storage);
+    Int8Activations a;
+    a.rows = rows;
+    a.cols = cols;
+    a.codes = reinterpret_cast<int8_t*>(base);
+    a.dot_scale = reinterpret_cast<float*>(base + align64(rows * cols));
+    a.lane_offset = reinterpret_cast<int32_t*>(base + align64(rows * cols) + align64(groups * 4));
+    return a;
+}
+
+void int8_code_table(const float* code_values, int8_t out[16]) {
+    for (int k = 0; k < 16; ++k) out[k] = int8_code(code_values[k], kInt8Max);
+}
+
+bool quant4_int8_gemv_supported(const Packed4bitMatrix& w) {
+    static const bool cpu = best_cpu_isa() == CpuIsa::kAvx512 && detail::cpu_has_avx512_vnni();
+    const bool power_of_two = w.blocksize > 0 && (w.blocksize & (w.blocksize - 1)) == 0;
+    return cpu && power_of_two && w.blocksize % kInt8Group == 0 && w.cols % w.blocksize == 0;
+}
+
+bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activations& out) {
+    const int64_t groups = out.cols / kInt8Group, half = kInt8Group / 2;
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t g = 0; g < groups; ++g) {
+            const float* src = x + i * ldx + g * kInt8Group;
+            const float amax = group_amax(src);
+            if (!std::isfinite(amax)) return false;
+            const float inverse = inverse_of(amax);
+            const int64_t row_group = i * groups + g;
+            int8_t* dst = out.codes + row_group * kInt8Group;
+            for (int64_t j = 0; j < half; ++j) {  // [even columns, odd columns]
+                dst[j] = int8_code(src[2 * j], inverse);
+                dst[half + j] = int8_code(src[2 * j + 1], inverse);
+            }
+            out.dot_scale[row_group] = dot_scale_of(amax);
+            for (int64_t lane = 0; lane < 16; ++lane) {
+                const int8_t* q = dst + 4 * lane;
+                out.lane_offset[row_group * 16 + lane] = -128 * (q[0] + q[1] + q[2] + q[3]);
+            }
+        }
+    }
+    return true;
+}
+
+void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, float* y,
+                          int64_t ldy) {
+    if (xq.rows <= 0 || w.rows <= 0) return;
+    int8_t c8[16];
+    int8_code_table(w.code_values, c8);
+    at::parallel_for(0, w.rows, row_grain(w.cols), [&](int64_t o0, int64_t o1) {
+        detail::gemv_int8_rows_vnni(w, xq, c8, o0, o1, y, ldy);
+    });
+}
+
+void quant4_matmul_xwt_int8_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
+                                float* y, int64_t ldy, float* abs_sum) {
+    int8_t c8[16];
+    int8_code_table(w.code_values, c8);
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t o = 0; o < w.rows; ++o) {
+            double acc = 0.0, acc_abs = 0.0;
+            for (int64_t g0 = 0; g0 < w.cols; g0 += kInt8Group) {
+                const float amax = group_amax(x + i * ldx + g0);
+                const double dot_scale = dot_scale_of(amax);
+                for (int64_t k = g0; k < g0 + kInt8Group; ++k) {
+                    const int64_t e = o * w.cols + k;
+                    const double term = static_cast<double>(block_scale(w, e / w.blocksize)) *
+                                        dot_scale * c8[nibble(w.packed, e)] *
+                                        int8_code(x[i * ldx + k], inverse_of(amax));
+                    acc += term;
+                    acc_abs += std::fabs(term);
+                }
+            }
+            y[i * ldy + o] = static_cast<float>(acc);
+            if (abs_sum != nullptr) abs_sum[i * ldy + o] = static_cast<float>(acc_abs);
+        }
     }
 }
 

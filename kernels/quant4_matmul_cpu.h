@@ -74,6 +74,62 @@ void quant4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, 
 void quant4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
                                float* y, int64_t ldy);
 
+// ---- Optional int8-activation decode: inference only, off by default ---------------------------
+// Like llama.cpp's Q8 activation dot products, for a 4-bit weight: each x row is quantized per
+// group of 64 columns, q = round-half-even(x · 127/amax) in [-127, 127] with amax the group's
+// largest |x|; the 16 code values become int8, c8 = round-half-even(127 · value); and
+//     y[i, o] ≈ Σ_blocks scale(block) · Σ_groups (amax / 127²) · Σ_k c8[code_k] · q_k,
+// the inner sums exact in int32 (AVX-512 VNNI vpdpbusd on 64 weights at once).
+// Approximation against the exact y = Σ_k deq(w_k)·x_k: with x̃_k = q_k·amax/127 (|x_k - x̃_k| <=
+// amax/254) and the int8 code off its value by at most 0.5/127,
+//     |y8 - y| <= Σ_k |scale_k|·(0.5/127)·|x̃_k| + |deq(w_k)|·|x_k - x̃_k|   (+ float32 rounding)
+// (tests/quant/test_quant4_matmul.cpp checks this). The float32 rounding of y8 against its own
+// exact value (the reference twin below) obeys the header's bound with K + 2 terms (each term
+// also carries the rounding of scale·amax/127²).
+
+// One group's worth of int8 columns.
+constexpr int64_t kInt8Group = 64;
+
+// x rows quantized for quant4_gemv_xwt_int8. Per row i and group g: codes[(i*groups + g)*64 ...]
+// in the GEMV's order [columns 0, 2, ..., 62, then 1, 3, ..., 63] of the group (the order the
+// kernel unpacks high then low nibbles of 32 bytes); dot_scale = amax / 127² (float32); and
+// lane_offset[16] = -128 · the sum of each 4 consecutive codes (vpdpbusd multiplies unsigned
+// weights c8 + 128, and starting each lane from this offset leaves the exact signed sum).
+struct Int8Activations {
+    int64_t rows = 0;
+    int64_t cols = 0;  // a multiple of kInt8Group
+    int8_t* codes = nullptr;
+    float* dot_scale = nullptr;
+    int32_t* lane_offset = nullptr;
+    // Bytes that Int8Activations::layout needs for rows x cols (codes, then scales, then offsets).
+    static int64_t bytes_for(int64_t rows, int64_t cols);
+    // Points the three arrays into storage (bytes_for(rows, cols) bytes, 64-byte aligned).
+    static Int8Activations layout(void* storage, int64_t rows, int64_t cols);
+};
+
+// The int8 code of each of the 16 code values: round-half-even(127 · value).
+void int8_code_table(const float* code_values, int8_t out[16]);
+
+// True when quant4_gemv_xwt_int8 serves w on this CPU: AVX-512 BW + VNNI (not capped below
+// AVX-512 by QLORA_CPU_ISA), rows of whole blocks and blocks of whole groups (cols % blocksize
+// == 0, blocksize % 64 == 0: bitsandbytes' default 64 and every larger power of two).
+bool quant4_int8_gemv_supported(const Packed4bitMatrix& w);
+
+// Quantizes n rows of x (row stride ldx, out.cols columns) into out. Returns false, leaving out
+// unspecified, when a group holds a NaN or an infinity (the caller takes the exact path).
+bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activations& out);
+
+// y[i*ldy + o] for i < xq.rows, o < w.rows, as above. Requires quant4_int8_gemv_supported(w) and
+// xq.cols == w.cols. Threads through at::parallel_for over rows of W.
+void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, float* y,
+                          int64_t ldy);
+
+// Reference twin of the int8 path, from the float x (plain loops, its own grouping): each output
+// the double sum of scale · (amax / 127²) · c8 · q over the elements, rounded once; abs_sum
+// (nullable) gets Σ|scale · amax/127² · c8 · q|, the scale of the rounding bound.
+void quant4_matmul_xwt_int8_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
+                                float* y, int64_t ldy, float* abs_sum);
+
 namespace detail {
 // The vector bodies (quant4_matmul_cpu_avx2.cpp, quant4_matmul_cpu_avx512.cpp), for a group width G
 // of 16 (AVX2) or 32 (AVX-512) weights. gemv: rows [o0, o1) against x regrouped per G columns as
@@ -87,6 +143,11 @@ void gemv_rows_avx512(const Packed4bitMatrix& w, const float* xg, int64_t n, int
                       float* y, int64_t ldy);
 void dequant_segment_avx512(const uint8_t* packed, int64_t e0, int64_t e1, const float* table16,
                             float* out);
+// quant4_matmul_cpu_vnni.cpp (-mavx512bw -mavx512vnni): rows [o0, o1) of the int8 GEMV; c8 is
+// int8_code_table of w's codebook.
+void gemv_int8_rows_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
+                         int64_t o0, int64_t o1, float* y, int64_t ldy);
+bool cpu_has_avx512_vnni();
 }  // namespace detail
 
 }  // namespace qlora::kernels

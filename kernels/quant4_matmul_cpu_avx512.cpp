@@ -7,6 +7,7 @@
 // code values times the block's scale, so each weight equals dequantize_4bit's.
 #include <immintrin.h>
 
+#include "kernels/avx512_sum.h"
 #include "kernels/quant4_matmul_cpu.h"
 
 namespace qlora::kernels::detail {
@@ -21,16 +22,6 @@ constexpr int64_t kPrefetchBytes = 1024;
 
 inline __m512 scaled_table(const float* code_values, float scale) {
     return _mm512_mul_ps(_mm512_loadu_ps(code_values), _mm512_set1_ps(scale));
-}
-
-// Lane sum in a fixed order (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized in its own
-// header).
-inline float horizontal_sum(__m512 v) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, v);
-    float s = 0.0f;
-    for (float lane : lanes) s += lane;
-    return s;
 }
 
 // even = elements 0, 2, ..., 30 and odd = 1, 3, ..., 31 of the 32 nibbles in p[0..16).

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
+#include "quant/quant4_matmul.h"
 
 namespace qlora::bench {
 namespace {
@@ -23,10 +24,34 @@ struct Built {
     int64_t weight_bytes = 0;
 };
 
-Built build_model(const InferenceBenchOptions& o, const std::string& base,
+// A base name: nf4 | fp4 | fp32, or nf4-int8 | fp4-int8 (the 4-bit base with the opt-in
+// int8-activation GEMV, quant/quant4_matmul.h).
+struct BaseSpec {
+    std::string weights;  // nf4 | fp4 | fp32
+    bool int8_activations = false;
+};
+
+BaseSpec parse_base(const std::string& base) {
+    const bool int8 = base == "nf4-int8" || base == "fp4-int8";
+    QLORA_CHECK(base == "nf4" || base == "fp4" || base == "fp32" || int8,
+                "qlora-bench decode/prefill: --base expects nf4, fp4, fp32, nf4-int8 or fp4-int8, "
+                "found '",
+                base, "'");
+    return {int8 ? base.substr(0, 3) : base, int8};
+}
+
+// Turns the int8-activation GEMV on for one case and back off after it.
+struct Int8Scope {
+    bool saved = quant::quant4_matmul_tuning().int8_activations;
+    explicit Int8Scope(bool on) { quant::quant4_matmul_tuning().int8_activations = on; }
+    ~Int8Scope() { quant::quant4_matmul_tuning().int8_activations = saved; }
+    Int8Scope(const Int8Scope&) = delete;
+    Int8Scope& operator=(const Int8Scope&) = delete;
+};
+
+Built build_model(const InferenceBenchOptions& o, const std::string& name,
                   const c10::Device& device) {
-    QLORA_CHECK(base == "nf4" || base == "fp4" || base == "fp32",
-                "qlora-bench decode/prefill: --base expects nf4, fp4 or fp32, found '", base, "'");
+    const std::string base = parse_base(name).weights;
     Built b;
     if (!o.model_dir.empty()) {
         b.model = model::load_llama(o.model_dir, model::LoadOptions{device, at::kFloat, "none"});
@@ -60,7 +85,9 @@ nlohmann::ordered_json common(const InferenceBenchOptions& o, const std::string&
     j["model"] = o.model_dir.empty() ? "random " + o.shape : o.model_dir;
     j["layers"] = b.model->config().num_hidden_layers;
     j["base"] = base;
-    j["lm_head"] = base == "fp32" || !o.quantize_lm_head ? "fp32" : base;
+    j["lm_head"] = base == "fp32" || !o.quantize_lm_head ? "fp32" : parse_base(base).weights;
+    j["int8_activations"] =
+        parse_base(base).int8_activations && quant::quant4_matmul_tuning().int8_activations;
     j["threads"] = at::get_num_threads();
     j["weight_bytes"] = b.weight_bytes;
     return j;
@@ -88,9 +115,45 @@ std::vector<int64_t> random_prompt(int64_t length, int64_t vocab) {
     return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + length);
 }
 
+// Logits of every position of ids fed one token at a time through the KV cache: the decode path
+// (one-row GEMVs), [T, vocab] float32.
+at::Tensor stepwise_logits(Built& b, const std::vector<int64_t>& ids, const c10::Device& d) {
+    torch::NoGradGuard no_grad;
+    const auto n = static_cast<int64_t>(ids.size());
+    auto cache = model::KvCache::allocate(b.model->config(), 1, n,
+                                          at::TensorOptions(b.model->dtype()).device(d));
+    std::vector<at::Tensor> rows;
+    for (int64_t t = 0; t < n; ++t) {
+        const at::Tensor token = at::full({1, 1}, ids[static_cast<size_t>(t)], at::kLong).to(d);
+        rows.push_back(b.model->lm_head(b.model->hidden_states(token, t, &cache)).view({-1}));
+    }
+    return at::stack(rows).to(at::kFloat).cpu();
+}
+
+// What the int8 activations cost in accuracy on this model: the decode-path logits of the prompt
+// followed by `tokens` random ids, with int8 activations against the exact GEMV (same weights).
+void add_int8_error(nlohmann::ordered_json& j, Built& b, const std::vector<int64_t>& prompt,
+                    int64_t tokens, const c10::Device& d) {
+    std::vector<int64_t> ids = prompt;
+    for (int64_t id : random_prompt(tokens, b.model->config().vocab_size)) ids.push_back(id);
+    const at::Tensor approx = stepwise_logits(b, ids, d);
+    at::Tensor exact;
+    {
+        Int8Scope off(false);
+        exact = stepwise_logits(b, ids, d);
+    }
+    const at::Tensor diff = (approx - exact).to(at::kDouble);
+    j["int8_logits_rel_rms_error"] = diff.pow(2).mean().sqrt().item<double>() /
+                                     exact.to(at::kDouble).pow(2).mean().sqrt().item<double>();
+    j["int8_logits_max_abs_error"] = diff.abs().max().item<double>();
+    j["int8_top1_agreement"] =
+        approx.argmax(-1).eq(exact.argmax(-1)).to(at::kDouble).mean().item<double>();
+}
+
 nlohmann::ordered_json decode_case(const InferenceBenchOptions& o, const std::string& base,
                                    const c10::Device& d) {
     Built b = build_model(o, base, d);
+    Int8Scope int8(parse_base(base).int8_activations);
     const auto prompt = random_prompt(8, b.model->config().vocab_size);
     model::GenerateOptions g;
     g.max_new_tokens = o.tokens + 1;  // the first new token belongs to the prefill
@@ -105,12 +168,14 @@ nlohmann::ordered_json decode_case(const InferenceBenchOptions& o, const std::st
     j["ms_per_token"] = secs * 1e3;
     j["tokens_per_s"] = 1.0 / secs;
     if (d.is_cpu()) j["linears_ms_per_token"] = linears_seconds(b, 1) * 1e3;
+    if (parse_base(base).int8_activations) add_int8_error(j, b, prompt, o.tokens, d);
     return j;
 }
 
 nlohmann::ordered_json prefill_case(const InferenceBenchOptions& o, const std::string& base,
                                     const c10::Device& d) {
     Built b = build_model(o, base, d);
+    Int8Scope int8(parse_base(base).int8_activations);  // only GEMV-sized inputs use it
     const auto prompt = random_prompt(o.prompt, b.model->config().vocab_size);
     const at::Tensor tokens = at::tensor(prompt, at::kLong).view({1, -1}).to(d);
     const double secs = median_seconds(

@@ -19,7 +19,10 @@ struct InferenceBenchOptions {
     std::string shape = "1b";  // tiny | 1b | 7b | 13b | 65b; ignored with model_dir
     int64_t layers = 0;        // >0: keep only this many decoder layers
     std::string model_dir;     // an HF folder to load instead of random weights
-    std::vector<std::string> bases = {"nf4", "fp32"};  // nf4 | fp4 | fp32; first compared with last
+    // nf4 | fp4 | fp32, or nf4-int8 | fp4-int8 (int8 activations in the decode GEMVs, inference
+    // only; the case also reports its logits error against the exact GEMV); first compared with
+    // last.
+    std::vector<std::string> bases = {"nf4", "fp32"};
     bool quantize_lm_head = true;  // 4-bit lm_head too (llama.cpp quantizes output.weight as well)
     int64_t blocksize = 64;
     bool double_quant = true;

@@ -9,6 +9,7 @@
 #include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "core/device.h"
+#include "quant/quant4_matmul.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"qlora-bench: benchmarks (one JSON line per case, baseline from the same run)"};
@@ -17,6 +18,11 @@ int main(int argc, char** argv) {
     std::string device = "auto";
     app.add_option("--device", device,
                    "auto, cpu, cuda, cuda:N; 'all' runs cpu and (if present) cuda")
+        ->capture_default_str();
+    int64_t tile_kib = qlora::quant::quant4_matmul_tuning().tile_bytes / 1024;
+    app.add_option("--tile-kib", tile_kib,
+                   "KiB of one dequantized 4-bit tile in the CPU's tiled matmuls (prefill, step)")
+        ->check(CLI::Range(int64_t{4}, int64_t{1} << 20))
         ->capture_default_str();
 
     qlora::bench::DequantBenchOptions dq;
@@ -59,7 +65,8 @@ int main(int argc, char** argv) {
             ->capture_default_str();
         sub->add_option("--model", inf.model_dir, "an HF Llama folder instead of random weights");
         sub->add_option("--base", inf.bases,
-                        "nf4, fp4 or fp32; the first is compared with the last")
+                        "nf4, fp4, fp32, nf4-int8 or fp4-int8 (int8 activations in the decode "
+                        "GEMVs); the first is compared with the last")
             ->capture_default_str();
         sub->add_flag("--quantize-lm-head,!--dense-lm-head", inf.quantize_lm_head,
                       "4-bit lm_head too (llama.cpp quantizes output.weight)")
@@ -81,6 +88,7 @@ int main(int argc, char** argv) {
     prefill->add_option("--prompt", inf.prompt, "prompt tokens")->capture_default_str();
 
     return qlora::cli::run_tool("qlora-bench", app, argc, argv, [&] {
+        qlora::quant::quant4_matmul_tuning().tile_bytes = tile_kib * 1024;
         std::vector<c10::Device> devices;
         if (device == "all") {
             devices.emplace_back(c10::kCPU);

@@ -22,6 +22,7 @@
 #include "model/generate.h"
 #include "model/llama_loader.h"
 #include "model/vocab_check.h"
+#include "quant/quant4_matmul.h"
 
 namespace {
 
@@ -102,11 +103,16 @@ int main(int argc, char** argv) {
     app.add_option(
         "--dtype", dtype_name_arg,
         "compute dtype: auto, float32, bfloat16, float16 (auto: bf16 on CUDA, fp32 on CPU)");
+    bool int8_activations = false;
+    app.add_flag("--int8-activations", int8_activations,
+                 "CPU, 4-bit base: quantize decode activations to int8 and use VNNI integer dot "
+                 "products (faster, approximate; needs AVX-512 VNNI, else exact)");
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
         QLORA_CHECK(prompt_opt->count() + chat_opt->count() == 1, "give --prompt or --chat");
         if (threads > 0) at::set_num_threads(threads);
+        quant::quant4_matmul_tuning().int8_activations = int8_activations;
         model::LoadOptions load;
         load.device = resolve_device(device_name);
         load.dtype = resolve_dtype(dtype_name_arg.empty() ? "auto" : dtype_name_arg, load.device);

@@ -56,6 +56,25 @@ float* tile_buffer(int64_t floats) {
     return buffer.data_ptr<float>();
 }
 
+// The opt-in int8-activation GEMV (Quant4MatmulTuning::int8_activations): false when it is off,
+// the CPU or layout does not allow it, or x holds a non-finite value (the exact GEMV runs then).
+bool int8_gemv(const kernels::Packed4bitMatrix& m, const at::Tensor& x2, at::Tensor& y) {
+    if (!quant4_matmul_tuning().int8_activations || !kernels::quant4_int8_gemv_supported(m)) {
+        return false;
+    }
+    const int64_t n = x2.size(0);
+    thread_local at::Tensor storage;  // kept between calls, like the tiles
+    const int64_t bytes = kernels::Int8Activations::bytes_for(n, m.cols);
+    if (!storage.defined() || storage.numel() < bytes) storage = at::empty({bytes}, at::kByte);
+    kernels::Int8Activations xq =
+        kernels::Int8Activations::layout(storage.data_ptr<uint8_t>(), n, m.cols);
+    if (!kernels::quantize_activations_int8(x2.data_ptr<float>(), n, x2.stride(0), xq)) {
+        return false;
+    }
+    kernels::quant4_gemv_xwt_int8(m, xq, y.data_ptr<float>(), m.rows);
+    return true;
+}
+
 // Splits `extent` into a multiple of the thread count of tiles, each a multiple of 16 wide, whose
 // float32 size (times `depth`) stays near tile_bytes. Returns the tile width.
 int64_t tile_width(int64_t extent, int64_t depth) {
@@ -160,8 +179,10 @@ at::Tensor quant4_linear(const at::Tensor& x, const Quant4Tensor& w, const at::T
     at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor y = at::empty({n, out}, x2.options());
     if (n <= quant4_matmul_tuning().gemv_max_rows) {
-        kernels::quant4_gemv_xwt(m, x2.data_ptr<float>(), n, x2.stride(0), y.data_ptr<float>(), out,
-                                 isa());
+        if (!int8_gemv(m, x2, y)) {
+            kernels::quant4_gemv_xwt(m, x2.data_ptr<float>(), n, x2.stride(0), y.data_ptr<float>(),
+                                     out, isa());
+        }
         if (b.defined()) y.add_(b);
     } else if (n > 0) {
         tiled_xwt(m, x2, b, y);

@@ -3,7 +3,8 @@
 //   few rows (decode):   the fused GEMV, W dequantized in registers;
 //   many rows (prefill, training forward, recompute, backward): tiles of W dequantized into a
 //   per-thread buffer of about `tile_bytes`, reused across calls, each tile fed to ATen's GEMM.
-// Results equal x·deq(W)ᵀ in float32 up to the order of the sums (bound in the kernel header).
+// Results equal x·deq(W)ᵀ in float32 up to the order of the sums (bound in the kernel header),
+// unless the opt-in int8-activation decode below is on.
 // Half-precision inputs are computed in float32 and rounded back; other cases (CUDA, float64)
 // fall back to dequantize + at::linear.
 #pragma once
@@ -29,6 +30,12 @@ struct Quant4MatmulTuning {
     int64_t gemv_max_rows = 8;     // x rows up to this use the fused GEMV
     int64_t tile_bytes = 1 << 20;  // float32 bytes of one dequantized tile of W
     kernels::CpuIsa max_isa = kernels::CpuIsa::kAvx512;  // cap below the CPU's best (tests)
+    // Inference only, off by default (qlora-generate --int8-activations, qlora-bench's *-int8
+    // bases): GEMV-sized inputs are quantized to int8 per 64 columns and multiplied with VNNI
+    // integer dot products where the CPU and the layout allow (kernels/quant4_matmul_cpu.h: an
+    // approximation with a stated bound, no longer x·deq(W)ᵀ in float32). Nothing in training
+    // sets it.
+    bool int8_activations = false;
 };
 Quant4MatmulTuning& quant4_matmul_tuning();
 

@@ -19,16 +19,16 @@
 #include "quant/quant4_matmul.h"
 #include "quant/quant4_ops.h"
 #include "quant/quant4_tensor.h"
+#include "support/quant4_weights.h"
 #include "support/test_support.h"
 
 namespace qlora::quant {
 namespace {
 
-// Restores the process-wide path knobs at the end of a test.
-struct TuningGuard {
-    Quant4MatmulTuning saved = quant4_matmul_tuning();
-    ~TuningGuard() { quant4_matmul_tuning() = saved; }
-};
+using test::random_weight;
+using test::raw_of;
+using test::RawWeight;
+using test::TuningGuard;
 
 struct Path {
     std::string name;
@@ -50,37 +50,6 @@ std::vector<Path> all_paths() {
 void use(const Path& p) {
     quant4_matmul_tuning().gemv_max_rows = p.gemv_max_rows;
     quant4_matmul_tuning().max_isa = p.isa;
-}
-
-// Keeps the tensors a Packed4bitMatrix points into alive.
-struct RawWeight {
-    Quant4Tensor w;
-    at::Tensor absmax_f32;
-    kernels::Packed4bitMatrix m;
-};
-
-RawWeight raw_of(const Quant4Tensor& w) {
-    RawWeight r{w, {}, {}};
-    r.m.packed = w.packed().data_ptr<uint8_t>();
-    if (w.double_quant()) {
-        r.m.absmax_codes = w.absmax().data_ptr<uint8_t>();
-        r.m.nested = w.nested_absmax().data_ptr<float>();
-        r.m.map = w.nested_code().data_ptr<float>();
-        r.m.offset = w.nested_offset();
-    } else {
-        r.m.absmax = w.absmax().data_ptr<float>();
-    }
-    r.m.code_values = codebook(w.type()).values;
-    r.m.rows = w.shape()[0];
-    r.m.cols = w.shape()[1];
-    r.m.blocksize = w.blocksize();
-    return r;
-}
-
-Quant4Tensor random_weight(int64_t out, int64_t in, QuantType type, int64_t blocksize, bool dq,
-                           uint64_t seed) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return Quant4Tensor::quantize(at::randn({out, in}, gen) * 0.05, {type, blocksize, dq}, "w");
 }
 
 // |y - ref| <= γ_K·Σ|x·w| + u·|ref| (the kernel's bound, plus ref's own rounding to float32).
