@@ -4,9 +4,10 @@
 #   scripts/bench-llamacpp.sh [BUILD_DIR]       (default BUILD_DIR: build; needs build/qlora-bench)
 #
 # 1. llama.cpp: the llama-cpp-python==0.3.36 source distribution from PyPI (pip download
-#    --no-binary --no-deps), its vendor/llama.cpp built with only the CPU backend (-j2), cached in
-#    $QLORA_LLAMACPP_CACHE (default ~/.cache/qlora-cpp/llama.cpp-build), outside the work tree, one
-#    build per CPU flag set (this CPU's ISA flags, AMX off).
+#    --no-binary llama-cpp-python --no-deps: its build dependencies come as wheels, not compiled),
+#    its vendor/llama.cpp built with only the CPU backend (-j2), cached in $QLORA_LLAMACPP_CACHE
+#    (default ~/.cache/qlora-cpp/llama.cpp-build), outside the work tree, one build per CPU flag
+#    set (this CPU's ISA flags, AMX off).
 # 2. A random Llama of TinyLlama-1.1B shape (22 layers, 2048/5632, GQA 32/4, vocab 32000) saved as
 #    an HF folder by scripts/bench-random-llama.py (torch + transformers), with stories260K's
 #    SentencePiece tokenizer (llama.cpp's converter pads the vocabulary to 32000).
@@ -27,7 +28,7 @@ mkdir -p "$cache"
 # ---- 1. llama.cpp from the sdist --------------------------------------------------------------
 src="$cache/llama_cpp_python-$version"
 if [[ ! -d "$src/vendor/llama.cpp" ]]; then
-    "$python" -m pip download --no-binary :all: --no-deps -d "$cache/sdist" \
+    "$python" -m pip download --no-binary llama-cpp-python --no-deps -d "$cache/sdist" \
         "llama-cpp-python==$version" >&2
     tar -xzf "$cache/sdist/llama_cpp_python-$version.tar.gz" -C "$cache"
 fi

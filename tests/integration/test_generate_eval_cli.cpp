@@ -50,6 +50,23 @@ TEST(GenerateCli, Nf4AndStatsRun) {
     EXPECT_NE(r.output.find("tokens/s"), std::string::npos) << r.output;
 }
 
+// The opt-in int8-activation decode (AVX-512 VNNI; exact GEMV elsewhere) is an approximation:
+// greedy text on the NF4 base starts as the exact run's does and stays readable.
+TEST(GenerateCli, Int8ActivationsKeepTheGreedyStoryOnTrack) {
+    const std::string command = test::tool("qlora-generate") + " --model " + hf_dir() +
+                                " --quant nf4 --prompt 'Once upon a time' -n 60 -t 0 --device cpu";
+    auto exact = run_stdout(command);
+    auto int8 = run_stdout(command + " --int8-activations");
+    ASSERT_EQ(exact.exit_code, 0) << exact.output;
+    ASSERT_EQ(int8.exit_code, 0) << int8.output;
+    size_t common = 0;
+    while (common < exact.output.size() && common < int8.output.size() &&
+           exact.output[common] == int8.output[common])
+        ++common;
+    EXPECT_GE(common, std::string("Once upon a time, there was a little girl").size())
+        << "exact: " << exact.output << "\nint8:  " << int8.output;
+}
+
 TEST(GenerateCli, BadInputExitsWithTwo) {
     auto r = test::run_command(test::tool("qlora-generate") + " --model " + hf_dir() +
                                " --adapter some/adapter --prompt x --device cpu");
