@@ -14,7 +14,8 @@
 # 3. The sdist's convert_hf_to_gguf.py -> F16 GGUF, its llama-quantize -> Q4_0.
 # 4. llama-bench (pp256, tg64) on both, then qlora-bench decode and prefill on the HF folder
 #    (NF4 and dense fp32 in one process), printed side by side with ratios.
-# Env: THREADS (default 2), QLORA_PYTHON (default the setup venv), BENCH_STAGE=build stops after 1.
+# Env: THREADS (default 2), QLORA_PYTHON (default the setup venv), BENCH_STAGE=build stops after 1,
+# BENCH_STAGE=model after 3 (the slow, noisy preparation, so that 4 can run on a quiet machine).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,6 +66,8 @@ fi
 if [[ ! -f "$q40" ]]; then
     "$lbuild/bin/llama-quantize" "$f16" "$q40" Q4_0 "$threads" >&2
 fi
+
+[[ "${BENCH_STAGE:-}" == "model" ]] && { echo "models ready: $model, $f16, $q40"; exit 0; }
 
 # ---- 4. both benchmarks, one table -------------------------------------------------------------
 out="$cache/results"
