@@ -1,10 +1,14 @@
 // Tensor-level 4-bit matmuls on the CPU: shape checks, the GEMV / tiled-GEMM choice, and the tiled
 // loops. Tiles of W are dequantized into a thread-local buffer (kept between calls, so no page
 // faults on a fresh allocation) and multiplied with ATen's GEMM on views; at::parallel_for gives
-// each thread whole tiles, and a GEMM inside a parallel region runs on its own thread.
+// each thread whole tiles, and a GEMM inside a parallel region runs on its own thread. Those GEMMs
+// are dispatcher calls on OpenMP worker threads, whose thread-local state (grad mode: off inside an
+// autograd Function's forward, on by default elsewhere) is the caller's through
+// at::ThreadLocalStateGuard; without it an out= GEMM on a tensor that requires grad is refused.
 #include "quant/quant4_matmul.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 #include <vector>
@@ -94,7 +98,9 @@ void tiled_xwt(const kernels::Packed4bitMatrix& m, const at::Tensor& x2, const a
     const int64_t width = tile_width(out, in);
     const int64_t tiles = (out + width - 1) / width;
     const kernels::CpuIsa cpu = isa();
+    const at::ThreadLocalState caller;  // grad mode & co. for the GEMMs on the worker threads
     at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+        const at::ThreadLocalStateGuard same_state(caller);
         float* buffer = tile_buffer(width * in);
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t r0 = t * width, len = std::min(width, out - r0);
@@ -117,7 +123,9 @@ void tiled_gw(const kernels::Packed4bitMatrix& m, const at::Tensor& g2, at::Tens
     const int64_t width = tile_width(in, out);
     const int64_t tiles = (in + width - 1) / width;
     const kernels::CpuIsa cpu = isa();
+    const at::ThreadLocalState caller;
     at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+        const at::ThreadLocalStateGuard same_state(caller);
         float* buffer = tile_buffer(width * out);
         for (int64_t t = t0; t < t1; ++t) {
             const int64_t c0 = t * width, len = std::min(width, in - c0);

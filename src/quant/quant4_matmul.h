@@ -28,11 +28,10 @@ at::Tensor quant4_matmul_grad_input(const at::Tensor& g, const Quant4Tensor& w);
 // Knobs of the path choice, process-wide (tests force each path; benches tune them).
 struct Quant4MatmulTuning {
     int64_t gemv_max_rows = 8;  // x rows up to this use the fused GEMV
-    // float32 bytes of one dequantized tile of W, at most, per thread. Large enough that a 2048-
-    // or 5632-row W of a 1B model is one tile per thread: every tile is one ATen GEMM that packs
-    // x again, so fewer tiles is faster (2 threads, TinyLlama-1.1B shape, NF4 prefill pp256:
-    // 41 tok/s with 1 MiB tiles, 55 with 8 MiB, 76 with 16 MiB; 4-layer QLoRA step +8%).
-    int64_t tile_bytes = int64_t{16} << 20;
+    // float32 bytes of one dequantized tile of W, at most, per thread. Measured with 2 threads on
+    // the TinyLlama-1.1B shape (tiles of 1 / 4 / 16 MiB): NF4 prefill pp256 75 / 83 / 73 tok/s,
+    // 4-layer QLoRA step 2.81 / 2.61 / 2.67 s.
+    int64_t tile_bytes = int64_t{4} << 20;
     kernels::CpuIsa max_isa = kernels::CpuIsa::kAvx512;  // cap below the CPU's best (tests)
     // Inference only, off by default (qlora-generate --int8-activations, qlora-bench's *-int8
     // bases): GEMV-sized inputs are quantized to int8 per 64 columns and multiplied with VNNI

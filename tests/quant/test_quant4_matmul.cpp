@@ -2,6 +2,7 @@
 // scalar reference twins on odd shapes, every path (GEMV / tiled, AVX2 / portable), FP4, double
 // quant on and off, misaligned and strided views; the stated error bound; and no W-sized allocation
 // per call.
+#include <ATen/Parallel.h>
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
@@ -186,6 +187,21 @@ TEST(Nf4Matmul, MisalignedAndStridedViews) {
     EXPECT_EQ(quant4_linear(x3.to(at::kBFloat16), w).scalar_type(), at::kBFloat16);
     EXPECT_EQ(quant4_matmul_grad_input(at::randn({2, 3, out}), w).sizes(),
               (std::vector<int64_t>{2, 3, in}));
+}
+
+// at::parallel_for expands an OpenMP region in the calling translation unit: built without
+// -fopenmp (CMakeLists.txt), every at::parallel_for of ours ran on one thread. This file is
+// compiled with the library's flags, so the body must see several threads here.
+TEST(Nf4Matmul, ParallelForInOurCodeRunsOnSeveralThreads) {
+    const int saved = at::get_num_threads();
+    at::set_num_threads(2);
+    std::vector<std::atomic<int>> seen(2);
+    at::parallel_for(0, 1024, 1, [&](int64_t, int64_t) {
+        const int t = at::get_thread_num();
+        if (t >= 0 && t < 2) seen[static_cast<size_t>(t)] = 1;
+    });
+    at::set_num_threads(saved);
+    EXPECT_EQ(seen[0] + seen[1], 2) << "at::parallel_for ran its chunks on one thread";
 }
 
 TEST(Nf4Matmul, RejectsMismatchedShapes) {
