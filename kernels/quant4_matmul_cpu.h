@@ -83,7 +83,7 @@ void quant4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_
 // Approximation against the exact y = Σ_k deq(w_k)·x_k: with x̃_k = q_k·amax/127 (|x_k - x̃_k| <=
 // amax/254) and the int8 code off its value by at most 0.5/127,
 //     |y8 - y| <= Σ_k |scale_k|·(0.5/127)·|x̃_k| + |deq(w_k)|·|x_k - x̃_k|   (+ float32 rounding)
-// (tests/quant/test_quant4_matmul.cpp checks this). The float32 rounding of y8 against its own
+// (tests/quant/test_quant4_int8_decode.cpp checks this). The float32 rounding of y8 against its
 // exact value (the reference twin below) obeys the header's bound with K + 2 terms (each term
 // also carries the rounding of scale·amax/127²).
 
