@@ -13,8 +13,9 @@
 # On the GPU machine the .debs are unpacked into /tmp/deps (never into /). When .gpu-bin runs there
 # (torch found, libraries resolve) it is used; otherwise the tree is built against the machine's
 # torch (QLORA_GPU_BUILD=1 forces that). Then: the cuda tests, the dequant and training-step
-# benchmarks, a one-rank NCCL world under torchrun (collectives, then data-parallel training), and
-# a QLoRA run of the quickstart config on the GPU. Every stage has its own time limit
+# benchmarks, a one-rank NCCL world under torchrun (collectives and the sharded base's logits and
+# gradients, then data-parallel and shard_base training), and a QLoRA run of the quickstart
+# config on the GPU. Every stage has its own time limit
 # and a failure does not stop the later ones. Results (at most 8 files): gpu-check.log, *.xml,
 # bench-*.jsonl, train-metrics.jsonl. Budget: under 8 minutes.
 set -uo pipefail
@@ -124,10 +125,15 @@ stage 180 "bench step 65B NF4 (seq 512, paged AdamW): does a step fit 48 GB?" \
 torchrun1=(python3 -m torch.distributed.run --nproc-per-node=1 --master-addr=127.0.0.1 --max-restarts=0)
 stage 120 "NCCL, one rank under torchrun: agent store, ProcessGroupNCCL, all-reduce/broadcast/all-gather/barrier" \
     "${torchrun1[@]}" --master-port=29531 --no-python "$bin/qlora-dist-check" --device cuda --backend nccl \
-    --single-rank-world --timeout-s 60 --out /tmp
+    --single-rank-world --timeout-s 60 --out /tmp \
+    --shard-model "$root/../shared/data/stories260K/hf"
 stage 180 "data-parallel qlora-train (quickstart, 20 steps), one NCCL rank" \
     "${torchrun1[@]}" --master-port=29532 --no-python "$bin/qlora-train" "$root/configs/quickstart.yaml" \
     hardware.device=cuda hardware.parallel=data train.max_steps=20 output.dir=/tmp/gpu-dp
+stage 180 "shard_base qlora-train with offloaded checkpoints (quickstart, 20 steps), one NCCL rank" \
+    "${torchrun1[@]}" --master-port=29533 --no-python "$bin/qlora-train" "$root/configs/quickstart.yaml" \
+    hardware.device=cuda hardware.parallel=shard_base train.offload_activations=true \
+    train.max_steps=20 output.dir=/tmp/gpu-shard
 
 run=/tmp/gpu-quickstart
 stage 180 "qlora-train configs/quickstart.yaml on cuda (bf16, paged AdamW)" \

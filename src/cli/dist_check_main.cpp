@@ -1,5 +1,5 @@
 // qlora-dist-check [--backend auto|store|nccl] [--device cpu|cuda] [--timeout-s S]
-//   [--fail-rank R --fail-mode exit|stall] [--out DIR]
+//   [--fail-rank R --fail-mode exit|stall] [--out DIR] [--shard-model LLAMA_DIR]
 // Launched by torchrun (torchrun --nproc-per-node=N --no-python build/qlora-dist-check): sets up
 // the world from torchrun's environment and checks every collective and data-parallel piece
 // against exactly known values: all values are small integers (or sums of them), so every sum
@@ -9,12 +9,14 @@
 // Without torchrun's variables (or WORLD_SIZE=1, unless --single-rank-world) it prints
 // {"distributed": false} and exits 0.
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -22,7 +24,11 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "dist/data_parallel.h"
+#include "dist/sharded_base.h"
 #include "dist/world.h"
+#include "lora/activation_checkpointing.h"
+#include "lora/apply_lora.h"
+#include "model/llama_loader.h"
 
 namespace {
 
@@ -131,6 +137,80 @@ nlohmann::json check_data_parallel(dist::Collectives& comm, const std::string& o
     return {{"grad", first_window}, {"tokens", tokens}, {"loss_sum", loss}};
 }
 
+// One forward + backward of stories260K-sized model with LoRA (B made non-zero, so A gets a
+// gradient too) and checkpointed layers, on a batch that differs per rank: logits and LoRA
+// gradients.
+struct ForwardBackward {
+    at::Tensor logits;
+    std::vector<at::Tensor> grads;
+};
+
+ForwardBackward forward_backward(model::LlamaImpl& m, const at::Tensor& tokens) {
+    ForwardBackward out;
+    std::vector<at::Tensor> params;
+    for (auto& [name, t] : lora::adapter_parameters(m)) params.push_back(t);
+    for (at::Tensor& p : params) p.mutable_grad() = at::Tensor();
+    at::Tensor logits = m.forward(tokens);  // [B, T, V]
+    const int64_t T = tokens.size(1);
+    at::Tensor loss = at::cross_entropy_loss(
+        logits.narrow(1, 0, T - 1).reshape({-1, logits.size(2)}).to(at::kFloat),
+        tokens.narrow(1, 1, T - 1).reshape(-1).to(m.device()));
+    loss.backward();
+    out.logits = logits.detach().cpu();
+    for (at::Tensor& p : params) out.grads.push_back(p.grad().cpu().clone());
+    return out;
+}
+
+// hardware.parallel: shard_base on a real model: the same logits and gradients, bit for bit, as
+// the unsharded base (the gathered blocks are the same bytes), with each rank holding its slice.
+nlohmann::json check_shard_base(dist::Collectives& comm, const std::string& model_dir,
+                                bool double_quant) {
+    model::LoadOptions lo;
+    lo.device = comm.device();
+    lo.quant = "nf4";
+    lo.double_quant = double_quant;
+    model::Llama m = model::load_llama(model_dir, lo);
+    lora::LoraOptions lora;
+    lora.r = 4;
+    lora.init_seed = 7;
+    lora::apply_lora(*m, lora);
+    lora::set_gradient_checkpointing(*m, true);
+    m->train();
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(11);
+    {
+        at::NoGradGuard no_grad;
+        for (auto& [name, t] : lora::adapter_parameters(*m)) {
+            if (name.find("lora_B") != std::string::npos) t.copy_(at::randn(t.sizes(), gen) * 0.1);
+        }
+    }
+    gen.set_current_seed(100 + comm.rank());  // each rank its own batch
+    const at::Tensor tokens = at::randint(0, m->config().vocab_size, {2, 24}, gen);
+    int64_t base_bytes = 0;
+    for (model::DecoderLayer& layer : m->layers) {
+        for (model::Linear& l : layer->linears()) base_bytes += l->nbytes();
+    }
+    const ForwardBackward whole = forward_backward(*m, tokens);
+    const int64_t held = dist::shard_base(comm, *m);
+    const ForwardBackward sharded = forward_backward(*m, tokens);
+    bool grads_equal = whole.grads.size() == sharded.grads.size();
+    for (size_t i = 0; grads_equal && i < whole.grads.size(); ++i)
+        grads_equal = at::equal(whole.grads[i], sharded.grads[i]);
+    const bool logits_equal = at::equal(whole.logits, sharded.logits);
+    QLORA_RUNTIME_CHECK(logits_equal && grads_equal, "shard_base: rank ", comm.rank(),
+                        " got other ", logits_equal ? "gradients" : "logits",
+                        " from the sharded base than from the whole one");
+    double min_grad_abs_sum = std::numeric_limits<double>::infinity();
+    for (const at::Tensor& g : whole.grads)
+        min_grad_abs_sum = std::min(min_grad_abs_sum, g.abs().sum().item<double>());
+    return {{"double_quant", double_quant},
+            {"logits_equal", logits_equal},
+            {"grads_equal", grads_equal},
+            {"lora_tensors", whole.grads.size()},
+            {"min_grad_abs_sum", min_grad_abs_sum},
+            {"base_bytes_whole", base_bytes},
+            {"base_bytes_held", held}};
+}
+
 void fail_on_purpose(dist::World& world, int fail_rank, const std::string& mode) {
     if (world.rank() != fail_rank) return;
     std::cerr << "qlora-dist-check: rank " << fail_rank << " fails on purpose (" << mode << ")"
@@ -160,6 +240,10 @@ int main(int argc, char** argv) {
         "--single-rank-world", single_rank_world,
         "under torchrun with one rank, still set up the store and collectives (NCCL on one GPU)");
     app.add_option("--out", out_dir, "folder where rank 0 writes a file (the writer-guard check)");
+    std::string shard_model;
+    app.add_option("--shard-model", shard_model,
+                   "a Llama folder: check that shard_base gives the unsharded logits and "
+                   "gradients (NF4, double quant on and off)");
     return cli::run_tool("qlora-dist-check", app, argc, argv, [&] {
         dist::WorldOptions options;
         options.backend = dist::parse_backend(backend);
@@ -181,6 +265,10 @@ int main(int argc, char** argv) {
         line["broadcast"] = check_broadcast(comm);
         line["all_gather"] = check_all_gather(comm);
         line["data_parallel"] = check_data_parallel(comm, out_dir);
+        if (!shard_model.empty()) {
+            line["shard_base"] = {check_shard_base(comm, shard_model, true),
+                                  check_shard_base(comm, shard_model, false)};
+        }
         comm.barrier();
         std::cout << line.dump() << std::endl;
     });

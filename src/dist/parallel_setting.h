@@ -6,8 +6,8 @@
 
 namespace qlora::dist {
 
-// hardware.parallel: auto = data parallelism when WORLD_SIZE > 1; shard_base is planned by
-// --dry-run only so far.
+// hardware.parallel: auto = data parallelism when WORLD_SIZE > 1; shard_base = data parallelism
+// over a base whose 4-bit blocks are split across the ranks (dist/sharded_base.h).
 enum class ParallelSetting { kAuto, kData, kShardBase };
 // Its names, the one list (core/enum_names.h); parse throws qlora::Error naming them all.
 inline constexpr auto kParallelSettingNames =

@@ -2,22 +2,20 @@
 #include "dist/replicas.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "data/loader.h"
+#include "dist/sharded_base.h"
 
 namespace qlora::dist {
 
 Replicas::Replicas(c10::Device device, int64_t grad_accum, ParallelSetting parallel,
                    const WorldOptions& options)
-    : device_(device) {
+    : device_(device), parallel_(parallel) {
     spec_.grad_accum = grad_accum;
-    // An explicit `data` makes even WORLD_SIZE=1 under torchrun a (one-rank) world; auto keeps
-    // the single-process path there.
-    std::optional<WorldEnv> env = read_world_env(process_env(), parallel == ParallelSetting::kData);
+    // An explicit `data` or `shard_base` makes even WORLD_SIZE=1 under torchrun a (one-rank)
+    // world; auto keeps the single-process path there.
+    std::optional<WorldEnv> env = read_world_env(process_env(), parallel != ParallelSetting::kAuto);
     if (!env) return;
-    QLORA_CHECK(
-        parallel != ParallelSetting::kShardBase,
-        "hardware.parallel: ", kParallelSettingNames.name(parallel),
-        " is planned by --dry-run but cannot train yet; use data (the default under torchrun)");
     device_ = rank_device(*env, device);
     world_ = std::make_unique<World>(*env, device_, options);
     spec_.rank = env->rank;
@@ -33,6 +31,13 @@ std::vector<data::Batch> Replicas::next_window(data::DataLoader& loader) {
 int64_t Replicas::sum(int64_t local) { return world_ ? global_sum(world_->comm(), local) : local; }
 
 double Replicas::sum(double local) { return world_ ? global_sum(world_->comm(), local) : local; }
+
+void Replicas::shard_base(model::LlamaImpl& model) {
+    if (!lockstep()) return;
+    const int64_t held = dist::shard_base(world_->comm(), model);
+    log_info("shard_base: rank ", spec_.rank, " of ", spec_.world_size, " holds ",
+             held / (1024 * 1024), " MiB of the 4-bit base (", held, " bytes)");
+}
 
 void Replicas::init_parameters(const std::vector<at::Tensor>& params) {
     if (world_) broadcast_parameters(world_->comm(), params);

@@ -1,4 +1,5 @@
-// Replicas: what the trainer calls for data parallelism, one object for both cases. Without
+// Replicas: what the trainer calls for data parallelism (and shard_base, which trains the same way
+// over a sharded base: dist/sharded_base.h), one object for every case. Without
 // torchrun's variables (or with WORLD_SIZE=1) it holds no World and every call is the
 // single-process behaviour exactly (next_window = grad_accum × loader.next(), sums return their
 // input, writes just run), so the trainer has one code path and the single-GPU run is unchanged.
@@ -20,6 +21,9 @@
 namespace qlora::data {
 class DataLoader;
 }
+namespace qlora::model {
+class LlamaImpl;
+}
 
 namespace qlora::dist {
 
@@ -36,6 +40,9 @@ class Replicas {
     int world_size() const { return spec_.world_size; }
     bool is_main() const { return spec_.rank == 0; }
     c10::Device device() const { return device_; }
+    // shard_base: every forward gathers each layer from all ranks, so every rank must run the
+    // same forwards (eval rounds, prompt samples) in the same order.
+    bool lockstep() const { return world_ != nullptr && parallel_ == ParallelSetting::kShardBase; }
 
     int64_t steps_per_epoch(int64_t batches) const { return dist::steps_per_epoch(batches, spec_); }
     // This rank's micro-batches of the next global window (see data_parallel.h).
@@ -47,6 +54,10 @@ class Replicas {
         return dist::owns_eval_batch(index, rank(), world_size());
     }
 
+    // Under shard_base, keeps this rank's slice of every decoder layer's 4-bit base and drops the
+    // rest (a no-op otherwise). The config made sure the layers are checkpointed: otherwise
+    // autograd would keep every gathered layer until the backward.
+    void shard_base(model::LlamaImpl& model);
     // Rank 0's LoRA init everywhere.
     void init_parameters(const std::vector<at::Tensor>& params);
     // The window's gradients summed over ranks, in one bucket.
@@ -56,6 +67,7 @@ class Replicas {
 
   private:
     c10::Device device_;
+    ParallelSetting parallel_;
     ShardSpec spec_;
     std::unique_ptr<World> world_;
     std::unique_ptr<GradBucket> bucket_;

@@ -39,14 +39,36 @@ at::Tensor CheckpointedLayerFunction::forward(torch::autograd::AutogradContext* 
     call->n_params = params.size();
     at::Tensor y =
         run_layer(call->layer, x, call->cos, call->sin, call->mask);  // grad mode is off here
-    ctx->save_for_backward({x});
+    if (call->offload && !x.device().is_cpu()) {
+        // Pinned, so the copy is asynchronous on the current stream; the layer's output does not
+        // depend on it, and the recompute's copy back is ordered after it on the same stream.
+        at::Tensor host = at::empty(x.sizes(), x.options().device(c10::kCPU).pinned_memory(true));
+        host.copy_(x.detach(), /*non_blocking=*/true);
+        ctx->saved_data["x_host"] = host;
+        ctx->saved_data["x_device"] = x.device().str();
+        ctx->save_for_backward({});
+    } else {
+        ctx->save_for_backward({x});
+    }
     ctx->saved_data["call"] = c10::IValue::make_capsule(call);
     return y;
 }
 
+namespace {
+
+// The layer input the forward kept: as saved, or back from host memory.
+at::Tensor saved_input(torch::autograd::AutogradContext* ctx) {
+    if (ctx->saved_data.find("x_host") == ctx->saved_data.end())
+        return ctx->get_saved_variables()[0];
+    const c10::Device device(ctx->saved_data["x_device"].toStringRef());
+    return ctx->saved_data["x_host"].toTensor().to(device, /*non_blocking=*/true);
+}
+
+}  // namespace
+
 torch::autograd::variable_list CheckpointedLayerFunction::backward(
     torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad_outputs) {
-    at::Tensor x = ctx->get_saved_variables()[0];
+    const at::Tensor x = saved_input(ctx);
     auto holder = ctx->saved_data["call"].toCapsule();
     auto& call = *static_cast<LayerCall*>(holder.get());
 
@@ -91,8 +113,8 @@ torch::autograd::variable_list CheckpointedLayerFunction::backward(
 }
 
 at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x,
-                              const at::Tensor& cos, const at::Tensor& sin,
-                              const at::Tensor& mask) {
+                              const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                              bool offload) {
     std::vector<at::Tensor> params;
     if (torch::GradMode::is_enabled()) {
         for (const auto& p : layer->parameters()) {
@@ -107,15 +129,20 @@ at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x,
     call->cos = cos;
     call->sin = sin;
     call->mask = mask;
+    call->offload = offload;
     return CheckpointedLayerFunction::apply(x, at::TensorList(params), call);
 }
 
-void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled) {
-    if (enabled) {
-        model.layer_runner = checkpointed_layer;
-    } else {
+void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled, bool offload_inputs) {
+    if (!enabled) {
         model.layer_runner = nullptr;
+        return;
     }
+    model.layer_runner = [offload_inputs](model::DecoderLayer& layer, const at::Tensor& h,
+                                          const at::Tensor& cos, const at::Tensor& sin,
+                                          const at::Tensor& mask) {
+        return checkpointed_layer(layer, h, cos, sin, mask, offload_inputs);
+    };
 }
 
 bool gradient_checkpointing(const model::LlamaImpl& model) {

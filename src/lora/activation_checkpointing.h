@@ -20,6 +20,10 @@ struct LayerCall : torch::CustomClassHolder {
     at::Tensor cos, sin, mask;
     at::Tensor rng_state;  // of the default generator of x's device
     size_t n_params = 0;
+    // Keep the saved input in host memory (pinned) while the rest of the forward and the later
+    // layers' backward run; copied back to x's device for the recompute. A CPU input is kept as
+    // it is (it already is in host memory).
+    bool offload = false;
 };
 
 class CheckpointedLayerFunction : public torch::autograd::Function<CheckpointedLayerFunction> {
@@ -34,12 +38,14 @@ class CheckpointedLayerFunction : public torch::autograd::Function<CheckpointedL
 };
 
 // Runs layer(x) checkpointed when grad mode is on and something in it needs a gradient; a plain
-// call otherwise (inference, no_grad evaluation).
+// call otherwise (inference, no_grad evaluation). offload: see LayerCall.
 at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x,
-                              const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask);
+                              const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                              bool offload = false);
 
-// Switches checkpointing of every decoder layer on (the training default) or off.
-void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled);
+// Switches checkpointing of every decoder layer on (the training default) or off; with
+// offload_inputs the checkpointed layer inputs wait in host memory (train.offload_activations).
+void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled, bool offload_inputs = false);
 bool gradient_checkpointing(const model::LlamaImpl& model);
 
 }  // namespace qlora::lora

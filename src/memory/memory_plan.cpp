@@ -51,53 +51,45 @@ int64_t layer_activation_bytes(const model::LlamaConfig& c, int64_t n, int64_t e
 
 // Per-layer sizes the multi-GPU plans split or gather.
 struct LayerBytes {
-    int64_t base = 0;        // one layer's projection bytes, whole (NF4, or dense without quant)
-    int64_t base_slice = 0;  // one rank's slice: ceil(blocks / world) NF4 blocks per projection
-    int64_t lora_numel = 0;  // one layer's LoRA parameters
+    int64_t base = 0;  // one layer's projection bytes, whole (NF4, or dense without quant)
+    // The longest rank's slice (dist::rank_blocks: whole groups of 256 blocks under double
+    // quant, single blocks otherwise), which every rank's gather buffer is padded to.
+    int64_t base_slice = 0;
 };
 
-LayerBytes layer_bytes(const PlanInputs& in, const std::vector<std::string>& targets) {
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+LayerBytes layer_bytes(const PlanInputs& in) {
     LayerBytes b;
+    const int64_t group = in.quant.double_quant ? bnb::kNestedBlocksize : 1;
     for (const Projection& pr : layer_projections(in.model)) {
         const int64_t w = pr.in * pr.out;
-        if (in.quantize) {
-            b.base += quant4_nbytes(w, in.quant);
-            const int64_t slice_blocks =
-                (bnb::num_blocks(w, in.quant.blocksize) + in.world_size - 1) / in.world_size;
-            b.base_slice += quant4_nbytes(slice_blocks * in.quant.blocksize, in.quant);
-        } else {
-            const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
-            b.base += w * e;
-            b.base_slice += (w + in.world_size - 1) / in.world_size * e;
-        }
-        if (contains(targets, pr.key)) b.lora_numel += in.lora.r * (pr.in + pr.out);
+        b.base += quant4_nbytes(w, in.quant);
+        const int64_t blocks = bnb::num_blocks(w, in.quant.blocksize);
+        const int64_t slice_blocks =
+            std::min(blocks, ceil_div(ceil_div(blocks, group), in.world_size) * group);
+        b.base_slice += quant4_nbytes(slice_blocks * in.quant.blocksize, in.quant);
     }
     return b;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // The single-GPU plan `p` turned into one rank's (see ParallelMode).
-void apply_parallel(const PlanInputs& in, const std::vector<std::string>& targets, MemoryPlan& p) {
+void apply_parallel(const PlanInputs& in, MemoryPlan& p) {
     p.world_size = in.world_size;
     p.parallel = in.parallel;
     if (in.world_size == 1) return;
-    const int64_t lora_e = static_cast<int64_t>(c10::elementSize(in.lora.dtype));
-    if (in.parallel == ParallelMode::kData) {
-        // float32 gradients become views of the flat bucket (dist::GradBucket): no extra bytes.
-        if (in.lora.dtype != c10::kFloat) p.comm_buffers = p.lora_numel * 4;
-        return;
-    }
-    const LayerBytes layer = layer_bytes(in, targets);
-    const int64_t w = in.world_size;
-    const int64_t unsharded = (layer.base - layer.base_slice) * in.model.num_hidden_layers;
-    (in.quantize ? p.quantized_weights : p.dense_weights) -= unsharded;
-    p.gathered_weights = 2 * (layer.base + layer.lora_numel * lora_e);
-    p.lora_params = ceil_div(p.lora_params, w);
-    p.lora_grads = ceil_div(p.lora_grads, w);
-    p.optimizer_resident = ceil_div(p.optimizer_resident, w);
-    p.optimizer_paged = ceil_div(p.optimizer_paged, w);
-    p.comm_buffers = layer.lora_numel * lora_e;
+    // Both modes: float32 LoRA gradients become views of the flat bucket (dist::GradBucket), no
+    // extra bytes; another LoRA dtype needs a float32 copy.
+    if (in.lora.dtype != c10::kFloat) p.comm_buffers = p.lora_numel * 4;
+    if (in.parallel == ParallelMode::kData) return;
+    QLORA_CHECK(in.quantize,
+                "memory plan: hardware.parallel: shard_base splits the 4-bit base; "
+                "set quant.enabled: true");
+    const LayerBytes layer = layer_bytes(in);
+    p.quantized_weights -= (layer.base - layer.base_slice) * in.model.num_hidden_layers;
+    // The layer in use: the gathered rows (world x the padded slice) and the projections rebuilt
+    // from them, which autograd keeps until the layer's backward.
+    p.gathered_weights = in.world_size * layer.base_slice + layer.base;
 }
 
 }  // namespace
@@ -191,7 +183,7 @@ MemoryPlan plan_memory(const PlanInputs& in) {
         p.host_activations = (c.num_hidden_layers - 2) * n_tok * c.hidden_size * e;
         p.activations -= p.host_activations;
     }
-    apply_parallel(in, targets, p);
+    apply_parallel(in, p);
     return p;
 }
 
@@ -213,7 +205,7 @@ std::string MemoryPlan::describe() const {
     s += row("workspace", workspace);
     if (qat_transient > 0) s += row("QAT transient", qat_transient);
     if (world_size > 1) {
-        if (parallel == ParallelMode::kShardBase) s += row("gathered layer (x2)", gathered_weights);
+        if (parallel == ParallelMode::kShardBase) s += row("gathered layer", gathered_weights);
         s += row("collective buffers", comm_buffers);
     }
     s += row("total", total());

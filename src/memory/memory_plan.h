@@ -17,11 +17,11 @@ namespace qlora::memory {
 
 // How a multi-GPU run splits the work (hardware.parallel; src/dist/).
 //  kData: every rank holds the whole 4-bit base and the LoRA; gradients meet in one flat bucket.
-//  kShardBase: FSDP-style; each rank owns a block-aligned 1/world slice of every layer's NF4 bytes
-//    (and their double-quant scales) and of the LoRA parameters, gradients and optimizer states;
-//    a layer is all-gathered for its forward and again for its backward recompute, the next one
-//    prefetched, then freed; its LoRA gradients are reduce-scattered back to their owners. Dense
-//    weights (embeddings, norms, lm_head) stay replicated.
+//  kShardBase: FSDP-style (dist/sharded_base.h); each rank owns a block-aligned 1/world slice of
+//    every layer's NF4 bytes and their double-quant scales; a layer is all-gathered for its
+//    forward and again for its backward recompute, then freed. Dense weights (embeddings, norms,
+//    lm_head) and the LoRA parameters, gradients and optimizer states stay replicated (the LoRA
+//    gradients meet in the data-parallel bucket).
 enum class ParallelMode { kData, kShardBase };
 const char* parallel_mode_name(ParallelMode mode);
 
@@ -68,10 +68,9 @@ struct MemoryPlan {
     // and float32 copies of the layer's input and output gradient. Never more than one layer's.
     int64_t qat_transient = 0;
     int64_t lora_numel = 0;  // trainable parameter count
-    // Multi-GPU only (0 on one GPU): shard_base's all-gathered layer (NF4 bytes and LoRA, the one
-    // in use and the prefetched next), and the collective buffers (data: the flat float32
-    // gradient bucket, which float32 gradients are views of, so 0 then; shard_base: one layer's
-    // full LoRA gradients before the reduce-scatter).
+    // Multi-GPU only (0 on one GPU): shard_base's gathered layer (the all-gathered rows and the
+    // projections rebuilt from them), and the collective buffers (the flat float32 gradient
+    // bucket, which float32 LoRA gradients are views of, so 0 then).
     int64_t gathered_weights = 0;
     int64_t comm_buffers = 0;
     int64_t world_size = 1;

@@ -46,6 +46,14 @@ void LinearImpl::set_quantized(quant::Quant4Tensor weight) {
     quant4_ = std::move(weight);
 }
 
+void LinearImpl::drop_base() {
+    quant4_ = quant::Quant4Tensor();
+    if (dense_.defined()) {
+        dense_ = at::Tensor();
+        parameters_.erase("weight");
+    }
+}
+
 void LinearImpl::set_bias(const at::Tensor& bias) {
     QLORA_CHECK(has_bias_, name_, " has no bias in this architecture (check config.json)");
     QLORA_CHECK(bias.dim() == 1 && bias.size(0) == out_features_, name_, ".bias: expected shape [",

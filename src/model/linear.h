@@ -25,6 +25,8 @@ class LinearImpl : public torch::nn::Module {
     void set_weight(const at::Tensor& weight);
     // 4-bit base weight of shape [out, in]; drops any dense one.
     void set_quantized(quant::Quant4Tensor weight);
+    // Drops the base weight, dense or 4-bit (a sharded base lends it per forward).
+    void drop_base();
     void set_bias(const at::Tensor& bias);  // [out]
     // Quantizes the dense base weight in place (on its device) and drops the dense copy.
     void quantize(const quant::Quant4Options& options);

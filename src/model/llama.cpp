@@ -126,9 +126,15 @@ DecoderLayerImpl::DecoderLayerImpl(const LlamaConfig& c, int64_t index) {
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
                                      const at::Tensor& sin, int64_t start_pos, at::Tensor* cache_k,
                                      at::Tensor* cache_v, const at::Tensor& attention_mask) {
+    const LayerWeightsLease lease(weights_source.get(), *this);
     at::Tensor h =
         x + self_attn(input_layernorm(x), cos, sin, start_pos, cache_k, cache_v, attention_mask);
     return h + mlp(post_attention_layernorm(h));
+}
+
+std::vector<Linear> DecoderLayerImpl::linears() const {
+    return {self_attn->q_proj, self_attn->k_proj, self_attn->v_proj, self_attn->o_proj,
+            mlp->gate_proj,    mlp->up_proj,      mlp->down_proj};
 }
 
 // ---- the model
@@ -193,12 +199,7 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens, int64_t start_pos, KvCac
 std::vector<Linear> LlamaImpl::linears() {
     std::vector<Linear> out;
     for (auto& layer : layers) {
-        for (const Linear& l :
-             {layer->self_attn->q_proj, layer->self_attn->k_proj, layer->self_attn->v_proj,
-              layer->self_attn->o_proj, layer->mlp->gate_proj, layer->mlp->up_proj,
-              layer->mlp->down_proj}) {
-            out.push_back(l);
-        }
+        for (const Linear& l : layer->linears()) out.push_back(l);
     }
     out.push_back(lm_head);
     return out;
@@ -260,7 +261,16 @@ int64_t LlamaImpl::weight_nbytes() {
     for (const auto& p : named_parameters()) {
         if (p.key().find("norm") != std::string::npos) n += p.value().nbytes();
     }
+    for (auto& layer : layers) {
+        if (layer->weights_source) n += layer->weights_source->held_nbytes();
+    }
     return n;
+}
+
+void LlamaImpl::visit_layer_weights() {
+    for (auto& layer : layers) {
+        const LayerWeightsLease lease(layer->weights_source.get(), *layer);
+    }
 }
 
 }  // namespace qlora::model

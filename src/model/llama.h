@@ -9,6 +9,7 @@
 #include <functional>
 #include <vector>
 
+#include "model/layer_weights.h"
 #include "model/linear.h"
 #include "model/llama_config.h"
 
@@ -81,11 +82,15 @@ class DecoderLayerImpl : public torch::nn::Module {
     at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                        int64_t start_pos, at::Tensor* cache_k, at::Tensor* cache_v,
                        const at::Tensor& attention_mask);
+    // q/k/v/o/gate/up/down, in HF name order.
+    std::vector<Linear> linears() const;
 
     RMSNorm input_layernorm{nullptr};
     Attention self_attn{nullptr};
     RMSNorm post_attention_layernorm{nullptr};
     Mlp mlp{nullptr};
+    // Set by a sharded base: forward() acquires the base weights from it and releases them after.
+    std::shared_ptr<LayerWeights> weights_source;
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -113,8 +118,11 @@ class LlamaImpl : public torch::nn::Module {
     void set_embedding(const at::Tensor& weight);
     // Moves everything, 4-bit weights included, to `device`.
     void to_device(const c10::Device& device);
-    // Bytes held by weights (4-bit ones as stored).
+    // Bytes held by weights (4-bit ones as stored; a sharded base's slice).
     int64_t weight_nbytes();
+    // Acquires and releases every layer's weights without computing: a rank of a sharded base
+    // that has no batch in a round still takes part in each layer's collective.
+    void visit_layer_weights();
 
     const LlamaConfig& config() const { return config_; }
     c10::Device device() const { return embed_weight.device(); }

@@ -63,6 +63,8 @@ struct LoopConfig {                    // YAML section "train"
     int64_t micro_batch = 1;
     int64_t grad_accum = 16;
     bool gradient_checkpointing = true;
+    // Checkpointed layer inputs wait in pinned host memory until their recompute (CUDA only).
+    bool offload_activations = false;
     uint64_t seed = 42;
     bool skip_nonfinite = false;  // skip a step with a non-finite loss/grad instead of stopping
     int64_t log_every = 1;

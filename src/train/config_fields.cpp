@@ -220,6 +220,7 @@ std::vector<ConfigField> build_fields() {
         QLORA_FIELD("train", train.micro_batch, "micro_batch"),
         QLORA_FIELD("train", train.grad_accum, "grad_accum"),
         QLORA_FIELD("train", train.gradient_checkpointing, "gradient_checkpointing"),
+        QLORA_FIELD("train", train.offload_activations, "offload_activations"),
         QLORA_FIELD("train", train.seed, "seed"),
         QLORA_FIELD("train", train.skip_nonfinite, "skip_nonfinite"),
         QLORA_FIELD("train", train.log_every, "log_every"),

@@ -124,6 +124,22 @@ void validate_loop_optim(const TrainConfig& c, ConfigSources& s) {
     check_positive(s, "train.micro_batch", t.micro_batch);
     check_positive(s, "train.grad_accum", t.grad_accum);
     check_positive(s, "train.log_every", t.log_every);
+    if (t.offload_activations && !t.gradient_checkpointing) {
+        s.add("train.offload_activations",
+              "offloads the checkpointed layer inputs, so it needs train.gradient_checkpointing: "
+              "true, found false");
+    }
+    if (c.hardware.parallel == dist::ParallelSetting::kShardBase) {
+        if (!t.gradient_checkpointing) {
+            s.add("hardware.parallel",
+                  "shard_base needs train.gradient_checkpointing: true (without it autograd keeps "
+                  "every gathered layer until the backward: the whole base), found false");
+        }
+        if (!c.quant.enabled)
+            s.add("hardware.parallel",
+                  "shard_base splits the 4-bit base: it needs quant.enabled: "
+                  "true, found false");
+    }
 
     const OptimConfig& o = c.optim;
     if (!(o.lr > 0) || !std::isfinite(o.lr))

@@ -19,8 +19,16 @@ EvalLoss evaluate_loader(model::LlamaImpl& model, data::DataLoader& loader, int6
     EvalLoss r;
     const int64_t batches = loader.batches_in_epoch(0);
     const int64_t limit = max_batches > 0 ? std::min(batches, max_batches) : batches;
-    for (int64_t i = 0; i < limit; ++i) {
+    // Under shard_base every rank runs whole rounds of world_size batches: a rank whose batch of
+    // the last round does not exist still joins each layer's gather.
+    const int64_t world = replicas != nullptr && replicas->lockstep() ? replicas->world_size() : 1;
+    const int64_t rounds_end = (limit + world - 1) / world * world;
+    for (int64_t i = 0; i < rounds_end; ++i) {
         if (replicas != nullptr && !replicas->owns_eval_batch(i)) continue;
+        if (i >= limit) {
+            model.visit_layer_weights();
+            continue;
+        }
         data::Batch b = loader.batch_at(0, i);
         batch_to(b, device);
         sum += batch_loss_sum(model, b).item<double>();

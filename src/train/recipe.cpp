@@ -89,6 +89,7 @@ memory::PlanInputs plan_inputs(const TrainConfig& c, const model::LlamaConfig& m
     in.micro_batch = c.train.micro_batch;
     in.seq_len = c.data.max_seq_len;
     in.checkpointing = c.train.gradient_checkpointing;
+    in.offload_activations = c.train.offload_activations;
     in.qat = c.qat.enabled;
     in.qat_merge_aware = c.qat.mode == lora::QatMode::kMergeAware;
     in.qat_activations_int8 = c.qat.activations == lora::QatActivations::kInt8;

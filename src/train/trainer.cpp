@@ -119,15 +119,22 @@ void Trainer::State::build_data() {
 }
 
 void Trainer::State::build_model() {
-    model = model::load_llama(config.model.path, recipe.load);
+    model::LoadOptions load = recipe.load;
+    // shard_base: the whole base never reaches the device. It is quantized in host memory, and
+    // only this rank's slices and the replicated rest move there.
+    if (replicas->lockstep()) load.device = c10::kCPU;
+    model = model::load_llama(config.model.path, load);
     model::check_vocab_fits(tok->vocab_size(), config.model.path, model->config(),
                             config.model.path);
     lora::apply_lora(*model, recipe.lora);
-    lora::set_gradient_checkpointing(*model, config.train.gradient_checkpointing);
+    lora::set_gradient_checkpointing(*model, config.train.gradient_checkpointing,
+                                     config.train.offload_activations);
     if (recipe.qat) {
         lora::apply_qat(*model, *recipe.qat);
         log_info("QAT: ", describe_qat(config));
     }
+    replicas->shard_base(*model);
+    if (load.device != recipe.device) model->to_device(recipe.device);
     for (auto& [name, t] : lora::adapter_parameters(*model)) params.push_back(t);
     replicas->init_parameters(params);  // rank 0's LoRA init on every rank
 }
@@ -222,8 +229,11 @@ void Trainer::State::save_adapter(const std::string& dir) {
 void Trainer::State::evaluate() {
     const EvalLoss e = evaluate_loader(*model, *eval_loader, config.eval.max_batches, recipe.device,
                                        replicas.get());
-    const std::vector<std::string> prompts =
-        replicas->is_main() ? config.eval.prompts : std::vector<std::string>{};
+    // Rank 0 writes the samples; under shard_base every rank generates them too, since each
+    // decoding step gathers every layer (greedy, so all ranks stop at the same token).
+    const std::vector<std::string> prompts = replicas->is_main() || replicas->lockstep()
+                                                 ? config.eval.prompts
+                                                 : std::vector<std::string>{};
     for (const PromptSample& s : sample_prompts(model, *tok, prompts, config.data.template_name,
                                                 config.eval.max_new_tokens)) {
         metrics->sample(state.step, s.prompt, s.text);

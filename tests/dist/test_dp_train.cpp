@@ -30,7 +30,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string write_config(const std::string& dir, int64_t grad_accum, int64_t save_every) {
+// with_eval: an eval split of 5 batches (3 scored) and a prompt sample every 10 steps.
+std::string write_config(const std::string& dir, int64_t grad_accum, int64_t save_every,
+                         bool with_eval = false) {
     const std::string path = dir + "/train.yaml";
     std::ofstream out(path);
     out << "model: {path: " << test::shared_data("stories260K/hf") << "}\n"
@@ -38,11 +40,14 @@ std::string write_config(const std::string& dir, int64_t grad_accum, int64_t sav
         // dropout 0: each rank's masks would come from its own RNG stream, unlike one process
         << "lora: {r: 4, alpha: 8, dropout: 0.0, targets: all-linear}\n"
         << "data: {train: " << test::shared_data("instruct/alpaca_tiny_100.json")
-        << ", format: alpaca, template: alpaca, max_seq_len: 128}\n"
+        << ", format: alpaca, template: alpaca, max_seq_len: 128"
+        << (with_eval ? ", eval_split: 0.1}\n" : "}\n")
         << "train: {max_steps: 20, micro_batch: 2, grad_accum: " << grad_accum << ", seed: 7}\n"
         << "optim: {name: adamw_32bit, lr: 3.0e-3, schedule: cosine, warmup_steps: 2, "
            "max_grad_norm: 1.0}\n"
-        << "eval: {every: 0}\n"
+        << (with_eval ? "eval: {every: 10, max_batches: 3, prompts: [\"Tell me a story.\"], "
+                        "max_new_tokens: 16}\n"
+                      : "eval: {every: 0}\n")
         << "output: {dir: " << dir << "/run, save_every: " << save_every << ", keep: 0}\n"
         << "hardware: {device: cpu, dist_timeout_s: 5}\n";
     return path;
@@ -109,6 +114,74 @@ TEST(DataParallelTrain, TwoAndThreeRanksMatchOneProcessWithTheGlobalWindow) {
         ASSERT_EQ(rw.exit_code, 0) << rw.output;
         expect_matches_single_process(one + "/run", many + "/run");
     }
+}
+
+// Every record but the timings: losses, learning rates, gradient norms, evals and samples.
+std::vector<nlohmann::json> records(const std::string& run_dir) {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(run_dir + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+        nlohmann::json j = nlohmann::json::parse(line);
+        for (const char* timing : {"tokens_per_s", "peak_memory_mb", "elapsed_s"}) j.erase(timing);
+        out.push_back(j);
+    }
+    return out;
+}
+
+// hardware.parallel: shard_base trains as data parallelism does, over layers gathered from the
+// ranks' block slices: the gathered bytes are the ones each data-parallel rank holds whole, so
+// every loss, gradient norm, eval and sample and the adapter are bit for bit the data-parallel
+// run's (which matches one process, above). Eval scores 3 batches on 2 or 3 ranks, so a rank
+// joins the last round's gathers without a batch; every rank generates the samples. Without
+// double quant the blocks split evenly (stories260K's projections hold fewer than 256 blocks, the
+// granularity under double quant).
+TEST(ShardBaseTrain, TrainsBitForBitAsDataParallelWithEvalAndSamples) {
+    for (int world : {2, 3}) {
+        std::map<std::string, std::string> runs;
+        for (const char* mode : {"data", "shard_base"}) {
+            const std::string dir =
+                test::scratch_dir(std::string("sb_") + mode + "_" + std::to_string(world));
+            auto r = test::run_command(
+                torchrun(world, write_config(dir, 2, 0, /*with_eval=*/true),
+                         std::string("quant.double_quant=false hardware.parallel=") + mode));
+            ASSERT_EQ(r.exit_code, 0) << r.output;
+            if (std::string(mode) == "shard_base") {
+                for (int rank = 0; rank < world; ++rank) {
+                    EXPECT_NE(r.output.find("shard_base: rank " + std::to_string(rank) + " of " +
+                                            std::to_string(world) + " holds"),
+                              std::string::npos)
+                        << r.output;
+                }
+            }
+            runs[mode] = dir + "/run";
+        }
+        const auto a = records(runs["data"]), b = records(runs["shard_base"]);
+        ASSERT_EQ(a.size(), 20u + 2 * 2) << "20 steps, 2 evals with a sample each";
+        EXPECT_EQ(a, b);
+        const auto ta = adapter(runs["data"]), tb = adapter(runs["shard_base"]);
+        ASSERT_EQ(ta.size(), tb.size());
+        for (const auto& [name, t] : ta)
+            EXPECT_TRUE(test::tensors_identical(t, tb.at(name))) << name;
+        EXPECT_EQ(files_under(runs["data"]), files_under(runs["shard_base"]));
+    }
+}
+
+TEST(ShardBaseTrain, RefusesADenseBaseAndTrainingWithoutCheckpointing) {
+    const std::string dir = test::scratch_dir("sb_refuse");
+    const std::string config = write_config(dir, 2, 0);
+    auto dense =
+        test::run_command(torchrun(2, config, "hardware.parallel=shard_base quant.enabled=false"));
+    EXPECT_NE(dense.exit_code, 0);
+    EXPECT_NE(dense.output.find("hardware.parallel: shard_base splits the 4-bit base: it needs "
+                                "quant.enabled: true, found false"),
+              std::string::npos)
+        << dense.output;
+    auto no_ckpt = test::run_command(
+        torchrun(2, config, "hardware.parallel=shard_base train.gradient_checkpointing=false"));
+    EXPECT_NE(no_ckpt.exit_code, 0);
+    EXPECT_NE(no_ckpt.output.find("shard_base needs train.gradient_checkpointing: true"),
+              std::string::npos)
+        << no_ckpt.output;
 }
 
 TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {

@@ -84,6 +84,40 @@ TEST(Torchrun, TwoRanksGetExactCollectives) { expect_exact_collectives(2); }
 
 TEST(Torchrun, ThreeRanksGetExactCollectives) { expect_exact_collectives(3); }
 
+// hardware.parallel: shard_base on stories260K (NF4, LoRA with B non-zero, checkpointed layers,
+// a different batch per rank): the sharded base gives the whole base's logits and gradients bit
+// for bit, and each rank holds its 1/world slice. Without double quant a rank's slice of a
+// projection is at most one block (32 code bytes + a float32 absmax) over the even share;
+// padding to the longest rank's buffer adds no more than that per projection.
+void expect_sharded_base_matches_whole(int world) {
+    Launch l = torchrun(world, "--backend store --timeout-s 60 --shard-model " +
+                                   test::shared_data("stories260K/hf"));
+    ASSERT_EQ(l.result.exit_code, 0) << l.result.output;
+    ASSERT_EQ(l.lines.size(), static_cast<size_t>(world)) << l.result.output;
+    for (const nlohmann::json& j : l.lines) {
+        const nlohmann::json& checks = j.at("shard_base");
+        ASSERT_EQ(checks.size(), 2u);
+        for (const nlohmann::json& c : checks) {
+            EXPECT_TRUE(c.at("logits_equal").get<bool>()) << c;
+            EXPECT_TRUE(c.at("grads_equal").get<bool>()) << c;
+            EXPECT_EQ(c.at("lora_tensors"), 5 * 7 * 2);  // A and B of 7 projections, 5 layers
+            EXPECT_GT(c.at("min_grad_abs_sum").get<double>(), 0.0) << "a LoRA tensor had no grad";
+            const int64_t whole = c.at("base_bytes_whole"), held = c.at("base_bytes_held");
+            EXPECT_LE(held, whole) << c;
+            if (!c.at("double_quant").get<bool>()) {
+                const int64_t per_block = 32 + 4;
+                EXPECT_LE(held, whole / world + 5 * 7 * 2 * per_block) << c;
+                EXPECT_GE(held * world, whole) << c;
+            }
+        }
+    }
+}
+
+TEST(Torchrun, ShardedBaseGivesTheWholeBasesLogitsAndGradients) {
+    expect_sharded_base_matches_whole(2);
+    expect_sharded_base_matches_whole(3);
+}
+
 // The others' stderr lines saying they gave up on `victim`.
 std::vector<std::string> give_up_lines(const std::string& output) {
     std::vector<std::string> out;

@@ -1,11 +1,15 @@
 // LoraLinearFunction on CUDA (NF4 dequantized by the CUDA kernel) against the plain composite, in
-// fp32 and bf16, with and without dropout. Skipped with a reason where no GPU is present.
+// fp32 and bf16, with and without dropout; checkpointed layer inputs offloaded to host memory.
+// Skipped with a reason where no GPU is present.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
+#include "../lora/lora_model_fixture.h"
 #include "../lora/lora_reference.h"
 #include "core/device.h"
+#include "core/peak_memory.h"
+#include "lora/activation_checkpointing.h"
 #include "lora/lora_function.h"
 #include "support/test_support.h"
 
@@ -61,6 +65,40 @@ TEST_F(LoraCuda, ForwardAndGradientsMatchTheComposite) {
             }
         }
     }
+}
+
+// train.offload_activations: the checkpointed layer inputs wait in pinned host memory, so the
+// device's peak during the forward is lower by at least the inputs of all layers but the last
+// (saved while the later layers ran), and the gradients are the same ops on the same values.
+TEST_F(LoraCuda, OffloadedCheckpointsLeaveTheDeviceAndKeepTheGradients) {
+    const at::Tensor batch = test::story_batch(2, 128).cuda();
+    model::Llama m = test::load_stories(/*nf4=*/true);
+    LoraOptions o;
+    o.r = 4;
+    o.init_seed = 3;
+    apply_lora(*m, o);
+    m->to_device(at::kCUDA);
+    const PeakMemory peak(c10::Device(at::kCUDA, 0));
+    auto run = [&](bool offload) {
+        set_gradient_checkpointing(*m, true, offload);
+        std::vector<at::Tensor> params;
+        for (auto& [name, t] : adapter_parameters(*m)) params.push_back(t);
+        torch::cuda::synchronize();
+        peak.reset();
+        at::Tensor loss = test::lm_loss(m, batch);
+        torch::cuda::synchronize();
+        const int64_t forward_peak = peak.peak_bytes();
+        auto grads = torch::autograd::grad({loss}, params);
+        return std::make_tuple(loss.item<double>(), grads, forward_peak);
+    };
+    const auto [loss_on_device, grads_on_device, peak_on_device] = run(false);
+    const auto [loss_offloaded, grads_offloaded, peak_offloaded] = run(true);
+    EXPECT_EQ(loss_on_device, loss_offloaded);
+    for (size_t i = 0; i < grads_on_device.size(); ++i)
+        EXPECT_TRUE(qlora::test::tensors_identical(grads_on_device[i], grads_offloaded[i])) << i;
+    const int64_t layer_input = 2 * 128 * m->config().hidden_size * 4;  // [B, T, hidden] float32
+    EXPECT_LE(peak_offloaded, peak_on_device - 3 * layer_input)
+        << "offloaded " << peak_offloaded << " B, on device " << peak_on_device << " B";
 }
 
 }  // namespace

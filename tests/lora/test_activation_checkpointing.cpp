@@ -36,8 +36,9 @@ struct Result {
     std::vector<at::Tensor> grads;
 };
 
-Result loss_and_grads(model::Llama& m, bool checkpointing, const at::Tensor& batch) {
-    set_gradient_checkpointing(*m, checkpointing);
+Result loss_and_grads(model::Llama& m, bool checkpointing, const at::Tensor& batch,
+                      bool offload = false) {
+    set_gradient_checkpointing(*m, checkpointing, offload);
     EXPECT_EQ(gradient_checkpointing(*m), checkpointing);
     std::vector<at::Tensor> params;
     for (auto& [name, t] : adapter_parameters(*m)) params.push_back(t);
@@ -61,6 +62,19 @@ TEST(Checkpointing, SameLossAndGradientsAsThePlainModel) {
                 << "gradient " << i << ", dropout " << dropout;
         }
     }
+}
+
+// train.offload_activations on a CPU model: the inputs already live in host memory and are kept
+// as they are, so the result is the plain checkpointed one bit for bit. (The CUDA path, where
+// they go to pinned host memory: tests/kernels/test_lora_cuda.cpp.)
+TEST(Checkpointing, OffloadOnTheCpuIsTheCheckpointedRun) {
+    at::Tensor batch = test::story_batch(2, 32);
+    model::Llama m = lora_stories(0.1);
+    Result ckpt = loss_and_grads(m, true, batch);
+    Result offloaded = loss_and_grads(m, true, batch, /*offload=*/true);
+    EXPECT_EQ(ckpt.loss, offloaded.loss);
+    for (size_t i = 0; i < ckpt.grads.size(); ++i)
+        EXPECT_TRUE(qlora::test::tensors_identical(ckpt.grads[i], offloaded.grads[i])) << i;
 }
 
 TEST(Checkpointing, BackwardAlsoAccumulatesIntoGradFields) {

@@ -184,6 +184,36 @@ TEST(Config, ExclusiveKeys) {
             "other to null");
 }
 
+// train.offload_activations and hardware.parallel: shard_base work on checkpointed layers (and
+// shard_base on a 4-bit base): refused with the key and what it needs, all at once.
+TEST(Config, OffloadAndShardBaseNeedCheckpointingAndA4BitBase) {
+    const std::string dir = scratch_dir("config_shard_base");
+    const std::string ok = write_text(dir, "ok.yaml",
+                                      std::string(kMinimal) +
+                                          "train:\n  offload_activations: true\n"
+                                          "hardware:\n  parallel: shard_base\n");
+    const TrainConfig c = load_config(ok);
+    EXPECT_TRUE(c.train.offload_activations);
+    EXPECT_EQ(c.hardware.parallel, dist::ParallelSetting::kShardBase);
+    const std::string bad = write_text(dir, "bad.yaml",
+                                       std::string(kMinimal) +
+                                           "quant:\n  enabled: false\n"
+                                           "train:\n  gradient_checkpointing: false\n"
+                                           "  offload_activations: true\n"
+                                           "hardware:\n  parallel: shard_base\n");
+    EXPECT_EQ(error_of([&] { load_config(bad); }),
+              bad +
+                  ":9:24: train.offload_activations: offloads the checkpointed layer inputs, so it "
+                  "needs train.gradient_checkpointing: true, found false\n" +
+                  bad +
+                  ":11:13: hardware.parallel: shard_base needs train.gradient_checkpointing: true "
+                  "(without it autograd keeps every gathered layer until the backward: the whole "
+                  "base), found false\n" +
+                  bad +
+                  ":11:13: hardware.parallel: shard_base splits the 4-bit base: it needs "
+                  "quant.enabled: true, found false");
+}
+
 TEST(Config, CheckPathsListsWhatIsMissing) {
     const std::string dir = scratch_dir("config_check_paths");
     const TrainConfig c = load_config(write_text(dir, "c.yaml", kMinimal));
