@@ -38,6 +38,10 @@ void gemv_int8_rows_vnni(const Packed4bitMatrix&, const Int8Activations&, const 
                          int64_t, float*, int64_t) {
     std::abort();
 }
+void gemm_int8_tile_vnni(const Packed4bitMatrix&, const Int8Activations&, const int8_t*, int64_t,
+                         const Int8Tile&, float*, int64_t) {
+    std::abort();
+}
 bool cpu_has_avx512_vnni() { return false; }
 }  // namespace detail
 #endif
@@ -263,18 +267,17 @@ float dot_scale_of(float amax) { return amax / (kInt8Max * kInt8Max); }
 
 int64_t Int8Activations::bytes_for(int64_t rows, int64_t cols) {
     const int64_t groups = rows * (cols / kInt8Group);
-    return align64(rows * cols) + align64(groups * 4) + groups * 16 * 4;
+    return align64(rows * cols) + groups * 4;
 }
 
 Int8Activations Int8Activations::layout(void* storage, int64_t rows, int64_t cols) {
-    const int64_t groups = rows * (cols / kInt8Group);
     auto* base = static_cast<uint8_t*>(storage);
     Int8Activations a;
     a.rows = rows;
     a.cols = cols;
-    a.codes = reinterpret_cast<int8_t*>(base);
+    a.natural_order = rows >= kInt8GemmMinRows;
+    a.codes = base;
     a.dot_scale = reinterpret_cast<float*>(base + align64(rows * cols));
-    a.lane_offset = reinterpret_cast<int32_t*>(base + align64(rows * cols) + align64(groups * 4));
     return a;
 }
 
@@ -297,16 +300,12 @@ bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activ
             if (!std::isfinite(amax)) return false;
             const float inverse = inverse_of(amax);
             const int64_t row_group = i * groups + g;
-            int8_t* dst = out.codes + row_group * kInt8Group;
-            for (int64_t j = 0; j < half; ++j) {  // [even columns, odd columns]
-                dst[j] = int8_code(src[2 * j], inverse);
-                dst[half + j] = int8_code(src[2 * j + 1], inverse);
+            uint8_t* dst = out.codes + row_group * kInt8Group;
+            for (int64_t k = 0; k < kInt8Group; ++k) {  // q + 128, in the kernel's order
+                const int64_t pos = out.natural_order ? k : (k % 2) * half + k / 2;
+                dst[pos] = static_cast<uint8_t>(int8_code(src[k], inverse) + 128);
             }
             out.dot_scale[row_group] = dot_scale_of(amax);
-            for (int64_t lane = 0; lane < 16; ++lane) {
-                const int8_t* q = dst + 4 * lane;
-                out.lane_offset[row_group * 16 + lane] = -128 * (q[0] + q[1] + q[2] + q[3]);
-            }
         }
     }
     return true;
@@ -317,8 +316,28 @@ void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, 
     if (xq.rows <= 0 || w.rows <= 0) return;
     int8_t c8[16];
     int8_code_table(w.code_values, c8);
-    at::parallel_for(0, w.rows, row_grain(w.cols), [&](int64_t o0, int64_t o1) {
-        detail::gemv_int8_rows_vnni(w, xq, c8, o0, o1, y, ldy);
+    if (!xq.natural_order) {
+        at::parallel_for(0, w.rows, row_grain(w.cols), [&](int64_t o0, int64_t o1) {
+            detail::gemv_int8_rows_vnni(w, xq, c8, o0, o1, y, ldy);
+        });
+        return;
+    }
+    const int64_t tiles = (w.rows + detail::kInt8TileRows - 1) / detail::kInt8TileRows;
+    at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+        // One tile's scratch per thread, kept between calls (64-byte aligned weights first).
+        thread_local std::vector<uint8_t> scratch;
+        const int64_t groups = w.cols / kInt8Group, per_group = detail::kInt8TileRows;
+        const size_t need =
+            static_cast<size_t>(w.cols * per_group + 2 * groups * per_group * 4 + 64);
+        if (scratch.size() < need) scratch.resize(need);
+        auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) /
+                                                64 * 64);
+        detail::Int8Tile tile;
+        tile.weights = reinterpret_cast<int8_t*>(base);
+        tile.start = reinterpret_cast<int32_t*>(base + w.cols * per_group);
+        tile.scale = reinterpret_cast<float*>(base + w.cols * per_group + groups * per_group * 4);
+        for (int64_t t = t0; t < t1; ++t)
+            detail::gemm_int8_tile_vnni(w, xq, c8, t * detail::kInt8TileRows, tile, y, ldy);
     });
 }
 

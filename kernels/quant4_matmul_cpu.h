@@ -74,36 +74,41 @@ void quant4_matmul_gw_ref(const Packed4bitMatrix& w, const float* g, int64_t n, 
 void quant4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx,
                                float* y, int64_t ldy);
 
-// ---- Optional int8-activation decode: inference only, off by default ---------------------------
+// ---- Optional int8-activation matmul: inference only, off by default ---------------------------
 // Like llama.cpp's Q8 activation dot products, for a 4-bit weight: each x row is quantized per
 // group of 64 columns, q = round-half-even(x · 127/amax) in [-127, 127] with amax the group's
 // largest |x|; the 16 code values become int8, c8 = round-half-even(127 · value); and
 //     y[i, o] ≈ Σ_blocks scale(block) · Σ_groups (amax / 127²) · Σ_k c8[code_k] · q_k,
-// the inner sums exact in int32 (AVX-512 VNNI vpdpbusd on 64 weights at once).
+// the inner sums exact in int32 (AVX-512 VNNI vpdpbusd on 64 weights at once). Any row count:
+// decode and prefill.
 // Approximation against the exact y = Σ_k deq(w_k)·x_k: with x̃_k = q_k·amax/127 (|x_k - x̃_k| <=
 // amax/254) and the int8 code off its value by at most 0.5/127,
 //     |y8 - y| <= Σ_k |scale_k|·(0.5/127)·|x̃_k| + |deq(w_k)|·|x_k - x̃_k|   (+ float32 rounding)
-// (tests/quant/test_quant4_int8_decode.cpp checks this). The float32 rounding of y8 against its
+// (tests/quant/test_quant4_int8_matmul.cpp checks this). The float32 rounding of y8 against its
 // exact value (the reference twin below) obeys the header's bound with K + 2 terms (each term
 // also carries the rounding of scale·amax/127²).
 
 // One group's worth of int8 columns.
 constexpr int64_t kInt8Group = 64;
 
+// From this many activation rows on, the int8 matmul takes the prefill kernel (tiles of W decoded
+// once to int8, lanes as outputs) instead of the decode one.
+constexpr int64_t kInt8GemmMinRows = 16;
+
 // x rows quantized for quant4_gemv_xwt_int8. Per row i and group g: codes[(i*groups + g)*64 ...]
-// in the GEMV's order [columns 0, 2, ..., 62, then 1, 3, ..., 63] of the group (the order the
-// kernel unpacks high then low nibbles of 32 bytes); dot_scale = amax / 127² (float32); and
-// lane_offset[16] = -128 · the sum of each 4 consecutive codes (vpdpbusd multiplies unsigned
-// weights c8 + 128, and starting each lane from this offset leaves the exact signed sum).
+// = q + 128 (unsigned: vpdpbusd's unsigned operand; the kernels take 128 · Σ c8 back off), in
+// the order of the kernel the row count picks: natural column order for the prefill kernel, else
+// the decode kernel's [columns 0, 2, ..., 62, then 1, 3, ..., 63] of the group (the order it
+// unpacks high then low nibbles of 32 bytes); dot_scale = amax / 127² (float32).
 struct Int8Activations {
     int64_t rows = 0;
-    int64_t cols = 0;  // a multiple of kInt8Group
-    int8_t* codes = nullptr;
+    int64_t cols = 0;            // a multiple of kInt8Group
+    bool natural_order = false;  // rows >= kInt8GemmMinRows
+    uint8_t* codes = nullptr;
     float* dot_scale = nullptr;
-    int32_t* lane_offset = nullptr;
-    // Bytes that Int8Activations::layout needs for rows x cols (codes, then scales, then offsets).
+    // Bytes that Int8Activations::layout needs for rows x cols (codes, then scales).
     static int64_t bytes_for(int64_t rows, int64_t cols);
-    // Points the three arrays into storage (bytes_for(rows, cols) bytes, 64-byte aligned).
+    // Points the two arrays into storage (bytes_for(rows, cols) bytes, 64-byte aligned).
     static Int8Activations layout(void* storage, int64_t rows, int64_t cols);
 };
 
@@ -120,7 +125,9 @@ bool quant4_int8_gemv_supported(const Packed4bitMatrix& w);
 bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activations& out);
 
 // y[i*ldy + o] for i < xq.rows, o < w.rows, as above. Requires quant4_int8_gemv_supported(w) and
-// xq.cols == w.cols. Threads through at::parallel_for over rows of W.
+// xq.cols == w.cols. Threads through at::parallel_for over rows of W: the decode kernel (one row
+// of W against up to 4 activation rows at a time) below kInt8GemmMinRows rows, else the prefill
+// kernel (16 rows of W decoded once to int8 per call, against 8 activation rows at a time).
 void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, float* y,
                           int64_t ldy);
 
@@ -148,6 +155,18 @@ void dequant_segment_avx512(const uint8_t* packed, int64_t e0, int64_t e1, const
 void gemv_int8_rows_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
                          int64_t o0, int64_t o1, float* y, int64_t ldy);
 bool cpu_has_avx512_vnni();
+// The prefill kernel's scratch for one tile of kInt8TileRows rows of W (cols columns): weights
+// [groups][16 steps][16 rows][4] int8, and per group the 16 rows' start values (-128 · Σ of the
+// group's weights) and block scales.
+constexpr int64_t kInt8TileRows = 16;
+struct Int8Tile {
+    int8_t* weights = nullptr;  // [cols * 16], 64-byte aligned
+    int32_t* start = nullptr;   // [cols / 64 * 16]
+    float* scale = nullptr;     // [cols / 64 * 16]
+};
+// Rows [o0, o0 + 16) of W (fewer at the end) against every activation row (natural order).
+void gemm_int8_tile_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
+                         int64_t o0, const Int8Tile& tile, float* y, int64_t ldy);
 }  // namespace detail
 
 }  // namespace qlora::kernels

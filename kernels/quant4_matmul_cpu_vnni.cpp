@@ -1,14 +1,25 @@
-// AVX-512 VNNI body of the int8-activation 4-bit GEMV (contract in quant4_matmul_cpu.h). This
-// translation unit alone is compiled with -mavx512f -mavx512bw -mavx512vnni (CMakeLists.txt);
-// quant4_matmul_cpu.cpp calls it only when the CPU reports all three.
+// AVX-512 VNNI bodies of the int8-activation 4-bit matmul (contract in quant4_matmul_cpu.h).
+// This translation unit alone is compiled with -mavx512f -mavx512bw -mavx512vnni
+// (CMakeLists.txt); quant4_matmul_cpu.cpp calls it only when the CPU reports all three.
 //
-// 64 weights come from 32 packed bytes: the high nibbles (elements 0, 2, ..., 62) fill the low
-// 256 bits of an index vector, the low nibbles (1, 3, ..., 63) the high 256 bits, and vpshufb
-// looks each up in the 16-entry table of c8 + 128 (unsigned, 1..255). vpdpbusd multiplies those
-// with the activation codes in the same order, four products per int32 lane; each lane starts
-// from -128 times the sum of its four activation codes, so it ends on the exact signed
-// Σ c8·q of its four elements (|Σ| <= 4·127·127, exact in int32 and in float32). One float32
-// multiply-add per 64 weights applies scale(block) · amax/127².
+// Both kernels feed vpdpbusd the unsigned activation codes q + 128 and the signed weight codes c8,
+// four products per int32 lane: Σ (q + 128)·c8 = Σ q·c8 + 128·Σ c8, so each lane starts from
+// -128 times the sum of its weights and ends on the exact signed Σ q·c8 (|Σ| <= 64·127·255 per
+// group, exact in int32 and, once below 2^24 after the start is added, in float32). Then one
+// float32 multiply and multiply-add per group apply scale(block) · amax/127².
+//
+// Decode (few activation rows, codes in [even | odd] column order): 64 weights of one row of W
+// come from 32 packed bytes, the high nibbles (elements 0, 2, ..., 62) in the low 256 bits of an
+// index vector and the low nibbles in the high 256 bits, looked up with vpshufb; the lanes of a
+// dot product are 16 partial sums of one output, reduced at the end.
+//
+// Prefill (many rows, codes in natural order): lanes are outputs. A tile of 16 rows of W is
+// decoded once into int8, laid out per group and per step of 4 columns as 16 rows x 4 bytes
+// (64 bytes: lane j holds row j's 4 weights), with the start values and the block scales of the
+// tile's 16 rows per group. Each step is one vpdpbusd per activation row against that row's 4
+// codes broadcast to every lane, so the 16 lanes accumulate 16 outputs, and the group's scaling
+// is one vector multiply-add for 16 outputs: the decode's horizontal sums and per-output scaling
+// disappear, and the decoded tile serves every activation row.
 #include <immintrin.h>
 
 #include "kernels/avx512_sum.h"
@@ -21,17 +32,20 @@ namespace {
 // linker keeps).
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// How far ahead of the packed stream the GEMV prefetches (1 KiB of codes = 2048 weights).
+// How far ahead of the packed stream the decode prefetches (1 KiB of codes = 2048 weights).
 constexpr int64_t kPrefetchBytes = 1024;
+constexpr int64_t kSteps = kInt8Group / 4;  // vpdpbusd steps of 4 columns per group
 
-// The 16 unsigned weights c8 + 128 in each 128-bit lane (vpshufb looks up within a lane).
-inline __m512i unsigned_table(const int8_t* c8) {
-    alignas(16) uint8_t u[16];
-    for (int k = 0; k < 16; ++k) u[k] = static_cast<uint8_t>(c8[k] + 128);
-    return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(u)));
+// ---- decode -------------------------------------------------------------------------------------
+
+// The 16 signed weights c8 in each 128-bit lane (vpshufb looks up within a lane).
+inline __m512i signed_table(const int8_t* c8) {
+    alignas(16) int8_t t[16];
+    for (int k = 0; k < 16; ++k) t[k] = c8[k];
+    return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(t)));
 }
 
-// The 64 unsigned weights of 32 packed bytes, high nibbles first (see the file comment).
+// The 64 signed weights of 32 packed bytes, high nibbles first (see the file comment).
 inline __m512i decode64(const uint8_t* p, __m512i table) {
     const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     const __m256i mask = _mm256_set1_epi8(0x0F);
@@ -41,16 +55,23 @@ inline __m512i decode64(const uint8_t* p, __m512i table) {
     return _mm512_shuffle_epi8(table, index);
 }
 
+// -128 · Σ of each lane's four weights: where the lane's vpdpbusd sum starts.
+inline __m512i start_of(__m512i weights) {
+    const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                             _mm512_set1_epi8(static_cast<char>(0x80)), weights);
+    return _mm512_sub_epi32(_mm512_setzero_si512(), sums);
+}
+
 // acc[i] += scale · amax/127² · (the exact Σ c8·q of group g) for the NT activation rows from i0.
 template <int NT>
 [[gnu::always_inline]] inline void group_dot(__m512i weights, const Int8Activations& xq, int64_t i0,
                                              int64_t groups, int64_t g, float scale,
                                              __m512 (&acc)[NT]) {
+    const __m512i start = start_of(weights);
     for (int i = 0; i < NT; ++i) {
         const int64_t row_group = (i0 + i) * groups + g;
         const __m512i codes = _mm512_loadu_si512(xq.codes + row_group * kInt8Group);
-        const __m512i start = _mm512_loadu_si512(xq.lane_offset + row_group * 16);
-        const __m512i dot = _mm512_dpbusd_epi32(start, weights, codes);
+        const __m512i dot = _mm512_dpbusd_epi32(start, codes, weights);
         const __m512 s = _mm512_set1_ps(scale * xq.dot_scale[row_group]);
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[i]);
     }
@@ -84,6 +105,70 @@ void int8_row(const Packed4bitMatrix& w, const Int8Activations& xq, const __m512
     }
 }
 
+// ---- prefill --------------------------------------------------------------------------------
+
+// Decodes rows [o0, o0 + mo) (mo <= 16) of W into the tile (see Int8Tile); rows past mo get
+// zero weights and scales.
+void decode_tile(const Packed4bitMatrix& w, const int8_t* c8, int64_t o0, int64_t mo,
+                 const Int8Tile& tile) {
+    const int64_t groups = w.cols / kInt8Group, blocks_per_row = w.cols / w.blocksize;
+    const int shift = __builtin_ctzll(static_cast<unsigned long long>(w.blocksize / kInt8Group));
+    for (int64_t j = 0; j < kInt8TileRows; ++j) {
+        const uint8_t* row = w.packed + (o0 + j) * w.cols / 2;
+        for (int64_t g = 0; g < groups; ++g) {
+            int8_t* dst = tile.weights + g * kInt8Group * kInt8TileRows + j * 4;
+            int32_t sum = 0;
+            for (int64_t s = 0; s < kSteps; ++s) {
+                for (int64_t b = 0; b < 2; ++b) {
+                    const uint8_t byte = j < mo ? row[g * kInt8Group / 2 + 2 * s + b] : 0;
+                    const int8_t high = j < mo ? c8[byte >> 4] : 0;
+                    const int8_t low = j < mo ? c8[byte & 0x0F] : 0;
+                    dst[s * 64 + 2 * b] = high;  // element 4s + 2b
+                    dst[s * 64 + 2 * b + 1] = low;
+                    sum += high + low;
+                }
+            }
+            tile.start[g * kInt8TileRows + j] = -128 * sum;
+            tile.scale[g * kInt8TileRows + j] =
+                j < mo ? block_scale(w, (o0 + j) * blocks_per_row + (g >> shift)) : 0.0f;
+        }
+    }
+}
+
+// The 4 activation codes of row_group's step s, in every lane.
+inline __m512i codes4(const Int8Activations& xq, int64_t row_group, int64_t s) {
+    int32_t four;
+    __builtin_memcpy(&four, xq.codes + row_group * kInt8Group + 4 * s, 4);
+    return _mm512_set1_epi32(four);
+}
+
+// The 16 outputs of the tile for NI activation rows from i0; mo of them are stored.
+template <int NI>
+void tile_rows(const Int8Tile& tile, const Int8Activations& xq, int64_t groups, int64_t i0,
+               int64_t o0, int64_t mo, float* y, int64_t ldy) {
+    __m512 acc[NI];
+    for (int i = 0; i < NI; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+        const int8_t* wg = tile.weights + g * kInt8Group * kInt8TileRows;
+        const __m512i start = _mm512_loadu_si512(tile.start + g * kInt8TileRows);
+        __m512i dot[NI];
+        for (int i = 0; i < NI; ++i) dot[i] = start;
+        for (int64_t s = 0; s < kSteps; ++s) {
+            const __m512i weights = _mm512_loadu_si512(wg + s * 64);
+            for (int i = 0; i < NI; ++i)
+                dot[i] = _mm512_dpbusd_epi32(dot[i], codes4(xq, (i0 + i) * groups + g, s), weights);
+        }
+        const __m512 scale = _mm512_loadu_ps(tile.scale + g * kInt8TileRows);
+        for (int i = 0; i < NI; ++i) {
+            const __m512 s =
+                _mm512_mul_ps(scale, _mm512_set1_ps(xq.dot_scale[(i0 + i) * groups + g]));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i]), s, acc[i]);
+        }
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << mo) - 1u);
+    for (int i = 0; i < NI; ++i) _mm512_mask_storeu_ps(y + (i0 + i) * ldy + o0, keep, acc[i]);
+}
+
 }  // namespace
 
 bool cpu_has_avx512_vnni() {
@@ -94,7 +179,7 @@ bool cpu_has_avx512_vnni() {
 
 void gemv_int8_rows_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
                          int64_t o0, int64_t o1, float* y, int64_t ldy) {
-    const __m512i table = unsigned_table(c8);
+    const __m512i table = signed_table(c8);
     for (int64_t o = o0; o < o1; ++o) {
         for (int64_t i0 = 0; i0 < xq.rows; i0 += 4) {
             switch (min_i64(4, xq.rows - i0)) {
@@ -113,6 +198,20 @@ void gemv_int8_rows_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, c
             }
         }
     }
+}
+
+void gemm_int8_tile_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
+                         int64_t o0, const Int8Tile& tile, float* y, int64_t ldy) {
+    const int64_t mo = min_i64(kInt8TileRows, w.rows - o0);
+    decode_tile(w, c8, o0, mo, tile);
+    const int64_t groups = w.cols / kInt8Group;
+    int64_t i0 = 0;
+    for (; i0 + 8 <= xq.rows; i0 += 8) tile_rows<8>(tile, xq, groups, i0, o0, mo, y, ldy);
+    if (xq.rows - i0 >= 4) {
+        tile_rows<4>(tile, xq, groups, i0, o0, mo, y, ldy);
+        i0 += 4;
+    }
+    for (; i0 < xq.rows; ++i0) tile_rows<1>(tile, xq, groups, i0, o0, mo, y, ldy);
 }
 
 }  // namespace qlora::kernels::detail

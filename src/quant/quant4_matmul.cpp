@@ -60,9 +60,10 @@ float* tile_buffer(int64_t floats) {
     return buffer.data_ptr<float>();
 }
 
-// The opt-in int8-activation GEMV (Quant4MatmulTuning::int8_activations): false when it is off,
-// the CPU or layout does not allow it, or x holds a non-finite value (the exact GEMV runs then).
-bool int8_gemv(const kernels::Packed4bitMatrix& m, const at::Tensor& x2, at::Tensor& y) {
+// The opt-in int8-activation matmul (Quant4MatmulTuning::int8_activations), decode or prefill:
+// false when it is off, the CPU or layout does not allow it, or x holds a non-finite value (the
+// exact path runs then).
+bool int8_matmul(const kernels::Packed4bitMatrix& m, const at::Tensor& x2, at::Tensor& y) {
     if (!quant4_matmul_tuning().int8_activations || !kernels::quant4_int8_gemv_supported(m)) {
         return false;
     }
@@ -186,11 +187,11 @@ at::Tensor quant4_linear(const at::Tensor& x, const Quant4Tensor& w, const at::T
     const int64_t n = x2.size(0);
     at::Tensor b = bias.defined() ? bias.to(at::kFloat).contiguous() : at::Tensor();
     at::Tensor y = at::empty({n, out}, x2.options());
-    if (n <= quant4_matmul_tuning().gemv_max_rows) {
-        if (!int8_gemv(m, x2, y)) {
-            kernels::quant4_gemv_xwt(m, x2.data_ptr<float>(), n, x2.stride(0), y.data_ptr<float>(),
-                                     out, isa());
-        }
+    if (n > 0 && int8_matmul(m, x2, y)) {
+        if (b.defined()) y.add_(b);
+    } else if (n <= quant4_matmul_tuning().gemv_max_rows) {
+        kernels::quant4_gemv_xwt(m, x2.data_ptr<float>(), n, x2.stride(0), y.data_ptr<float>(), out,
+                                 isa());
         if (b.defined()) y.add_(b);
     } else if (n > 0) {
         tiled_xwt(m, x2, b, y);

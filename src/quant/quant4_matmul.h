@@ -4,7 +4,7 @@
 //   many rows (prefill, training forward, recompute, backward): tiles of W dequantized into a
 //   per-thread buffer of about `tile_bytes`, reused across calls, each tile fed to ATen's GEMM.
 // Results equal x·deq(W)ᵀ in float32 up to the order of the sums (bound in the kernel header),
-// unless the opt-in int8-activation decode below is on.
+// unless the opt-in int8-activation path below is on.
 // Half-precision inputs are computed in float32 and rounded back; other cases (CUDA, float64)
 // fall back to dequantize + at::linear.
 #pragma once
@@ -34,8 +34,9 @@ struct Quant4MatmulTuning {
     int64_t tile_bytes = int64_t{4} << 20;
     kernels::CpuIsa max_isa = kernels::CpuIsa::kAvx512;  // cap below the CPU's best (tests)
     // Inference only, off by default (qlora-generate --int8-activations, qlora-bench's *-int8
-    // bases): GEMV-sized inputs are quantized to int8 per 64 columns and multiplied with VNNI
-    // integer dot products where the CPU and the layout allow (kernels/quant4_matmul_cpu.h: an
+    // bases): forward inputs of any row count (decode and prefill) are quantized to int8 per 64
+    // columns and multiplied with VNNI integer dot products where the CPU and the layout allow
+    // (kernels/quant4_matmul_cpu.h: an
     // approximation with a stated bound, no longer x·deq(W)ᵀ in float32). Nothing in training
     // sets it.
     bool int8_activations = false;

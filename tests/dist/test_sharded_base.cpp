@@ -45,12 +45,12 @@ TEST(ShardedBase, SlicesRebuildTheTensorBitForBit) {
     struct Case {
         int64_t out, in, blocksize;
     };
-    for (const Case c : {Case{3, 5, 64}, Case{17, 131, 32}, Case{64, 1024, 64},
-                         Case{300, 301, 128}, Case{96, 4096, 4096}}) {
+    for (const Case c : {Case{3, 5, 64}, Case{17, 131, 32}, Case{64, 1024, 64}, Case{300, 301, 128},
+                         Case{96, 4096, 4096}}) {
         for (QuantType type : {QuantType::kNF4, QuantType::kFP4}) {
             for (bool dq : {false, true}) {
-                const quant::Quant4Tensor w = test::random_weight(c.out, c.in, type, c.blocksize,
-                                                                  dq, 5 + c.out);
+                const quant::Quant4Tensor w =
+                    test::random_weight(c.out, c.in, type, c.blocksize, dq, 5 + c.out);
                 const Quant4Layout layout = layout_of(w);
                 for (int world : {1, 2, 3, 5}) {
                     std::vector<at::Tensor> slices;
@@ -68,8 +68,7 @@ TEST(ShardedBase, SlicesRebuildTheTensorBitForBit) {
                     const quant::Quant4Tensor back = assemble(layout, slices, "w");
                     const std::string what = std::to_string(c.out) + "x" + std::to_string(c.in) +
                                              " bs " + std::to_string(c.blocksize) + " dq " +
-                                             std::to_string(dq) + " world " +
-                                             std::to_string(world);
+                                             std::to_string(dq) + " world " + std::to_string(world);
                     EXPECT_TRUE(test::tensors_identical(w.packed(), back.packed())) << what;
                     EXPECT_TRUE(test::tensors_identical(w.absmax(), back.absmax())) << what;
                     if (dq) {

@@ -1,7 +1,7 @@
-// The opt-in int8-activation decode (kernels/quant4_matmul_cpu.h): the VNNI kernel against its
-// reference twin within the float32 rounding bound, the approximation against the exact
-// x·deq(W)ᵀ within the stated bound, the activation codes by hand, and the fallbacks (off by
-// default, layouts and CPUs it does not serve, non-finite inputs).
+// The opt-in int8-activation matmul, decode and prefill (kernels/quant4_matmul_cpu.h): the VNNI
+// kernel against its reference twin within the float32 rounding bound, the approximation against
+// the exact x·deq(W)ᵀ within the stated bound, the activation codes by hand, and the fallbacks (off
+// by default, layouts and CPUs it does not serve, non-finite inputs).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -58,7 +58,7 @@ at::Tensor activations(int64_t n, int64_t in) {
     return ::testing::AssertionFailure() << "error/bound reaches " << worst;
 }
 
-TEST(Int8Decode, KernelMatchesItsReferenceWithinTheRoundingBound) {
+TEST(Int8Matmul, KernelMatchesItsReferenceWithinTheRoundingBound) {
     if (!cpu_serves_int8()) GTEST_SKIP() << "this CPU has no AVX-512 BW + VNNI";
     uint64_t seed = 1;
     for (const Shape& s : kServed) {
@@ -66,7 +66,10 @@ TEST(Int8Decode, KernelMatchesItsReferenceWithinTheRoundingBound) {
             for (bool dq : {true, false}) {
                 RawWeight w = make_weight(s.out, s.in, type, s.blocksize, dq, seed++);
                 ASSERT_TRUE(kernels::quant4_int8_gemv_supported(w.m));
-                for (int64_t n : {1, 2, 3, 4, 5, 8}) {
+                // decode: 1..15 rows (groups of 4 and the rest); prefill from 16 rows: tiles
+                // of 16 rows of W (the shapes' row counts leave partial tiles) against rows in
+                // chunks of 8, then 4, then single rows
+                for (int64_t n : {1, 2, 3, 4, 5, 8, 15, 16, 20, 67}) {
                     at::Tensor x = activations(n, s.in);
                     std::vector<uint8_t> storage(
                         static_cast<size_t>(kernels::Int8Activations::bytes_for(n, s.in)));
@@ -109,7 +112,7 @@ at::Tensor stated_bound(const RawWeight& w, const at::Tensor& x) {
     return bound * (1.0 + 2 * terms * u) + xd.abs().mm(deq.abs().t()) * 2 * terms * u;
 }
 
-TEST(Int8Decode, ApproximationIsWithinTheStatedBoundOfTheExactProduct) {
+TEST(Int8Matmul, ApproximationIsWithinTheStatedBoundOfTheExactProduct) {
     if (!cpu_serves_int8()) GTEST_SKIP() << "this CPU has no AVX-512 BW + VNNI";
     TuningGuard guard;
     quant4_matmul_tuning().int8_activations = true;
@@ -118,7 +121,7 @@ TEST(Int8Decode, ApproximationIsWithinTheStatedBoundOfTheExactProduct) {
         for (bool dq : {true, false}) {
             const QuantType type = dq ? QuantType::kNF4 : QuantType::kFP4;
             RawWeight w = make_weight(s.out, s.in, type, s.blocksize, dq, seed++);
-            for (int64_t n : {1, 3, 8}) {
+            for (int64_t n : {1, 3, 8, 70}) {  // decode- and prefill-sized
                 const at::Tensor x = activations(n, s.in);
                 at::Tensor exact = at::empty({n, s.out});
                 kernels::quant4_matmul_xwt_ref(w.m, x.data_ptr<float>(), n, s.in,
@@ -138,7 +141,7 @@ TEST(Int8Decode, ApproximationIsWithinTheStatedBoundOfTheExactProduct) {
     }
 }
 
-TEST(Int8Decode, ActivationCodesScalesAndLaneOffsetsFollowTheRule) {
+TEST(Int8Matmul, ActivationCodesAndScalesFollowTheRule) {
     // One group: x_k = (k - 20) · 0.5, amax = 21.5 at k = 63; q_k = round-half-even(x_k·127/21.5).
     std::vector<float> x(64);
     for (int k = 0; k < 64; ++k) x[static_cast<size_t>(k)] = static_cast<float>(k - 20) * 0.5f;
@@ -148,22 +151,31 @@ TEST(Int8Decode, ActivationCodesScalesAndLaneOffsetsFollowTheRule) {
     const float inverse = 127.0f / 21.5f;
     for (int k = 0; k < 64; ++k) {
         const int position = k % 2 == 0 ? k / 2 : 32 + k / 2;  // even columns first, then odd
-        EXPECT_EQ(xq.codes[position],
-                  static_cast<int8_t>(std::nearbyint(x[static_cast<size_t>(k)] * inverse)))
+        EXPECT_EQ(xq.codes[position] - 128,                    // stored unsigned, q + 128
+                  static_cast<int>(std::nearbyint(x[static_cast<size_t>(k)] * inverse)))
             << "column " << k;
     }
-    EXPECT_EQ(xq.codes[63], 127);  // column 63, the group's amax
+    EXPECT_EQ(xq.codes[63], 127 + 128);  // column 63, the group's amax
+    EXPECT_EQ(xq.codes[10], 128);        // column 20: x = 0
     EXPECT_FLOAT_EQ(xq.dot_scale[0], 21.5f / (127.0f * 127.0f));
-    for (int lane = 0; lane < 16; ++lane) {
-        int sum = 0;
-        for (int b = 0; b < 4; ++b) sum += xq.codes[4 * lane + b];
-        EXPECT_EQ(xq.lane_offset[lane], -128 * sum) << "lane " << lane;
+    // From kInt8GemmMinRows rows on, the prefill kernel's natural column order.
+    const int64_t rows = kernels::kInt8GemmMinRows;
+    std::vector<float> many(static_cast<size_t>(rows * 64));
+    for (int64_t i = 0; i < rows; ++i) std::copy(x.begin(), x.end(), many.begin() + i * 64);
+    std::vector<uint8_t> big(static_cast<size_t>(kernels::Int8Activations::bytes_for(rows, 64)));
+    auto xn = kernels::Int8Activations::layout(big.data(), rows, 64);
+    ASSERT_TRUE(xn.natural_order);
+    EXPECT_FALSE(xq.natural_order);
+    ASSERT_TRUE(kernels::quantize_activations_int8(many.data(), rows, 64, xn));
+    for (int k = 0; k < 64; ++k) {
+        const int position = k % 2 == 0 ? k / 2 : 32 + k / 2;
+        EXPECT_EQ(xn.codes[(rows - 1) * 64 + k], xq.codes[position]) << "column " << k;
     }
     // An all-zero group quantizes to zeros with a zero scale; a NaN or an infinity is refused.
     std::vector<float> zeros(64, 0.0f);
     ASSERT_TRUE(kernels::quantize_activations_int8(zeros.data(), 1, 64, xq));
     EXPECT_EQ(xq.dot_scale[0], 0.0f);
-    EXPECT_EQ(xq.codes[5], 0);
+    EXPECT_EQ(xq.codes[5], 128);
     for (float bad : {NAN, INFINITY, -INFINITY}) {
         x[17] = bad;
         EXPECT_FALSE(kernels::quantize_activations_int8(x.data(), 1, 64, xq));
@@ -176,21 +188,13 @@ TEST(Int8Decode, ActivationCodesScalesAndLaneOffsetsFollowTheRule) {
     EXPECT_EQ(c8[15], 127);  // NF4 1
 }
 
-TEST(Int8Decode, OffByDefaultAndExactWhereItDoesNotApply) {
+TEST(Int8Matmul, OffByDefaultAndExactWhereItDoesNotApply) {
     TuningGuard guard;
     ASSERT_FALSE(quant4_matmul_tuning().int8_activations);
     RawWeight w = make_weight(24, 256, QuantType::kNF4, 64, true, 9);
     const at::Tensor x = activations(2, 256);
     const at::Tensor exact = quant4_linear(x, w.w);  // the default: the exact GEMV
     quant4_matmul_tuning().int8_activations = true;
-    // Prefill-sized inputs stay exact (the tiled path), bit for bit as with the knob off.
-    quant4_matmul_tuning().gemv_max_rows = 0;
-    EXPECT_TRUE(qlora::test::tensors_identical(quant4_linear(x, w.w), [&] {
-        TuningGuard off;
-        quant4_matmul_tuning().int8_activations = false;
-        return quant4_linear(x, w.w);
-    }()));
-    quant4_matmul_tuning().gemv_max_rows = 8;
     // A row that is not whole 64-column groups of whole blocks: the exact GEMV, bit for bit.
     RawWeight odd = make_weight(5, 96, QuantType::kNF4, 32, false, 10);
     EXPECT_FALSE(kernels::quant4_int8_gemv_supported(odd.m));
