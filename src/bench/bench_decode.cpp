@@ -25,7 +25,7 @@ struct Built {
 };
 
 // A base name: nf4 | fp4 | fp32, or nf4-int8 | fp4-int8 (the 4-bit base with the opt-in
-// int8-activation GEMV, quant/quant4_matmul.h).
+// int8-activation matmuls, quant/quant4_matmul.h).
 struct BaseSpec {
     std::string weights;  // nf4 | fp4 | fp32
     bool int8_activations = false;

@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
             ->capture_default_str();
         sub->add_option("--model", inf.model_dir, "an HF Llama folder instead of random weights");
         sub->add_option("--base", inf.bases,
-                        "nf4, fp4, fp32, nf4-int8 or fp4-int8 (int8 activations in the decode "
-                        "GEMVs); the first is compared with the last")
+                        "nf4, fp4, fp32, nf4-int8 or fp4-int8 (int8 activations in the 4-bit "
+                        "matmuls); the first is compared with the last")
             ->capture_default_str();
         sub->add_flag("--quantize-lm-head,!--dense-lm-head", inf.quantize_lm_head,
                       "4-bit lm_head too (llama.cpp quantizes output.weight)")

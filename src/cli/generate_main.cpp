@@ -104,9 +104,10 @@ int main(int argc, char** argv) {
         "--dtype", dtype_name_arg,
         "compute dtype: auto, float32, bfloat16, float16 (auto: bf16 on CUDA, fp32 on CPU)");
     bool int8_activations = false;
-    app.add_flag("--int8-activations", int8_activations,
-                 "CPU, 4-bit base: quantize decode activations to int8 and use VNNI integer dot "
-                 "products (faster, approximate; needs AVX-512 VNNI, else exact)");
+    app.add_flag(
+        "--int8-activations", int8_activations,
+        "CPU, 4-bit base: quantize the activations (prompt and decode) to int8 and use VNNI "
+        "integer dot products (faster, approximate; needs AVX-512 VNNI, else exact)");
     app.add_flag("--no-bos", no_bos, "do not prepend BOS to the prompt");
     app.add_flag("--stats", stats, "print token counts and tokens/s to stderr at the end");
     return cli::run_tool("qlora-generate", app, argc, argv, [&] {
