@@ -6,7 +6,8 @@
 // Adam carries forward. Bound: losses within 1e-5 relative, adapter elements within 2e-5 +
 // 1e-4·|w|. Rank 0 alone writes; a rank killed mid-run makes rank 0 fail within
 // hardware.dist_timeout_s naming it, and --resume auto then finishes with the uninterrupted run's
-// adapter bit for bit.
+// adapter bit for bit. hardware.parallel: shard_base trains bit for bit as data parallelism
+// does, and survives a killed rank the same way.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -184,10 +185,13 @@ TEST(ShardBaseTrain, RefusesADenseBaseAndTrainingWithoutCheckpointing) {
         << no_ckpt.output;
 }
 
-TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
-    const std::string full = test::scratch_dir("dp_full");
-    const std::string cut = test::scratch_dir("dp_cut");
-    auto uninterrupted = test::run_command(torchrun(2, write_config(full, 2, 5)));
+// Rank 1 SIGKILLed once step 5's checkpoint exists: rank 0 fails within the timeout naming it,
+// and --resume auto then ends on the uninterrupted run's adapter bit for bit. `mode`: the
+// command-line overrides of every run.
+void expect_killed_rank_then_resume(const std::string& label, const std::string& mode) {
+    const std::string full = test::scratch_dir(label + "_full");
+    const std::string cut = test::scratch_dir(label + "_cut");
+    auto uninterrupted = test::run_command(torchrun(2, write_config(full, 2, 5), mode));
     ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.output;
 
     // A slow launcher monitor stands in for a rank on another node: only our timeout sees it.
@@ -197,7 +201,7 @@ TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
     if (pid == 0) {
         setpgid(0, 0);
         const std::string cmd = "exec " +
-                                torchrun(2, write_config(cut, 2, 5), "", "--monitor-interval=15") +
+                                torchrun(2, write_config(cut, 2, 5), mode, "--monitor-interval=15") +
                                 " > " + log + " 2>&1";
         execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
         _exit(127);
@@ -240,12 +244,22 @@ TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
         << out;
     ASSERT_FALSE(fs::exists(cut + "/run/adapter")) << "the run finished before rank 1 was killed";
 
-    auto resumed = test::run_command(torchrun(2, cut + "/train.yaml", "--resume auto"));
+    auto resumed = test::run_command(torchrun(2, cut + "/train.yaml", "--resume auto " + mode));
     ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
     EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
     const auto ta = adapter(full + "/run"), tb = adapter(cut + "/run");
     ASSERT_EQ(ta.size(), tb.size());
     for (const auto& [name, t] : ta) EXPECT_TRUE(test::tensors_identical(t, tb.at(name))) << name;
+}
+
+TEST(DataParallelTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
+    expect_killed_rank_then_resume("dp", "");
+}
+
+// Under shard_base rank 0 is inside a layer's gather (forward, or the recompute in backward)
+// when rank 1 dies: the same one-line error, the same resume.
+TEST(ShardBaseTrain, AKilledRankStopsTheRunAndResumeAutoFinishesIt) {
+    expect_killed_rank_then_resume("sb", "hardware.parallel=shard_base quant.double_quant=false");
 }
 
 TEST(DataParallelTrain, ResumeRefusesAnotherGlobalWindow) {
