@@ -200,9 +200,9 @@ void expect_killed_rank_then_resume(const std::string& label, const std::string&
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         setpgid(0, 0);
-        const std::string cmd = "exec " +
-                                torchrun(2, write_config(cut, 2, 5), mode, "--monitor-interval=15") +
-                                " > " + log + " 2>&1";
+        const std::string cmd =
+            "exec " + torchrun(2, write_config(cut, 2, 5), mode, "--monitor-interval=15") + " > " +
+            log + " 2>&1";
         execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
         _exit(127);
     }
