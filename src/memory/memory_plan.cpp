@@ -59,11 +59,19 @@ struct LayerBytes {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// A dense base (only --dry-run's "16-bit base instead" comparison: training refuses it) is
+// planned as an even split of its elements.
 LayerBytes layer_bytes(const PlanInputs& in) {
     LayerBytes b;
     const int64_t group = in.quant.double_quant ? bnb::kNestedBlocksize : 1;
+    const int64_t e = static_cast<int64_t>(c10::elementSize(in.weight_dtype));
     for (const Projection& pr : layer_projections(in.model)) {
         const int64_t w = pr.in * pr.out;
+        if (!in.quantize) {
+            b.base += w * e;
+            b.base_slice += ceil_div(w, in.world_size) * e;
+            continue;
+        }
         b.base += quant4_nbytes(w, in.quant);
         const int64_t blocks = bnb::num_blocks(w, in.quant.blocksize);
         const int64_t slice_blocks =
@@ -82,11 +90,9 @@ void apply_parallel(const PlanInputs& in, MemoryPlan& p) {
     // extra bytes; another LoRA dtype needs a float32 copy.
     if (in.lora.dtype != c10::kFloat) p.comm_buffers = p.lora_numel * 4;
     if (in.parallel == ParallelMode::kData) return;
-    QLORA_CHECK(in.quantize,
-                "memory plan: hardware.parallel: shard_base splits the 4-bit base; "
-                "set quant.enabled: true");
     const LayerBytes layer = layer_bytes(in);
-    p.quantized_weights -= (layer.base - layer.base_slice) * in.model.num_hidden_layers;
+    (in.quantize ? p.quantized_weights : p.dense_weights) -=
+        (layer.base - layer.base_slice) * in.model.num_hidden_layers;
     // The layer in use: the gathered rows (world x the padded slice) and the projections rebuilt
     // from them, which autograd keeps until the layer's backward.
     p.gathered_weights = in.world_size * layer.base_slice + layer.base;

@@ -34,8 +34,9 @@ std::string parallel_line(const memory::PlanInputs& in) {
     const char* what =
         in.parallel == memory::ParallelMode::kData
             ? "every rank holds the whole 4-bit base; LoRA gradients all-reduced in one bucket"
-            : "FSDP-style: each rank owns 1/world of every layer's NF4 blocks and of the LoRA "
-              "states; a layer is all-gathered for its forward and its backward recompute";
+            : "FSDP-style: each rank owns 1/world of every layer's NF4 blocks, LoRA and its "
+              "states replicated; a layer is all-gathered for its forward and its backward "
+              "recompute";
     return detail::concat("per rank of ", in.world_size, " (hardware.parallel ",
                           memory::parallel_mode_name(in.parallel), ": ", what,
                           "); each rank trains micro_batch x seq, the global batch is ",

@@ -251,5 +251,24 @@ TEST(TrainCli, DryRunPlansLlama65bUnder48GB) {
     EXPECT_NE(r.output.find("would NOT fit"), std::string::npos) << r.output;
 }
 
+// The 70B case through the tool: Llama-2-70B QLoRA, r 16, seq 2048, micro-batch 1, on
+// 2 x 24 GB with the sharded base and offloaded checkpoints, plus the comparison variants (the
+// 16-bit one plans a dense base split the same way).
+TEST(TrainCli, DryRunPlansLlama2_70BShardedOverTwo24GBCards) {
+    auto r = qlora::test::run_command(
+        train_cmd(std::string(QLORA_SOURCE_DIR) + "/configs/llama2-7b.yaml",
+                  "--dry-run --model-config " + std::string(QLORA_SOURCE_DIR) +
+                      "/configs/model-configs/llama-2-70b.json hardware.world_size=2 "
+                      "hardware.parallel=shard_base train.offload_activations=true lora.r=16 "
+                      "data.max_seq_len=2048 train.micro_batch=1 hardware.memory_limit_gb=24"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("per rank of 2 (hardware.parallel shard_base"), std::string::npos)
+        << r.output;
+    EXPECT_NE(r.output.find("host: offloaded ckpts"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("-> FITS"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("16-bit base instead of 4-bit (plain LoRA)"), std::string::npos)
+        << r.output;
+}
+
 }  // namespace
 }  // namespace qlora
