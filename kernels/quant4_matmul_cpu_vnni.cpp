@@ -108,21 +108,26 @@ void int8_row(const Packed4bitMatrix& w, const Int8Activations& xq, const __m512
 // ---- prefill --------------------------------------------------------------------------------
 
 // Decodes rows [o0, o0 + mo) (mo <= 16) of W into the tile (see Int8Tile); rows past mo get
-// zero weights and scales.
+// zero weights, starts and scales.
 void decode_tile(const Packed4bitMatrix& w, const int8_t* c8, int64_t o0, int64_t mo,
                  const Int8Tile& tile) {
     const int64_t groups = w.cols / kInt8Group, blocks_per_row = w.cols / w.blocksize;
     const int shift = __builtin_ctzll(static_cast<unsigned long long>(w.blocksize / kInt8Group));
-    for (int64_t j = 0; j < kInt8TileRows; ++j) {
+    if (mo < kInt8TileRows) {  // the last tile: rows past mo stay zero
+        __builtin_memset(tile.weights, 0, static_cast<size_t>(w.cols * kInt8TileRows));
+        __builtin_memset(tile.start, 0, static_cast<size_t>(groups * kInt8TileRows * 4));
+        __builtin_memset(tile.scale, 0, static_cast<size_t>(groups * kInt8TileRows * 4));
+    }
+    for (int64_t j = 0; j < mo; ++j) {
         const uint8_t* row = w.packed + (o0 + j) * w.cols / 2;
         for (int64_t g = 0; g < groups; ++g) {
             int8_t* dst = tile.weights + g * kInt8Group * kInt8TileRows + j * 4;
+            const uint8_t* bytes = row + g * kInt8Group / 2;
             int32_t sum = 0;
             for (int64_t s = 0; s < kSteps; ++s) {
                 for (int64_t b = 0; b < 2; ++b) {
-                    const uint8_t byte = j < mo ? row[g * kInt8Group / 2 + 2 * s + b] : 0;
-                    const int8_t high = j < mo ? c8[byte >> 4] : 0;
-                    const int8_t low = j < mo ? c8[byte & 0x0F] : 0;
+                    const int8_t high = c8[bytes[2 * s + b] >> 4];
+                    const int8_t low = c8[bytes[2 * s + b] & 0x0F];
                     dst[s * 64 + 2 * b] = high;  // element 4s + 2b
                     dst[s * 64 + 2 * b + 1] = low;
                     sum += high + low;
@@ -130,7 +135,7 @@ void decode_tile(const Packed4bitMatrix& w, const int8_t* c8, int64_t o0, int64_
             }
             tile.start[g * kInt8TileRows + j] = -128 * sum;
             tile.scale[g * kInt8TileRows + j] =
-                j < mo ? block_scale(w, (o0 + j) * blocks_per_row + (g >> shift)) : 0.0f;
+                block_scale(w, (o0 + j) * blocks_per_row + (g >> shift));
         }
     }
 }

@@ -42,10 +42,9 @@ at::Tensor CheckpointedLayerFunction::forward(torch::autograd::AutogradContext* 
     if (call->offload && !x.device().is_cpu()) {
         // Pinned, so the copy is asynchronous on the current stream; the layer's output does not
         // depend on it, and the recompute's copy back is ordered after it on the same stream.
-        at::Tensor host = at::empty(x.sizes(), x.options().device(c10::kCPU).pinned_memory(true));
-        host.copy_(x.detach(), /*non_blocking=*/true);
-        ctx->saved_data["x_host"] = host;
-        ctx->saved_data["x_device"] = x.device().str();
+        call->x_host = at::empty(x.sizes(), x.options().device(c10::kCPU).pinned_memory(true));
+        call->x_host.copy_(x.detach(), /*non_blocking=*/true);
+        call->x_device = x.device();
         ctx->save_for_backward({});
     } else {
         ctx->save_for_backward({x});
@@ -54,23 +53,14 @@ at::Tensor CheckpointedLayerFunction::forward(torch::autograd::AutogradContext* 
     return y;
 }
 
-namespace {
-
-// The layer input the forward kept: as saved, or back from host memory.
-at::Tensor saved_input(torch::autograd::AutogradContext* ctx) {
-    if (ctx->saved_data.find("x_host") == ctx->saved_data.end())
-        return ctx->get_saved_variables()[0];
-    const c10::Device device(ctx->saved_data["x_device"].toStringRef());
-    return ctx->saved_data["x_host"].toTensor().to(device, /*non_blocking=*/true);
-}
-
-}  // namespace
-
 torch::autograd::variable_list CheckpointedLayerFunction::backward(
     torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad_outputs) {
-    const at::Tensor x = saved_input(ctx);
     auto holder = ctx->saved_data["call"].toCapsule();
     auto& call = *static_cast<LayerCall*>(holder.get());
+    // The layer input the forward kept: as saved, or back from host memory.
+    const at::Tensor x = call.x_host.defined()
+                             ? call.x_host.to(call.x_device, /*non_blocking=*/true)
+                             : ctx->get_saved_variables()[0];
 
     const bool x_grad = ctx->needs_input_grad(0);
     at::Tensor xr = x.detach().requires_grad_(x_grad);

@@ -24,6 +24,8 @@ struct LayerCall : torch::CustomClassHolder {
     // layers' backward run; copied back to x's device for the recompute. A CPU input is kept as
     // it is (it already is in host memory).
     bool offload = false;
+    at::Tensor x_host;                 // the offloaded input (undefined when not offloaded)
+    c10::Device x_device = c10::kCPU;  // where it goes back for the recompute
 };
 
 class CheckpointedLayerFunction : public torch::autograd::Function<CheckpointedLayerFunction> {
