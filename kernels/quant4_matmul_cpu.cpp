@@ -38,8 +38,11 @@ void gemv_int8_rows_vnni(const Packed4bitMatrix&, const Int8Activations&, const 
                          int64_t, float*, int64_t) {
     std::abort();
 }
-void gemm_int8_tile_vnni(const Packed4bitMatrix&, const Int8Activations&, const int8_t*, int64_t,
-                         const Int8Tile&, float*, int64_t) {
+void gemm_int8_tiles_vnni(const Packed4bitMatrix&, const Int8Activations&, const int8_t*, int64_t,
+                          int64_t, const Int8Tile&, float*, int64_t) {
+    std::abort();
+}
+bool quantize_activations_int8_vnni(const float*, int64_t, int64_t, Int8Activations&) {
     std::abort();
 }
 bool cpu_has_avx512_vnni() { return false; }
@@ -260,24 +263,23 @@ float group_amax(const float* x) {
 int8_t int8_code(float x, float inverse) {
     return static_cast<int8_t>(std::nearbyint(x * inverse));
 }
-float inverse_of(float amax) { return amax > 0.0f ? kInt8Max / amax : 0.0f; }
-float dot_scale_of(float amax) { return amax / (kInt8Max * kInt8Max); }
 
 }  // namespace
 
 int64_t Int8Activations::bytes_for(int64_t rows, int64_t cols) {
     const int64_t groups = rows * (cols / kInt8Group);
-    return align64(rows * cols) + groups * 4;
+    return align64(rows * cols) + align64(groups * 4) + groups * 4;
 }
 
 Int8Activations Int8Activations::layout(void* storage, int64_t rows, int64_t cols) {
     auto* base = static_cast<uint8_t*>(storage);
+    const int64_t groups = rows * (cols / kInt8Group);
     Int8Activations a;
     a.rows = rows;
     a.cols = cols;
-    a.natural_order = rows >= kInt8GemmMinRows;
-    a.codes = base;
-    a.dot_scale = reinterpret_cast<float*>(base + align64(rows * cols));
+    a.codes = reinterpret_cast<int8_t*>(base);
+    a.code_sum = reinterpret_cast<int32_t*>(base + align64(rows * cols));
+    a.dot_scale = reinterpret_cast<float*>(base + align64(rows * cols) + align64(groups * 4));
     return a;
 }
 
@@ -288,27 +290,37 @@ void int8_code_table(const float* code_values, int8_t out[16]) {
 bool quant4_int8_gemv_supported(const Packed4bitMatrix& w) {
     static const bool cpu = best_cpu_isa() == CpuIsa::kAvx512 && detail::cpu_has_avx512_vnni();
     const bool power_of_two = w.blocksize > 0 && (w.blocksize & (w.blocksize - 1)) == 0;
-    return cpu && power_of_two && w.blocksize % kInt8Group == 0 && w.cols % w.blocksize == 0;
+    return cpu && power_of_two && w.blocksize % kInt8Group == 0 && w.cols % w.blocksize == 0 &&
+           w.rows * (w.cols / w.blocksize) < (int64_t{1} << 31);
 }
 
-bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activations& out) {
-    const int64_t groups = out.cols / kInt8Group, half = kInt8Group / 2;
+bool quantize_activations_int8_ref(const float* x, int64_t n, int64_t ldx, Int8Activations& out) {
+    const int64_t groups = out.cols / kInt8Group;
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t g = 0; g < groups; ++g) {
             const float* src = x + i * ldx + g * kInt8Group;
             const float amax = group_amax(src);
             if (!std::isfinite(amax)) return false;
-            const float inverse = inverse_of(amax);
+            const float inverse = int8_inverse(amax);
             const int64_t row_group = i * groups + g;
-            uint8_t* dst = out.codes + row_group * kInt8Group;
-            for (int64_t k = 0; k < kInt8Group; ++k) {  // q + 128, in the kernel's order
-                const int64_t pos = out.natural_order ? k : (k % 2) * half + k / 2;
-                dst[pos] = static_cast<uint8_t>(int8_code(src[k], inverse) + 128);
+            int8_t* dst = out.codes + row_group * kInt8Group;
+            int32_t sum = 0;
+            for (int64_t k = 0; k < kInt8Group; ++k) {
+                const int8_t q = int8_code(src[k], inverse);
+                dst[int8_code_position(k)] = q;
+                sum += q;
             }
-            out.dot_scale[row_group] = dot_scale_of(amax);
+            out.code_sum[row_group] = sum;
+            out.dot_scale[row_group] = int8_dot_scale(amax);
         }
     }
     return true;
+}
+
+bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activations& out) {
+    static const bool vnni = detail::cpu_has_avx512_vnni();
+    return vnni ? detail::quantize_activations_int8_vnni(x, n, ldx, out)
+                : quantize_activations_int8_ref(x, n, ldx, out);
 }
 
 void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, float* y,
@@ -316,7 +328,7 @@ void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, 
     if (xq.rows <= 0 || w.rows <= 0) return;
     int8_t c8[16];
     int8_code_table(w.code_values, c8);
-    if (!xq.natural_order) {
+    if (xq.rows < kInt8GemmMinRows) {
         at::parallel_for(0, w.rows, row_grain(w.cols), [&](int64_t o0, int64_t o1) {
             detail::gemv_int8_rows_vnni(w, xq, c8, o0, o1, y, ldy);
         });
@@ -326,18 +338,15 @@ void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, 
     at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
         // One tile's scratch per thread, kept between calls (64-byte aligned weights first).
         thread_local std::vector<uint8_t> scratch;
-        const int64_t groups = w.cols / kInt8Group, per_group = detail::kInt8TileRows;
-        const size_t need =
-            static_cast<size_t>(w.cols * per_group + 2 * groups * per_group * 4 + 64);
+        const int64_t groups = w.cols / kInt8Group, rows = detail::kInt8TileRows;
+        const size_t need = static_cast<size_t>(w.cols * rows + groups * rows * 4 + 64);
         if (scratch.size() < need) scratch.resize(need);
         auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) /
                                                 64 * 64);
         detail::Int8Tile tile;
-        tile.weights = reinterpret_cast<int8_t*>(base);
-        tile.start = reinterpret_cast<int32_t*>(base + w.cols * per_group);
-        tile.scale = reinterpret_cast<float*>(base + w.cols * per_group + groups * per_group * 4);
-        for (int64_t t = t0; t < t1; ++t)
-            detail::gemm_int8_tile_vnni(w, xq, c8, t * detail::kInt8TileRows, tile, y, ldy);
+        tile.weights = base;
+        tile.scale = reinterpret_cast<float*>(base + w.cols * rows);
+        detail::gemm_int8_tiles_vnni(w, xq, c8, t0, t1, tile, y, ldy);
     });
 }
 
@@ -350,12 +359,12 @@ void quant4_matmul_xwt_int8_ref(const Packed4bitMatrix& w, const float* x, int64
             double acc = 0.0, acc_abs = 0.0;
             for (int64_t g0 = 0; g0 < w.cols; g0 += kInt8Group) {
                 const float amax = group_amax(x + i * ldx + g0);
-                const double dot_scale = dot_scale_of(amax);
+                const double dot_scale = int8_dot_scale(amax);
                 for (int64_t k = g0; k < g0 + kInt8Group; ++k) {
                     const int64_t e = o * w.cols + k;
                     const double term = static_cast<double>(block_scale(w, e / w.blocksize)) *
                                         dot_scale * c8[nibble(w.packed, e)] *
-                                        int8_code(x[i * ldx + k], inverse_of(amax));
+                                        int8_code(x[i * ldx + k], int8_inverse(amax));
                     acc += term;
                     acc_abs += std::fabs(term);
                 }

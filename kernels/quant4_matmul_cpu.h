@@ -40,7 +40,9 @@ struct Packed4bitMatrix {
 // map[codes[b]] * nested[b/256] rounded, then + offset rounded (two float32 roundings, no FMA).
 [[gnu::always_inline]] inline float block_scale(const Packed4bitMatrix& w, int64_t b) {
     if (w.absmax != nullptr) return w.absmax[b];
-    const float scaled = w.map[w.absmax_codes[b]] * w.nested[b / bnb::kNestedBlocksize];
+    // b >= 0: the unsigned division is a shift (the signed one needs a fix-up for negatives)
+    const auto nested = static_cast<uint64_t>(b) / static_cast<uint64_t>(bnb::kNestedBlocksize);
+    const float scaled = w.map[w.absmax_codes[b]] * w.nested[nested];
     return scaled + w.offset;
 }
 
@@ -92,42 +94,60 @@ void quant4_matmul_xwt_abs_ref(const Packed4bitMatrix& w, const float* x, int64_
 constexpr int64_t kInt8Group = 64;
 
 // From this many activation rows on, the int8 matmul takes the prefill kernel (tiles of W decoded
-// once to int8, lanes as outputs) instead of the decode one.
+// once to int8 and reused by every activation row) instead of the decode one (W decoded in
+// registers, used by at most 4 activation rows).
 constexpr int64_t kInt8GemmMinRows = 16;
 
-// x rows quantized for quant4_gemv_xwt_int8. Per row i and group g: codes[(i*groups + g)*64 ...]
-// = q + 128 (unsigned: vpdpbusd's unsigned operand; the kernels take 128 · Σ c8 back off), in
-// the order of the kernel the row count picks: natural column order for the prefill kernel, else
-// the decode kernel's [columns 0, 2, ..., 62, then 1, 3, ..., 63] of the group (the order it
-// unpacks high then low nibbles of 32 bytes); dot_scale = amax / 127² (float32).
+// x rows quantized for quant4_gemv_xwt_int8. Per row i and group g (row_group = i*groups + g):
+// codes[row_group*64 ...] = q as int8, signed (vpdpbusd's signed operand: the kernels feed it
+// the weights as unsigned c8 + 128 and take 128 · code_sum back off), with the 64 columns in
+// octet order: each run of 8 columns as 0, 2, 4, 6, 1, 3, 5, 7 (4 bytes of packed W hold 8
+// columns, high nibbles first); code_sum = Σ q over the group; dot_scale = amax / 127².
 struct Int8Activations {
     int64_t rows = 0;
-    int64_t cols = 0;            // a multiple of kInt8Group
-    bool natural_order = false;  // rows >= kInt8GemmMinRows
-    uint8_t* codes = nullptr;
+    int64_t cols = 0;  // a multiple of kInt8Group
+    int8_t* codes = nullptr;
+    int32_t* code_sum = nullptr;
     float* dot_scale = nullptr;
-    // Bytes that Int8Activations::layout needs for rows x cols (codes, then scales).
+    // Bytes that Int8Activations::layout needs for rows x cols (codes, sums, then scales).
     static int64_t bytes_for(int64_t rows, int64_t cols);
-    // Points the two arrays into storage (bytes_for(rows, cols) bytes, 64-byte aligned).
+    // Points the three arrays into storage (bytes_for(rows, cols) bytes, 64-byte aligned).
     static Int8Activations layout(void* storage, int64_t rows, int64_t cols);
 };
+
+// The quantization rule's two factors for a group whose largest |x| is amax: q = round-half-even(
+// x · inverse), and the group's dot products are scaled by dot_scale (always_inline: the ISA
+// units include this header too, see block_scale).
+[[gnu::always_inline]] inline float int8_inverse(float amax) {
+    return amax > 0.0f ? 127.0f / amax : 0.0f;
+}
+[[gnu::always_inline]] inline float int8_dot_scale(float amax) { return amax / (127.0f * 127.0f); }
+
+// Where column k (< 64) of a group goes in Int8Activations' octet order.
+constexpr int64_t int8_code_position(int64_t k) { return k / 8 * 8 + k % 2 * 4 + k % 8 / 2; }
 
 // The int8 code of each of the 16 code values: round-half-even(127 · value).
 void int8_code_table(const float* code_values, int8_t out[16]);
 
 // True when quant4_gemv_xwt_int8 serves w on this CPU: AVX-512 BW + VNNI (not capped below
 // AVX-512 by QLORA_CPU_ISA), rows of whole blocks and blocks of whole groups (cols % blocksize
-// == 0, blocksize % 64 == 0: bitsandbytes' default 64 and every larger power of two).
+// == 0, blocksize % 64 == 0: bitsandbytes' default 64 and every larger power of two) and block
+// indices that fit the kernels' int32 gathers (rows · cols / blocksize < 2^31).
 bool quant4_int8_gemv_supported(const Packed4bitMatrix& w);
 
 // Quantizes n rows of x (row stride ldx, out.cols columns) into out. Returns false, leaving out
-// unspecified, when a group holds a NaN or an infinity (the caller takes the exact path).
+// unspecified, when a group holds a NaN or an infinity (the caller takes the exact path). The
+// AVX-512 body where the CPU has it (the int8 matmul needs it anyway), else the reference twin;
+// both write the same bytes.
 bool quantize_activations_int8(const float* x, int64_t n, int64_t ldx, Int8Activations& out);
+// Reference twin of quantize_activations_int8: plain loops, one element at a time.
+bool quantize_activations_int8_ref(const float* x, int64_t n, int64_t ldx, Int8Activations& out);
 
 // y[i*ldy + o] for i < xq.rows, o < w.rows, as above. Requires quant4_int8_gemv_supported(w) and
 // xq.cols == w.cols. Threads through at::parallel_for over rows of W: the decode kernel (one row
-// of W against up to 4 activation rows at a time) below kInt8GemmMinRows rows, else the prefill
-// kernel (16 rows of W decoded once to int8 per call, against 8 activation rows at a time).
+// of W, decoded in registers, against up to 4 activation rows at a time) below kInt8GemmMinRows
+// rows, else the prefill kernel (tiles of 16 rows of W decoded once to int8 per call, the 16 rows
+// as the lanes of the accumulators, against 8 activation rows at a time).
 void quant4_gemv_xwt_int8(const Packed4bitMatrix& w, const Int8Activations& xq, float* y,
                           int64_t ldy);
 
@@ -150,23 +170,25 @@ void gemv_rows_avx512(const Packed4bitMatrix& w, const float* xg, int64_t n, int
                       float* y, int64_t ldy);
 void dequant_segment_avx512(const uint8_t* packed, int64_t e0, int64_t e1, const float* table16,
                             float* out);
-// quant4_matmul_cpu_vnni.cpp (-mavx512bw -mavx512vnni): rows [o0, o1) of the int8 GEMV; c8 is
-// int8_code_table of w's codebook.
+// quant4_matmul_cpu_vnni.cpp (-mavx512bw -mavx512vnni). c8 is int8_code_table of w's codebook.
+constexpr int64_t kInt8TileRows = 16;
+// The prefill kernel's scratch for one tile of kInt8TileRows rows of W (cols columns): weights
+// [groups][16 steps][16 rows][4] uint8 (c8 + 128; step 2k holds the high nibbles of octet k, step
+// 2k + 1 the low ones) and per group the 16 rows' block scales.
+struct Int8Tile {
+    uint8_t* weights = nullptr;  // [cols * 16], 64-byte aligned
+    float* scale = nullptr;      // [cols / 64 * 16]
+};
+// The decode kernel: rows [o0, o1) of W against every activation row (fewer than
+// kInt8GemmMinRows).
 void gemv_int8_rows_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
                          int64_t o0, int64_t o1, float* y, int64_t ldy);
+// The prefill kernel: tiles [t0, t1) of 16 rows of W (the last one may be short) against every
+// activation row; tile is its scratch.
+void gemm_int8_tiles_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
+                          int64_t t0, int64_t t1, const Int8Tile& tile, float* y, int64_t ldy);
+bool quantize_activations_int8_vnni(const float* x, int64_t n, int64_t ldx, Int8Activations& out);
 bool cpu_has_avx512_vnni();
-// The prefill kernel's scratch for one tile of kInt8TileRows rows of W (cols columns): weights
-// [groups][16 steps][16 rows][4] int8, and per group the 16 rows' start values (-128 · Σ of the
-// group's weights) and block scales.
-constexpr int64_t kInt8TileRows = 16;
-struct Int8Tile {
-    int8_t* weights = nullptr;  // [cols * 16], 64-byte aligned
-    int32_t* start = nullptr;   // [cols / 64 * 16]
-    float* scale = nullptr;     // [cols / 64 * 16]
-};
-// Rows [o0, o0 + 16) of W (fewer at the end) against every activation row (natural order).
-void gemm_int8_tile_vnni(const Packed4bitMatrix& w, const Int8Activations& xq, const int8_t* c8,
-                         int64_t o0, const Int8Tile& tile, float* y, int64_t ldy);
 }  // namespace detail
 
 }  // namespace qlora::kernels

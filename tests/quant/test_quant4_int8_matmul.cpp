@@ -149,33 +149,25 @@ TEST(Int8Matmul, ActivationCodesAndScalesFollowTheRule) {
     auto xq = kernels::Int8Activations::layout(storage.data(), 1, 64);
     ASSERT_TRUE(kernels::quantize_activations_int8(x.data(), 1, 64, xq));
     const float inverse = 127.0f / 21.5f;
+    int sum = 0;
     for (int k = 0; k < 64; ++k) {
-        const int position = k % 2 == 0 ? k / 2 : 32 + k / 2;  // even columns first, then odd
-        EXPECT_EQ(xq.codes[position] - 128,                    // stored unsigned, q + 128
-                  static_cast<int>(std::nearbyint(x[static_cast<size_t>(k)] * inverse)))
-            << "column " << k;
+        const int q = static_cast<int>(std::nearbyint(x[static_cast<size_t>(k)] * inverse));
+        // octet order: in each run of 8 columns, 0, 2, 4, 6, then 1, 3, 5, 7
+        const int position = k / 8 * 8 + (k % 2 == 0 ? (k % 8) / 2 : 4 + (k % 8) / 2);
+        EXPECT_EQ(kernels::int8_code_position(k), position);
+        EXPECT_EQ(xq.codes[position], q) << "column " << k;
+        sum += q;
     }
-    EXPECT_EQ(xq.codes[63], 127 + 128);  // column 63, the group's amax
-    EXPECT_EQ(xq.codes[10], 128);        // column 20: x = 0
+    EXPECT_EQ(xq.codes[63], 127);  // column 63, the group's amax
+    EXPECT_EQ(xq.codes[18], 0);    // column 20 (octet 2, column 4 -> 16 + 2): x = 0
+    EXPECT_EQ(xq.code_sum[0], sum);
     EXPECT_FLOAT_EQ(xq.dot_scale[0], 21.5f / (127.0f * 127.0f));
-    // From kInt8GemmMinRows rows on, the prefill kernel's natural column order.
-    const int64_t rows = kernels::kInt8GemmMinRows;
-    std::vector<float> many(static_cast<size_t>(rows * 64));
-    for (int64_t i = 0; i < rows; ++i) std::copy(x.begin(), x.end(), many.begin() + i * 64);
-    std::vector<uint8_t> big(static_cast<size_t>(kernels::Int8Activations::bytes_for(rows, 64)));
-    auto xn = kernels::Int8Activations::layout(big.data(), rows, 64);
-    ASSERT_TRUE(xn.natural_order);
-    EXPECT_FALSE(xq.natural_order);
-    ASSERT_TRUE(kernels::quantize_activations_int8(many.data(), rows, 64, xn));
-    for (int k = 0; k < 64; ++k) {
-        const int position = k % 2 == 0 ? k / 2 : 32 + k / 2;
-        EXPECT_EQ(xn.codes[(rows - 1) * 64 + k], xq.codes[position]) << "column " << k;
-    }
     // An all-zero group quantizes to zeros with a zero scale; a NaN or an infinity is refused.
     std::vector<float> zeros(64, 0.0f);
     ASSERT_TRUE(kernels::quantize_activations_int8(zeros.data(), 1, 64, xq));
     EXPECT_EQ(xq.dot_scale[0], 0.0f);
-    EXPECT_EQ(xq.codes[5], 128);
+    EXPECT_EQ(xq.code_sum[0], 0);
+    EXPECT_EQ(xq.codes[5], 0);
     for (float bad : {NAN, INFINITY, -INFINITY}) {
         x[17] = bad;
         EXPECT_FALSE(kernels::quantize_activations_int8(x.data(), 1, 64, xq));
@@ -186,6 +178,61 @@ TEST(Int8Matmul, ActivationCodesAndScalesFollowTheRule) {
     EXPECT_EQ(c8[7], 0);     // NF4 0
     EXPECT_EQ(c8[8], 10);    // NF4 0.0796 · 127 = 10.1
     EXPECT_EQ(c8[15], 127);  // NF4 1
+}
+
+// The AVX-512 quantizer writes the reference twin's bytes: codes, sums and scales, on rows with
+// ties (x·127/amax exactly k + 0.5), zeros, denormals and a spread of magnitudes; both refuse a
+// non-finite group.
+TEST(Int8Matmul, VectorQuantizerWritesTheReferenceBytes) {
+    if (!cpu_serves_int8()) GTEST_SKIP() << "this CPU has no AVX-512 BW + VNNI";
+    const int64_t n = 5, cols = 320;
+    at::Tensor x = activations(n, cols);
+    x[1].narrow(0, 0, 64).copy_(at::arange(-32, 32, at::kFloat) * (127.0f / 63.5f) * 0.5f + 0.25f);
+    x[1][63] = 63.5f;  // amax: x·127/amax hits every half integer in the group above
+    x[2].narrow(0, 64, 64).zero_();
+    x[3].narrow(0, 128, 64).fill_(1e-40f);
+    const int64_t ldx = cols;
+    const auto bytes = static_cast<size_t>(kernels::Int8Activations::bytes_for(n, cols));
+    std::vector<uint8_t> fast(bytes, 0xAB), ref(bytes, 0xAB);
+    auto xf = kernels::Int8Activations::layout(fast.data(), n, cols);
+    auto xr = kernels::Int8Activations::layout(ref.data(), n, cols);
+    ASSERT_TRUE(kernels::quantize_activations_int8(x.data_ptr<float>(), n, ldx, xf));
+    ASSERT_TRUE(kernels::quantize_activations_int8_ref(x.data_ptr<float>(), n, ldx, xr));
+    EXPECT_EQ(fast, ref);
+    for (float bad : {NAN, INFINITY, -INFINITY}) {
+        x[4][300] = bad;
+        EXPECT_FALSE(kernels::quantize_activations_int8(x.data_ptr<float>(), n, ldx, xf));
+        EXPECT_FALSE(kernels::quantize_activations_int8_ref(x.data_ptr<float>(), n, ldx, xr));
+    }
+}
+
+// The kernels read the packed codes and the double-quant code bytes at any alignment (a view's
+// parts need not start on a 4-byte boundary): the same bits at offsets 1..3.
+TEST(Int8Matmul, MisalignedPartsGiveTheSameBits) {
+    if (!cpu_serves_int8()) GTEST_SKIP() << "this CPU has no AVX-512 BW + VNNI";
+    RawWeight w = make_weight(37, 512, QuantType::kNF4, 64, /*dq=*/true, 77);
+    for (int64_t n : {1, 20}) {
+        const at::Tensor x = activations(n, 512);
+        std::vector<uint8_t> storage(
+            static_cast<size_t>(kernels::Int8Activations::bytes_for(n, 512)));
+        auto xq = kernels::Int8Activations::layout(storage.data(), n, 512);
+        ASSERT_TRUE(kernels::quantize_activations_int8(x.data_ptr<float>(), n, 512, xq));
+        at::Tensor aligned = at::empty({n, 37});
+        kernels::quant4_gemv_xwt_int8(w.m, xq, aligned.data_ptr<float>(), 37);
+        const int64_t packed_bytes = w.w.packed().numel(), code_bytes = w.w.absmax().numel();
+        for (int64_t offset = 1; offset < 4; ++offset) {
+            std::vector<uint8_t> packed(static_cast<size_t>(packed_bytes + offset));
+            std::vector<uint8_t> codes(static_cast<size_t>(code_bytes + offset));
+            std::copy_n(w.m.packed, packed_bytes, packed.begin() + offset);
+            std::copy_n(w.m.absmax_codes, code_bytes, codes.begin() + offset);
+            kernels::Packed4bitMatrix shifted = w.m;
+            shifted.packed = packed.data() + offset;
+            shifted.absmax_codes = codes.data() + offset;
+            at::Tensor y = at::empty({n, 37});
+            kernels::quant4_gemv_xwt_int8(shifted, xq, y.data_ptr<float>(), 37);
+            EXPECT_TRUE(at::equal(y, aligned)) << "offset " << offset << " n=" << n;
+        }
+    }
 }
 
 TEST(Int8Matmul, OffByDefaultAndExactWhereItDoesNotApply) {
