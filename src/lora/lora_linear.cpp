@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "lora/dropout_mask.h"
 #include "lora/merge_aware_function.h"
 
 namespace qlora::lora {
@@ -86,8 +87,7 @@ at::Tensor LoraLinearImpl::forward(const at::Tensor& x) {
     double keep = 1.0;
     if (with_adapter && is_training() && dropout_ > 0.0) {
         keep = 1.0 - dropout_;
-        // drawn from the default generator of x's device: checkpointing replays its state
-        mask = at::empty(x.sizes(), x.options().dtype(at::kBool)).bernoulli_(keep);
+        mask = dropout_keep_mask(x, keep);  // checkpointing replays the generator it draws from
     }
     if (qat_active_) return forward_qat(x, mask, keep);
     if (!with_adapter) return lora_linear(x, frozen_base(), at::Tensor(), at::Tensor(), 0.0);

@@ -1,0 +1,55 @@
+// Counter-based dropout masks (contract in dropout_mask_cpu.h).
+#include "kernels/dropout_mask_cpu.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+namespace qlora::kernels {
+namespace {
+
+constexpr uint64_t kGamma = 0x9E3779B97F4A7C15ull;
+
+// SplitMix64's output function.
+inline uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// Words [2·j0, 2·j1) of the stream, as mask elements (the last pair may be cut at n).
+void mask_pairs(uint64_t seed, uint64_t threshold, int64_t j0, int64_t j1, int64_t n, bool* out) {
+    for (int64_t j = j0; j < j1; ++j) {
+        const uint64_t z = mix(seed + static_cast<uint64_t>(j + 1) * kGamma);
+        out[2 * j] = (z & 0xFFFFFFFFull) < threshold;
+        if (2 * j + 1 < n) out[2 * j + 1] = (z >> 32) < threshold;
+    }
+}
+
+}  // namespace
+
+uint64_t dropout_keep_threshold(double keep) {
+    const double scaled = std::nearbyint(keep * 4294967296.0);  // 2^32
+    if (!(scaled > 0.0)) return 0;
+    return scaled >= 4294967296.0 ? (uint64_t{1} << 32) : static_cast<uint64_t>(scaled);
+}
+
+void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
+    const int64_t pairs = (n + 1) / 2;
+    at::parallel_for(0, pairs, 16384, [&](int64_t j0, int64_t j1) {
+        mask_pairs(seed, threshold, j0, j1, n, out);
+    });
+}
+
+void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
+    for (int64_t i = 0; i < n; ++i) {
+        uint64_t z = seed + static_cast<uint64_t>(i / 2 + 1) * kGamma;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        const uint64_t word = i % 2 == 0 ? (z & 0xFFFFFFFFull) : (z >> 32);
+        out[i] = word < threshold;
+    }
+}
+
+}  // namespace qlora::kernels

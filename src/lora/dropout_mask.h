@@ -1,0 +1,14 @@
+// The LoRA dropout keep-mask: which elements of a layer input reach lora_A.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace qlora::lora {
+
+// A bool mask of x's shape on x's device, each element kept (true) with probability keep. On the
+// CPU: kernels::dropout_mask, seeded by one 64-bit draw from the CPU default generator, so that
+// manual_seed, the checkpointed recompute (which replays the generator's state) and the trainer's
+// saved RNG state all give the same masks. Elsewhere ATen's bernoulli_ on x's device.
+at::Tensor dropout_keep_mask(const at::Tensor& x, double keep);
+
+}  // namespace qlora::lora

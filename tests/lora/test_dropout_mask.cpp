@@ -1,0 +1,96 @@
+// LoRA dropout masks on the CPU (kernels/dropout_mask_cpu.h, lora/dropout_mask.h): the threaded
+// kernel against its reference twin bit for bit, the keep rate and pair statistics of the hash
+// stream, the thresholds' edges, and the tensor entry point's use of the default generator
+// (manual_seed reproduces a mask, the generator advances, any thread count gives the same mask).
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/dropout_mask_cpu.h"
+#include "lora/dropout_mask.h"
+
+namespace qlora::lora {
+namespace {
+
+std::vector<char> mask_of(uint64_t seed, uint64_t threshold, int64_t n, bool reference) {
+    std::vector<char> out(static_cast<size_t>(n), 2);  // 2: never written
+    auto* p = reinterpret_cast<bool*>(out.data());
+    if (reference) {
+        kernels::dropout_mask_ref(seed, threshold, n, p);
+    } else {
+        kernels::dropout_mask(seed, threshold, n, p);
+    }
+    return out;
+}
+
+TEST(DropoutMask, KernelIsItsReferenceOnAnyThreadCount) {
+    const int threads = at::get_num_threads();
+    for (int64_t n : {1, 2, 3, 64, 32769, 100001}) {
+        for (uint64_t seed : {0ull, 1ull, 0xDEADBEEFCAFEF00Dull}) {
+            const uint64_t threshold = kernels::dropout_keep_threshold(0.9);
+            const std::vector<char> ref = mask_of(seed, threshold, n, true);
+            for (int t : {1, 2}) {
+                at::set_num_threads(t);
+                EXPECT_EQ(mask_of(seed, threshold, n, false), ref) << "n=" << n << " threads " << t;
+            }
+        }
+    }
+    at::set_num_threads(threads);
+}
+
+// Over 2^21 elements the kept fraction lies within 5 standard deviations of keep, and so does the
+// rate at which neighbours (the two halves of one 64-bit word, and consecutive words) agree.
+TEST(DropoutMask, KeepRateAndNeighbourAgreementMatchIndependentDraws) {
+    const int64_t n = int64_t{1} << 21;
+    for (double keep : {0.05, 0.5, 0.95}) {
+        const std::vector<char> m = mask_of(42, kernels::dropout_keep_threshold(keep), n, false);
+        double kept = 0, same_pair = 0, same_next = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            kept += m[static_cast<size_t>(i)];
+            if (i % 2 == 1) same_pair += m[static_cast<size_t>(i)] == m[static_cast<size_t>(i - 1)];
+            if (i % 2 == 0 && i > 0)
+                same_next += m[static_cast<size_t>(i)] == m[static_cast<size_t>(i - 1)];
+        }
+        const double sd = std::sqrt(keep * (1 - keep) / static_cast<double>(n));
+        EXPECT_NEAR(kept / static_cast<double>(n), keep, 5 * sd) << "keep " << keep;
+        const double agree = keep * keep + (1 - keep) * (1 - keep);
+        const double sd_pairs = std::sqrt(agree * (1 - agree) / static_cast<double>(n / 2));
+        EXPECT_NEAR(same_pair / static_cast<double>(n / 2), agree, 5 * sd_pairs) << keep;
+        EXPECT_NEAR(same_next / static_cast<double>(n / 2 - 1), agree, 5 * sd_pairs) << keep;
+    }
+}
+
+TEST(DropoutMask, ThresholdEdges) {
+    EXPECT_EQ(kernels::dropout_keep_threshold(0.0), 0u);
+    EXPECT_EQ(kernels::dropout_keep_threshold(1.0), uint64_t{1} << 32);
+    EXPECT_EQ(kernels::dropout_keep_threshold(0.5), uint64_t{1} << 31);
+    const std::vector<char> all = mask_of(7, kernels::dropout_keep_threshold(1.0), 1001, false);
+    const std::vector<char> none = mask_of(7, kernels::dropout_keep_threshold(0.0), 1001, false);
+    EXPECT_EQ(all, std::vector<char>(1001, 1));
+    EXPECT_EQ(none, std::vector<char>(1001, 0));
+}
+
+TEST(DropoutMask, TensorMasksFollowTheDefaultGenerator) {
+    const at::Tensor x = at::zeros({3, 5, 77});
+    torch::manual_seed(99);
+    const at::Tensor a = dropout_keep_mask(x, 0.8), b = dropout_keep_mask(x, 0.8);
+    EXPECT_EQ(a.sizes(), x.sizes());
+    EXPECT_EQ(a.scalar_type(), at::kBool);
+    EXPECT_FALSE(at::equal(a, b));  // the generator advanced
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    torch::manual_seed(99);
+    EXPECT_TRUE(at::equal(dropout_keep_mask(x, 0.8), a));  // replayed, on one thread
+    EXPECT_TRUE(at::equal(dropout_keep_mask(x, 0.8), b));
+    at::set_num_threads(threads);
+    const double kept = a.to(at::kDouble).mean().item<double>();
+    EXPECT_GT(kept, 0.7);
+    EXPECT_LT(kept, 0.9);
+}
+
+}  // namespace
+}  // namespace qlora::lora
