@@ -36,9 +36,8 @@ uint64_t dropout_keep_threshold(double keep) {
 
 void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
     const int64_t pairs = (n + 1) / 2;
-    at::parallel_for(0, pairs, 16384, [&](int64_t j0, int64_t j1) {
-        mask_pairs(seed, threshold, j0, j1, n, out);
-    });
+    at::parallel_for(0, pairs, 16384,
+                     [&](int64_t j0, int64_t j1) { mask_pairs(seed, threshold, j0, j1, n, out); });
 }
 
 void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {

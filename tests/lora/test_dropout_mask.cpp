@@ -2,9 +2,8 @@
 // kernel against its reference twin bit for bit, the keep rate and pair statistics of the hash
 // stream, the thresholds' edges, and the tensor entry point's use of the default generator
 // (manual_seed reproduces a mask, the generator advances, any thread count gives the same mask).
-#include <gtest/gtest.h>
-
 #include <ATen/Parallel.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
