@@ -42,10 +42,7 @@ void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
 
 void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
     for (int64_t i = 0; i < n; ++i) {
-        uint64_t z = seed + static_cast<uint64_t>(i / 2 + 1) * kGamma;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
+        const uint64_t z = mix(seed + static_cast<uint64_t>(i / 2 + 1) * kGamma);
         const uint64_t word = i % 2 == 0 ? (z & 0xFFFFFFFFull) : (z >> 32);
         out[i] = word < threshold;
     }
