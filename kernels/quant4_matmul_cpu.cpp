@@ -3,12 +3,14 @@
 #include "kernels/quant4_matmul_cpu.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 // CMakeLists.txt compiles quant4_matmul_cpu_avx2.cpp on x86-64 only; elsewhere the AVX2 entry
@@ -27,6 +29,9 @@ void gemv_rows_avx2(const Packed4bitMatrix&, const float*, int64_t, int64_t, int
     std::abort();
 }
 void dequant_segment_avx2(const uint8_t*, int64_t, int64_t, const float*, float*) { std::abort(); }
+void dequant_segment_avx2(const uint8_t*, int64_t, int64_t, const float*, uint16_t*) {
+    std::abort();
+}
 void gemv_rows_avx512(const Packed4bitMatrix&, const float*, int64_t, int64_t, int64_t, float*,
                       int64_t) {
     std::abort();
@@ -34,6 +39,10 @@ void gemv_rows_avx512(const Packed4bitMatrix&, const float*, int64_t, int64_t, i
 void dequant_segment_avx512(const uint8_t*, int64_t, int64_t, const float*, float*) {
     std::abort();
 }
+void dequant_span_bf16_avx512bw(const Packed4bitMatrix&, int64_t, int64_t, uint16_t*) {
+    std::abort();
+}
+bool cpu_has_avx512bw() { return false; }
 void gemv_int8_rows_vnni(const Packed4bitMatrix&, const Int8Activations&, const int8_t*, int64_t,
                          int64_t, float*, int64_t) {
     std::abort();
@@ -62,18 +71,35 @@ uint8_t nibble(const uint8_t* packed, int64_t e) {
     return e % 2 == 0 ? bnb::high_nibble(byte) : bnb::low_nibble(byte);
 }
 
+// A table entry as stored: float32, or the high half of an entry already rounded to bf16.
+inline void store(float* out, float v) { *out = v; }
+inline void store(uint16_t* out, float v) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &v, sizeof bits);
+    *out = static_cast<uint16_t>(bits >> 16);
+}
+
 // Flat elements [e0, e1) of one block into out, any start parity.
+template <typename Out>
 void dequant_segment_scalar(const uint8_t* packed, int64_t e0, int64_t e1, const float* table,
-                            float* out) {
+                            Out* out) {
     int64_t e = e0;
-    if (e < e1 && e % 2 != 0) *out++ = table[nibble(packed, e++)];
+    if (e < e1 && e % 2 != 0) store(out++, table[nibble(packed, e++)]);
     for (; e + 1 < e1; e += 2) {
         const uint8_t byte = packed[e / 2];
-        out[0] = table[bnb::high_nibble(byte)];
-        out[1] = table[bnb::low_nibble(byte)];
+        store(out, table[bnb::high_nibble(byte)]);
+        store(out + 1, table[bnb::low_nibble(byte)]);
         out += 2;
     }
-    if (e < e1) *out = table[nibble(packed, e)];
+    if (e < e1) store(out, table[nibble(packed, e)]);
+}
+
+// Rounds each entry to bf16 (to nearest even, c10's rounding), kept as a float32 whose low 16
+// bits are zero: every weight then rounds exactly as dequantize(bf16) rounds it.
+void round_table_to_bf16(float* table) {
+    for (int k = 0; k < 16; ++k) {
+        table[k] = static_cast<float>(c10::BFloat16(table[k]));
+    }
 }
 
 // deq(W) at flat element e, the reference way: one product per element.
@@ -149,19 +175,37 @@ const char* cpu_isa_name(CpuIsa isa) {
     }
 }
 
-void quant4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
-                         float* out, int64_t ldo, CpuIsa isa) {
+namespace {
+// Whether the AVX-512BW bf16 body takes flat elements [e0, e1) (its alignment contract).
+bool bf16_span_fits(const Packed4bitMatrix& w, int64_t e0, int64_t e1, CpuIsa isa) {
+    static const bool bw = detail::cpu_has_avx512bw();
+    return isa == CpuIsa::kAvx512 && bw && w.blocksize % 64 == 0 && e0 % 64 == 0 && e1 % 64 == 0;
+}
+
+// The tile loop of quant4_dequant_tile(_bf16): one scaled table per block, the widest segment
+// body the alignment allows.
+template <typename Out>
+void dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                  Out* out, int64_t ldo, CpuIsa isa) {
     float table[16];
+    const int64_t g = group_width(isa);
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t row_start = r * w.cols;
-        float* dst = out + (r - r0) * ldo;
+        Out* dst = out + (r - r0) * ldo;
+        if constexpr (std::is_same_v<Out, uint16_t>) {
+            if (bf16_span_fits(w, row_start + c0, row_start + c1, isa)) {
+                detail::dequant_span_bf16_avx512bw(w, row_start + c0, row_start + c1, dst);
+                continue;
+            }
+        }
         for (int64_t e = row_start + c0; e < row_start + c1;) {
             const int64_t block = e / w.blocksize;
             const int64_t end = std::min(row_start + c1, (block + 1) * w.blocksize);
             scaled_table(w, block, table);
-            const int64_t g = group_width(isa);
-            if (isa == CpuIsa::kAvx512 && e % g == 0 && end % g == 0) {
-                detail::dequant_segment_avx512(w.packed, e, end, table, dst);
+            if constexpr (std::is_same_v<Out, uint16_t>) round_table_to_bf16(table);
+            constexpr bool fp32 = std::is_same_v<Out, float>;  // (bf16 has its own AVX-512 body)
+            if (fp32 && isa == CpuIsa::kAvx512 && e % g == 0 && end % g == 0) {
+                if constexpr (fp32) detail::dequant_segment_avx512(w.packed, e, end, table, dst);
             } else if (isa != CpuIsa::kPortable && e % 16 == 0 && end % 16 == 0) {
                 detail::dequant_segment_avx2(w.packed, e, end, table, dst);
             } else {
@@ -171,6 +215,29 @@ void quant4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int6
             e = end;
         }
     }
+}
+}  // namespace
+
+void quant4_dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                         float* out, int64_t ldo, CpuIsa isa) {
+    dequant_tile(w, r0, r1, c0, c1, out, ldo, isa);
+}
+
+void quant4_dequant_tile_bf16(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0,
+                              int64_t c1, uint16_t* out, int64_t ldo, CpuIsa isa) {
+    dequant_tile(w, r0, r1, c0, c1, out, ldo, isa);
+}
+
+bool cpu_has_bf16_dot() {
+#if QLORA_CPU_AVX2_KERNELS
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512bf16") != 0;
+    }();
+    return has;
+#else
+    return false;
+#endif
 }
 
 void quant4_gemv_xwt(const Packed4bitMatrix& w, const float* x, int64_t n, int64_t ldx, float* y,

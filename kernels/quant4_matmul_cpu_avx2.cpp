@@ -176,4 +176,23 @@ void dequant_segment_avx2(const uint8_t* packed, int64_t e0, int64_t e1, const f
     }
 }
 
+void dequant_segment_avx2(const uint8_t* packed, int64_t e0, int64_t e1, const float* table16,
+                          uint16_t* out) {
+    const ScaledTables t{_mm256_loadu_ps(table16), _mm256_loadu_ps(table16 + 8)};
+    for (int64_t e = e0; e < e1; e += 16, out += 16) {
+        __m256 even, odd;
+        decode16(packed + e / 2, t, even, odd);
+        const __m256 lo = _mm256_unpacklo_ps(even, odd);
+        const __m256 hi = _mm256_unpackhi_ps(even, odd);
+        // The table's values are bf16 already (low halves zero): keep the high halves. packus
+        // packs within 128-bit lanes, [a0-3 b0-3 | a4-7 b4-7]; the qword permute restores order.
+        const __m256i a =
+            _mm256_srli_epi32(_mm256_castps_si256(_mm256_permute2f128_ps(lo, hi, 0x20)), 16);
+        const __m256i b =
+            _mm256_srli_epi32(_mm256_castps_si256(_mm256_permute2f128_ps(lo, hi, 0x31)), 16);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                            _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8));
+    }
+}
+
 }  // namespace qlora::kernels::detail

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """One CPU QLoRA training step with transformers + PEFT + bitsandbytes beside ours (qlora-bench step)
 on the same shape: a random Llama of TinyLlama-1.1B shape (2048/5632, GQA 32/4, vocab 32000) cut to
---layers decoder layers, NF4 base (blocksize 64, double quant, fp32 compute), LoRA r on every
-q/k/v/o/gate/up/down, LoRA dropout --dropout (0.05, lora.dropout's default) on both sides,
-gradient checkpointing, AdamW; median step time after warm-up.
+--layers decoder layers, NF4 base (blocksize 64, double quant), compute in --dtype on both sides
+(float32, or bfloat16: the QLoRA paper's compute dtype, bnb_4bit_compute_dtype=bfloat16 with the
+model in bf16), LoRA r on every q/k/v/o/gate/up/down, LoRA dropout --dropout (0.05,
+lora.dropout's default) on both sides, gradient checkpointing, AdamW; median step time after
+warm-up. Ours also runs the same step with a dense base in --dtype (the NF4-vs-dense ratio).
 
-    bench-peft-cpu.py [--qlora-bench build/qlora-bench] [--layers 4] [--seq 256] [--r 16] [--dropout 0.05] [--threads 2]
+    bench-peft-cpu.py [--qlora-bench build/qlora-bench] [--dtype float32|bfloat16] [--layers 4] [--seq 256] [--r 16] [--dropout 0.05] [--threads 2]
 Prints one JSON line per side and a summary line.
 """
 import argparse
@@ -25,7 +27,8 @@ def peft_step_seconds(args):
     config = LlamaConfig(hidden_size=2048, intermediate_size=5632, num_hidden_layers=args.layers,
                          num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
                          max_position_embeddings=4096, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config).to(torch.float32)
+    dtype = getattr(torch, args.dtype)
+    model = LlamaForCausalLM(config).to(dtype)
     # Every decoder linear becomes a bitsandbytes Linear4bit (NF4, double quant), quantized on .to().
     for layer in model.model.layers:
         for parent in (layer.self_attn, layer.mlp):
@@ -33,7 +36,7 @@ def peft_step_seconds(args):
                 if not isinstance(lin, torch.nn.Linear):
                     continue
                 q = bnb.nn.Linear4bit(lin.in_features, lin.out_features, bias=lin.bias is not None,
-                                      compute_dtype=torch.float32, compress_statistics=True, quant_type="nf4")
+                                      compute_dtype=dtype, compress_statistics=True, quant_type="nf4")
                 q.weight = bnb.nn.Params4bit(lin.weight.data, requires_grad=False, quant_type="nf4",
                                              compress_statistics=True, blocksize=64)
                 setattr(parent, name, q.to("cpu"))
@@ -76,17 +79,21 @@ def main():
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout on both sides")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="compute dtype on both sides (and ours' dense baseline)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     peft_s = peft_step_seconds(args)
-    print(json.dumps({"bench": "step", "impl": "transformers+peft+bitsandbytes", "base": "nf4",
+    print(json.dumps({"bench": "step", "impl": "transformers+peft+bitsandbytes", "base": "nf4", "compute_dtype": args.dtype,
                       "layers": args.layers, "seq": args.seq, "lora_r": args.r, "lora_dropout": args.dropout, "threads": args.threads,
                       "step_ms": peft_s * 1e3}), flush=True)
+    dense = "bf16" if args.dtype == "bfloat16" else "fp32"
     cmd = [args.qlora_bench, "--device", "cpu", "step", "--shape", "1b", "--layers", str(args.layers),
            "--seq", str(args.seq), "--lora-r", str(args.r), "--lora-dropout", str(args.dropout), "--optimizer", "adamw_32bit",
-           "--base", "nf4", "--base", "fp32", "--warmup", str(args.warmup), "--iters", str(args.iters)]
+           "--compute-dtype", dense, "--base", "nf4", "--base", dense,
+           "--warmup", str(args.warmup), "--iters", str(args.iters)]
     env = {"OMP_NUM_THREADS": str(args.threads)}
     import os
     ours = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
@@ -94,12 +101,12 @@ def main():
     for r in rows:
         print(json.dumps(r), flush=True)
     nf4 = next(r for r in rows if r.get("base") == "nf4")
-    fp32 = next(r for r in rows if r.get("base") == "fp32")
-    print(json.dumps({"bench": "step_vs_peft", "ours_nf4_ms": nf4["step_ms"], "ours_fp32_ms": fp32["step_ms"],
-                      "peft_nf4_ms": peft_s * 1e3, "speedup_vs_peft": peft_s * 1e3 / nf4["step_ms"],
-                      "nf4_vs_fp32": fp32["step_ms"] / nf4["step_ms"],
-                      "peak_ratio_nf4_fp32": nf4["peak_step_bytes"] / fp32["peak_step_bytes"]}))
-
+    base = next(r for r in rows if r.get("base") == dense)
+    print(json.dumps({"bench": "step_vs_peft", "compute_dtype": args.dtype, "ours_nf4_ms": nf4["step_ms"],
+                      f"ours_{dense}_ms": base["step_ms"], "peft_nf4_ms": peft_s * 1e3,
+                      "speedup_vs_peft": peft_s * 1e3 / nf4["step_ms"],
+                      f"nf4_vs_{dense}": base["step_ms"] / nf4["step_ms"],
+                      f"peak_ratio_nf4_{dense}": nf4["peak_step_bytes"] / base["peak_step_bytes"]}))
 
 if __name__ == "__main__":
     main()

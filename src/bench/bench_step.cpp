@@ -32,13 +32,17 @@ namespace {
 
 // The run a config with these keys trains (every other key at its documented default, e.g.
 // blocksize 64 with double quant), turned into components by the recipe, so the
-// benchmark measures what qlora-train runs. nf4/fp4 compute in model.dtype auto: bf16 on the GPU,
-// fp32 on the CPU (which has no fast bf16 GEMM).
+// benchmark measures what qlora-train runs. nf4/fp4 compute in --compute-dtype (model.dtype; auto:
+// bf16 on the GPU, fp32 on the CPU).
 train::Recipe bench_recipe(const StepBenchOptions& o, const std::string& base,
                            const c10::Device& device) {
     train::TrainConfig c;
     if (base == "nf4" || base == "fp4") {
         c.quant.type = quant::parse_quant_type(base);
+        QLORA_CHECK(o.compute_dtype == "auto" || is_dtype_name(o.compute_dtype),
+                    "qlora-bench step: --compute-dtype expects auto, fp32, bf16 or fp16, found '",
+                    o.compute_dtype, "'");
+        c.model.dtype = o.compute_dtype;
     } else {
         QLORA_CHECK(base == "bf16" || base == "fp16" || base == "fp32",
                     "qlora-bench step: --base expects nf4, fp4, bf16, fp16 or fp32, found '", base,

@@ -26,6 +26,7 @@ struct StepBenchOptions {
     std::string optimizer = "paged_adamw_32bit";
     bool checkpointing = true;
     std::vector<std::string> bases = {"nf4", "bf16"};  // nf4 | fp4 | bf16 | fp16 | fp32
+    std::string compute_dtype = "auto";  // a 4-bit base's model.dtype (a dense base's is its name)
     int warmup = 2;
     int iters = 5;
 };

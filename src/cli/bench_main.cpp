@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
     step->add_flag("--checkpointing,!--no-checkpointing", st.checkpointing)->capture_default_str();
     step->add_option("--base", st.bases, "bases to run; the first is compared with the last")
         ->capture_default_str();
+    step->add_option("--compute-dtype", st.compute_dtype,
+                     "model.dtype of a 4-bit base: auto (bf16 on cuda, fp32 on cpu), fp32, bf16")
+        ->capture_default_str();
     step->add_option("--iters", st.iters, "timed steps (median reported)")->capture_default_str();
     step->add_option("--warmup", st.warmup)->capture_default_str();
 

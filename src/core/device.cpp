@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 
 #include <charconv>
+#include <optional>
 
 #include "core/error.h"
 
@@ -43,10 +44,20 @@ c10::ScalarType resolve_dtype(std::string_view name, const c10::Device& device) 
     return name == "auto" || name.empty() ? default_compute_dtype(device) : parse_dtype(name);
 }
 
-c10::ScalarType parse_dtype(std::string_view name) {
+namespace {
+// The dtype names every config key and flag accepts.
+std::optional<c10::ScalarType> dtype_of(std::string_view name) {
     if (name == "float32" || name == "fp32" || name == "float") return c10::kFloat;
     if (name == "bfloat16" || name == "bf16") return c10::kBFloat16;
     if (name == "float16" || name == "fp16" || name == "half") return c10::kHalf;
+    return std::nullopt;
+}
+}  // namespace
+
+bool is_dtype_name(std::string_view name) { return dtype_of(name).has_value(); }
+
+c10::ScalarType parse_dtype(std::string_view name) {
+    if (auto t = dtype_of(name)) return *t;
     QLORA_FAIL("dtype must be one of float32, bfloat16, float16 (or fp32, bf16, fp16); got '", name,
                "'");
 }

@@ -25,6 +25,8 @@ c10::ScalarType resolve_dtype(std::string_view name, const c10::Device& device);
 
 // "float32"/"fp32"/"float", "bfloat16"/"bf16", "float16"/"fp16"/"half".
 c10::ScalarType parse_dtype(std::string_view name);
+// Whether parse_dtype reads `name`.
+bool is_dtype_name(std::string_view name);
 // The long name: "float32", "bfloat16", "float16" (also the names HF configs use).
 std::string dtype_name(c10::ScalarType dtype);
 // Bytes per element of the floating dtypes we handle.

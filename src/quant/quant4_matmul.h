@@ -5,8 +5,11 @@
 //   per-thread buffer of about `tile_bytes`, reused across calls, each tile fed to ATen's GEMM.
 // Results equal x·deq(W)ᵀ in float32 up to the order of the sums (bound in the kernel header),
 // unless the opt-in int8-activation path below is on.
-// Half-precision inputs are computed in float32 and rounded back; other cases (CUDA, float64)
-// fall back to dequantize + at::linear.
+// bfloat16 inputs of the tiled matmuls use bf16 tiles and ATen's bf16 GEMM where the CPU has
+// bf16 dot products (Quant4MatmulTuning::bf16_tiles): float32 accumulation, as
+// at::linear(x, w.dequantize(bf16)) computes; other half-precision inputs, and bf16 ones of the
+// GEMV, are computed in float32 and rounded back. Other cases (CUDA, float64) fall back to
+// dequantize + at::linear.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -40,6 +43,11 @@ struct Quant4MatmulTuning {
     // approximation with a stated bound, no longer x·deq(W)ᵀ in float32). Nothing in training
     // sets it.
     bool int8_activations = false;
+    // bfloat16 inputs of the tiled matmuls (training, prefill) run as bf16 tiles into ATen's bf16
+    // GEMM. On by default where the CPU has bf16 dot products (kernels::cpu_has_bf16_dot: 2.7x
+    // float32's GEMM speed there); without them float32 is the faster way to the same bf16 result
+    // type, and tests turn it on to check the path on any CPU.
+    bool bf16_tiles = kernels::cpu_has_bf16_dot();
 };
 Quant4MatmulTuning& quant4_matmul_tuning();
 

@@ -54,6 +54,36 @@ TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
                 nf4["tokens_per_s"].get<double>() / fp32["tokens_per_s"].get<double>(), 1e-12);
 }
 
+// --compute-dtype bf16: the 4-bit base computes in bf16 (the bf16 tiled matmuls), the dense
+// baseline is named by its base; a name that is no dtype is refused with the flag in the message.
+TEST(BenchStep, ComputeDtypeSetsTheFourBitBasesDtype) {
+    StepBenchOptions o;
+    o.shape = "tiny";
+    o.layers = 1;
+    o.seq = 24;
+    o.lora_r = 4;
+    o.optimizer = "adamw_32bit";
+    o.bases = {"nf4", "bf16"};
+    o.compute_dtype = "bf16";
+    o.warmup = 0;
+    o.iters = 1;
+    const auto lines = bench_step(o, c10::Device(c10::kCPU));
+    ASSERT_EQ(lines.size(), 3u);
+    for (int i = 0; i < 2; ++i) {
+        const auto j = nlohmann::json::parse(lines[static_cast<size_t>(i)]);
+        EXPECT_EQ(j["compute_dtype"], "bfloat16");
+        EXPECT_NEAR(j["loss"].get<double>(), std::log(32000.0), 0.5);
+    }
+    o.compute_dtype = "int8";
+    try {
+        bench_step(o, c10::Device(c10::kCPU));
+        FAIL() << "int8 accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--compute-dtype"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("'int8'"), std::string::npos) << e.what();
+    }
+}
+
 TEST(BenchStep, UnknownShapeOrBaseIsAClearError) {
     EXPECT_THROW(step_bench_config("70b", 0), Error);
     EXPECT_THROW(step_bench_config("7b", 33), Error);
