@@ -20,8 +20,8 @@ inline __m512i bf16_table(const float* code_values, float scale) {
     const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(code_values), _mm512_set1_ps(scale));
     const __m512i bits = _mm512_castps_si512(v);
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i rounded =
-        _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+    __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
     rounded = _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
                                     _mm512_set1_epi32(0x7FC0));
     return _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(rounded));

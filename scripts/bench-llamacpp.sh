@@ -13,7 +13,8 @@
 #    SentencePiece tokenizer (llama.cpp's converter pads the vocabulary to 32000).
 # 3. The sdist's convert_hf_to_gguf.py -> F16 GGUF, its llama-quantize -> Q4_0.
 # 4. llama-bench (pp256, tg64) on both, then qlora-bench decode and prefill on the HF folder
-#    (NF4 with int8 activations, exact NF4 and dense fp32 in one process), printed side by side
+#    (NF4 with int8 activations, NF4 and dense in bf16, exact NF4 and dense fp32 in one process),
+#    printed side by side
 #    with ratios.
 # Env: THREADS (default 2), QLORA_PYTHON (default the setup venv), BENCH_STAGE=build stops after 1,
 # BENCH_STAGE=model after 3 (the slow, noisy preparation, so that 4 can run on a quiet machine).
@@ -78,9 +79,9 @@ for m in "$q40" "$f16"; do  # one model per run: several -m in one call printed 
     "$lbuild/bin/llama-bench" -m "$m" -t "$threads" -p 256 -n 64 -r 2 -o jsonl >>"$out/llama-bench.jsonl"
 done
 "$build_dir/qlora-bench" decode --model "$model" --threads "$threads" \
-    --base nf4-int8 --base nf4 --base fp32 >"$out/qlora-decode.jsonl"
+    --base nf4-int8 --base nf4-bf16 --base bf16 --base nf4 --base fp32 >"$out/qlora-decode.jsonl"
 "$build_dir/qlora-bench" prefill --model "$model" --threads "$threads" --prompt 256 \
-    --base nf4-int8 --base nf4 --base fp32 >"$out/qlora-prefill.jsonl"
+    --base nf4-int8 --base nf4-bf16 --base bf16 --base nf4 --base fp32 >"$out/qlora-prefill.jsonl"
 "$python" - "$out" <<'EOF'
 import json, sys, pathlib
 out = pathlib.Path(sys.argv[1])
@@ -97,10 +98,14 @@ for name, test in (("qlora-decode.jsonl", "tg"), ("qlora-prefill.jsonl", "pp")):
         if "base" in r:
             ours[(r["base"], test)] = r["tokens_per_s"]
 rows = [("decode, NF4 with int8 activations vs llama.cpp Q4_0", ("nf4-int8", "tg"), ("q4_0", "tg")),
+        ("decode, NF4 in bf16 vs llama.cpp Q4_0", ("nf4-bf16", "tg"), ("q4_0", "tg")),
         ("decode, NF4 vs llama.cpp Q4_0", ("nf4", "tg"), ("q4_0", "tg")),
+        ("decode, dense bf16 vs llama.cpp F16", ("bf16", "tg"), ("f16", "tg")),
         ("decode, dense fp32 vs llama.cpp F16", ("fp32", "tg"), ("f16", "tg")),
         ("prefill pp256, NF4 with int8 activations vs llama.cpp Q4_0", ("nf4-int8", "pp"), ("q4_0", "pp")),
+        ("prefill pp256, NF4 in bf16 vs llama.cpp Q4_0", ("nf4-bf16", "pp"), ("q4_0", "pp")),
         ("prefill pp256, NF4 vs llama.cpp Q4_0", ("nf4", "pp"), ("q4_0", "pp")),
+        ("prefill pp256, dense bf16 vs llama.cpp F16", ("bf16", "pp"), ("f16", "pp")),
         ("prefill pp256, dense fp32 vs llama.cpp F16", ("fp32", "pp"), ("f16", "pp"))]
 print(f"| case | qlora-cpp tok/s | llama.cpp tok/s | ratio |")
 print("|---|---|---|---|")
@@ -108,7 +113,7 @@ for label, a, b in rows:
     if a in ours and b in llama:
         print(f"| {label} | {ours[a]:.2f} | {llama[b]:.2f} | {ours[a] / llama[b]:.2f}x |")
 for test, name in (("tg", "decode"), ("pp", "prefill")):
-    for base in ("nf4-int8", "nf4"):
+    for base in ("nf4-int8", "nf4-bf16", "nf4"):
         if (base, test) in ours and ("fp32", test) in ours:
             print(f"| {name}, {base} vs our dense fp32 | {ours[(base, test)]:.2f} | "
                   f"{ours[('fp32', test)]:.2f} | {ours[(base, test)] / ours[('fp32', test)]:.2f}x |")

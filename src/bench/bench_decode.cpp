@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_step.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "model/generate.h"
 #include "model/llama_loader.h"
@@ -24,20 +26,27 @@ struct Built {
     int64_t weight_bytes = 0;
 };
 
-// A base name: nf4 | fp4 | fp32, or nf4-int8 | fp4-int8 (the 4-bit base with the opt-in
-// int8-activation matmuls, quant/quant4_matmul.h).
+// A base name: nf4 | fp4 | fp32, nf4-int8 | fp4-int8 (the 4-bit base with the opt-in
+// int8-activation matmuls, quant/quant4_matmul.h), or nf4-bf16 | fp4-bf16 | bf16 (the model in
+// bfloat16: activations, cache and dense weights; the bf16 tiled matmuls).
 struct BaseSpec {
-    std::string weights;  // nf4 | fp4 | fp32
+    std::string weights;  // nf4 | fp4 | fp32 (dense in the model's dtype)
     bool int8_activations = false;
+    c10::ScalarType dtype = at::kFloat;
 };
 
 BaseSpec parse_base(const std::string& base) {
-    const bool int8 = base == "nf4-int8" || base == "fp4-int8";
-    QLORA_CHECK(base == "nf4" || base == "fp4" || base == "fp32" || int8,
-                "qlora-bench decode/prefill: --base expects nf4, fp4, fp32, nf4-int8 or fp4-int8, "
-                "found '",
+    static const std::map<std::string, BaseSpec> bases = {
+        {"nf4", {"nf4", false, at::kFloat}},         {"fp4", {"fp4", false, at::kFloat}},
+        {"fp32", {"fp32", false, at::kFloat}},       {"nf4-int8", {"nf4", true, at::kFloat}},
+        {"fp4-int8", {"fp4", true, at::kFloat}},     {"nf4-bf16", {"nf4", false, at::kBFloat16}},
+        {"fp4-bf16", {"fp4", false, at::kBFloat16}}, {"bf16", {"fp32", false, at::kBFloat16}}};
+    const auto it = bases.find(base);
+    QLORA_CHECK(it != bases.end(),
+                "qlora-bench decode/prefill: --base expects nf4, fp4, fp32, nf4-int8, fp4-int8, "
+                "nf4-bf16, fp4-bf16 or bf16, found '",
                 base, "'");
-    return {int8 ? base.substr(0, 3) : base, int8};
+    return it->second;
 }
 
 // Turns the int8-activation GEMV on for one case and back off after it.
@@ -51,13 +60,14 @@ struct Int8Scope {
 
 Built build_model(const InferenceBenchOptions& o, const std::string& name,
                   const c10::Device& device) {
-    const std::string base = parse_base(name).weights;
+    const BaseSpec spec = parse_base(name);
+    const std::string& base = spec.weights;
     Built b;
     if (!o.model_dir.empty()) {
-        b.model = model::load_llama(o.model_dir, model::LoadOptions{device, at::kFloat, "none"});
+        b.model = model::load_llama(o.model_dir, model::LoadOptions{device, spec.dtype, "none"});
     } else {
         b.model = model::Llama(step_bench_config(o.shape, o.layers));
-        b.model->init_random(0, at::kFloat, device);
+        b.model->init_random(0, spec.dtype, device);
     }
     if (base != "fp32") {
         const quant::Quant4Options q{quant::parse_quant_type(base), o.blocksize, o.double_quant};
@@ -85,9 +95,12 @@ nlohmann::ordered_json common(const InferenceBenchOptions& o, const std::string&
     j["model"] = o.model_dir.empty() ? "random " + o.shape : o.model_dir;
     j["layers"] = b.model->config().num_hidden_layers;
     j["base"] = base;
-    j["lm_head"] = base == "fp32" || !o.quantize_lm_head ? "fp32" : parse_base(base).weights;
-    j["int8_activations"] =
-        parse_base(base).int8_activations && quant::quant4_matmul_tuning().int8_activations;
+    const BaseSpec spec = parse_base(base);
+    j["compute_dtype"] = dtype_name(spec.dtype);
+    j["lm_head"] = spec.weights != "fp32" && o.quantize_lm_head
+                       ? spec.weights
+                       : (spec.dtype == at::kBFloat16 ? "bf16" : "fp32");
+    j["int8_activations"] = spec.int8_activations && quant::quant4_matmul_tuning().int8_activations;
     j["threads"] = at::get_num_threads();
     j["weight_bytes"] = b.weight_bytes;
     return j;

@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
         sub->add_option("--model", inf.model_dir, "an HF Llama folder instead of random weights");
         sub->add_option("--base", inf.bases,
                         "nf4, fp4, fp32, nf4-int8 or fp4-int8 (int8 activations in the 4-bit "
-                        "matmuls); the first is compared with the last")
+                        "matmuls), nf4-bf16, fp4-bf16 or bf16 (the model in bfloat16); the first "
+                        "is compared with the last")
             ->capture_default_str();
         sub->add_flag("--quantize-lm-head,!--dense-lm-head", inf.quantize_lm_head,
                       "4-bit lm_head too (llama.cpp quantizes output.weight)")

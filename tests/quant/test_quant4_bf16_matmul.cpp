@@ -1,7 +1,7 @@
 // The bf16 tiled 4-bit matmuls (quant/quant4_matmul.h, Quant4MatmulTuning::bf16_tiles): the bf16
-// tiles against dequantize(bf16) bit for bit on every ISA body (the scalar one is the twin, rounding
-// through c10::BFloat16), rounding ties and non-finite scales included; and the matmuls within
-// the bound of a bf16 GEMM with float32 accumulation.
+// tiles against dequantize(bf16) bit for bit on every ISA body (the scalar one is the twin,
+// rounding through c10::BFloat16), rounding ties and non-finite scales included; and the matmuls
+// within the bound of a bf16 GEMM with float32 accumulation.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -39,9 +39,8 @@ std::vector<kernels::CpuIsa> runnable_isas() {
     const auto [r0, r1, c0, c1] = t;
     const at::Tensor full = w.w.dequantize(at::kBFloat16).view(at::kShort);
     at::Tensor tile = at::empty({r1 - r0, c1 - c0}, at::kShort);
-    kernels::quant4_dequant_tile_bf16(w.m, r0, r1, c0, c1,
-                                      reinterpret_cast<uint16_t*>(tile.data_ptr<int16_t>()),
-                                      c1 - c0, isa);
+    kernels::quant4_dequant_tile_bf16(
+        w.m, r0, r1, c0, c1, reinterpret_cast<uint16_t*>(tile.data_ptr<int16_t>()), c1 - c0, isa);
     const at::Tensor expected = full.slice(0, r0, r1).slice(1, c0, c1);
     if (at::equal(expected, tile)) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure()
@@ -65,7 +64,8 @@ TEST(Bf16Tiles, BitIdenticalToDequantizeOnEveryBody) {
     for (const Case& c : cases) {
         for (QuantType type : {QuantType::kNF4, QuantType::kFP4}) {
             for (bool dq : {true, false}) {
-                const RawWeight w = raw_of(random_weight(c.out, c.in, type, c.blocksize, dq, seed++));
+                const RawWeight w =
+                    raw_of(random_weight(c.out, c.in, type, c.blocksize, dq, seed++));
                 for (kernels::CpuIsa isa : runnable_isas()) {
                     for (const auto& t : c.tiles) EXPECT_TRUE(tile_matches(w, isa, t));
                 }
@@ -85,9 +85,8 @@ TEST(Bf16Tiles, TiesOverflowSubnormalsAndNaNRoundAsC10Does) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
     at::Tensor packed = at::randint(0, 256, {in / 2}, gen, at::kByte);
     for (QuantType type : {QuantType::kNF4, QuantType::kFP4}) {
-        const Quant4Tensor w4 =
-            Quant4Tensor::from_parts(packed, absmax, {}, {}, 0.0f, {1, in}, at::kFloat, type,
-                                     blocksize, "ties");
+        const Quant4Tensor w4 = Quant4Tensor::from_parts(packed, absmax, {}, {}, 0.0f, {1, in},
+                                                         at::kFloat, type, blocksize, "ties");
         const RawWeight w = raw_of(w4);
         for (kernels::CpuIsa isa : runnable_isas()) {
             EXPECT_TRUE(tile_matches(w, isa, {0, 1, 0, in})) << quant_type_name(type);
@@ -114,7 +113,7 @@ TEST(Bf16Tiles, TiesOverflowSubnormalsAndNaNRoundAsC10Does) {
 
 TEST(Bf16TiledMatmul, ForwardAndInputGradientWithinTheBf16Bound) {
     TuningGuard guard;
-    quant4_matmul_tuning().bf16_tiles = true;    // also where the CPU lacks bf16 dot products
+    quant4_matmul_tuning().bf16_tiles = true;      // also where the CPU lacks bf16 dot products
     quant4_matmul_tuning().tile_bytes = 16 << 10;  // several tiles per matrix
     struct Shape {
         int64_t out, in, blocksize;
@@ -155,8 +154,8 @@ TEST(Bf16TiledMatmul, BothModesAgreeAndAddTheBias) {
     const RawWeight w = raw_of(random_weight(48, 256, QuantType::kNF4, 64, true, 9));
     const at::Tensor x = at::randn({2, 12, 256}).to(at::kBFloat16);
     const at::Tensor bias = at::randn({48}).to(at::kBFloat16);
-    const at::Tensor expected = at::linear(x.to(at::kFloat), w.w.dequantize(at::kBFloat16).to(at::kFloat),
-                                           bias.to(at::kFloat));
+    const at::Tensor expected = at::linear(
+        x.to(at::kFloat), w.w.dequantize(at::kBFloat16).to(at::kFloat), bias.to(at::kFloat));
     for (bool on : {true, false}) {
         quant4_matmul_tuning().bf16_tiles = on;
         const at::Tensor y = quant4_linear(x, w.w, bias);
