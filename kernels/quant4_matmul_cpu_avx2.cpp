@@ -161,18 +161,29 @@ void gemv_rows_avx2(const Packed4bitMatrix& w, const float* xg, int64_t n, int64
     }
 }
 
+namespace {
+// Elements [e, e + 16) of one block in order: first = 0..7, second = 8..15.
+inline void decode16_in_order(const uint8_t* p, const ScaledTables& t, __m256& first,
+                              __m256& second) {
+    __m256 even, odd;
+    decode16(p, t, even, odd);
+    // unpack interleaves within 128-bit lanes: lo = [0 1 2 3 | 8 9 10 11], hi = [4 5 6 7 | 12 13
+    // 14 15]
+    const __m256 lo = _mm256_unpacklo_ps(even, odd);
+    const __m256 hi = _mm256_unpackhi_ps(even, odd);
+    first = _mm256_permute2f128_ps(lo, hi, 0x20);
+    second = _mm256_permute2f128_ps(lo, hi, 0x31);
+}
+}  // namespace
+
 void dequant_segment_avx2(const uint8_t* packed, int64_t e0, int64_t e1, const float* table16,
                           float* out) {
     const ScaledTables t{_mm256_loadu_ps(table16), _mm256_loadu_ps(table16 + 8)};
     for (int64_t e = e0; e < e1; e += 16, out += 16) {
-        __m256 even, odd;
-        decode16(packed + e / 2, t, even, odd);
-        // unpack interleaves within 128-bit lanes: lo = [0 1 2 3 | 8 9 10 11], hi = [4 5 6 7 | 12
-        // 13 14 15]
-        const __m256 lo = _mm256_unpacklo_ps(even, odd);
-        const __m256 hi = _mm256_unpackhi_ps(even, odd);
-        _mm256_storeu_ps(out, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        __m256 first, second;
+        decode16_in_order(packed + e / 2, t, first, second);
+        _mm256_storeu_ps(out, first);
+        _mm256_storeu_ps(out + 8, second);
     }
 }
 
@@ -180,16 +191,12 @@ void dequant_segment_avx2(const uint8_t* packed, int64_t e0, int64_t e1, const f
                           uint16_t* out) {
     const ScaledTables t{_mm256_loadu_ps(table16), _mm256_loadu_ps(table16 + 8)};
     for (int64_t e = e0; e < e1; e += 16, out += 16) {
-        __m256 even, odd;
-        decode16(packed + e / 2, t, even, odd);
-        const __m256 lo = _mm256_unpacklo_ps(even, odd);
-        const __m256 hi = _mm256_unpackhi_ps(even, odd);
+        __m256 first, second;
+        decode16_in_order(packed + e / 2, t, first, second);
         // The table's values are bf16 already (low halves zero): keep the high halves. packus
         // packs within 128-bit lanes, [a0-3 b0-3 | a4-7 b4-7]; the qword permute restores order.
-        const __m256i a =
-            _mm256_srli_epi32(_mm256_castps_si256(_mm256_permute2f128_ps(lo, hi, 0x20)), 16);
-        const __m256i b =
-            _mm256_srli_epi32(_mm256_castps_si256(_mm256_permute2f128_ps(lo, hi, 0x31)), 16);
+        const __m256i a = _mm256_srli_epi32(_mm256_castps_si256(first), 16);
+        const __m256i b = _mm256_srli_epi32(_mm256_castps_si256(second), 16);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
                             _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8));
     }

@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "bench/bench_step.h"
 #include "core/error.h"
@@ -13,16 +16,22 @@
 namespace qlora::bench {
 namespace {
 
-TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
+// One layer of the tiny shape, LoRA r 4, plain AdamW: a run of a second or so.
+StepBenchOptions tiny_run(std::vector<std::string> bases) {
     StepBenchOptions o;
     o.shape = "tiny";
     o.layers = 1;
     o.seq = 16;
     o.lora_r = 4;
     o.optimizer = "adamw_32bit";
-    o.bases = {"nf4", "fp32"};
+    o.bases = std::move(bases);
     o.warmup = 1;
     o.iters = 1;
+    return o;
+}
+
+TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
+    const StepBenchOptions o = tiny_run({"nf4", "fp32"});
     const auto lines = bench_step(o, c10::Device(c10::kCPU));
     ASSERT_EQ(lines.size(), 3u);
     const auto nf4 = nlohmann::json::parse(lines[0]);
@@ -57,16 +66,9 @@ TEST(BenchStep, ReportsEachBaseAndTheirRatio) {
 // --compute-dtype bf16: the 4-bit base computes in bf16 (the bf16 tiled matmuls), the dense
 // baseline is named by its base; a name that is no dtype is refused with the flag in the message.
 TEST(BenchStep, ComputeDtypeSetsTheFourBitBasesDtype) {
-    StepBenchOptions o;
-    o.shape = "tiny";
-    o.layers = 1;
+    StepBenchOptions o = tiny_run({"nf4", "bf16"});
     o.seq = 24;
-    o.lora_r = 4;
-    o.optimizer = "adamw_32bit";
-    o.bases = {"nf4", "bf16"};
     o.compute_dtype = "bf16";
-    o.warmup = 0;
-    o.iters = 1;
     const auto lines = bench_step(o, c10::Device(c10::kCPU));
     ASSERT_EQ(lines.size(), 3u);
     for (int i = 0; i < 2; ++i) {
