@@ -40,6 +40,30 @@ void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
                      [&](int64_t j0, int64_t j1) { mask_pairs(seed, threshold, j0, j1, n, out); });
 }
 
+void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out) {
+    at::parallel_for(0, n, 65536, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) out[i] = x[i] * static_cast<float>(keep[i]);
+    });
+}
+
+void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out) {
+    const auto* k8 = reinterpret_cast<const uint8_t*>(keep);  // bool: one byte, 0 or 1
+    at::parallel_for(0, n, 65536, [&](int64_t i0, int64_t i1) {
+        // Branch-free 16-bit lanes, so that the loop vectorizes: x·1 = x and x·0 = ±0 for finite
+        // x; NaN·k and ±inf·0 are NaN.
+        for (int64_t i = i0; i < i1; ++i) {
+            const uint16_t v = x[i];
+            const auto kept = static_cast<uint16_t>(-static_cast<int16_t>(k8[i]));  // 0 or 0xFFFF
+            const uint16_t magnitude = v & 0x7FFF;
+            const uint16_t nan_in = magnitude > 0x7F80 ? 0xFFFF : 0;
+            const uint16_t inf_in = magnitude == 0x7F80 ? 0xFFFF : 0;
+            const auto nan_out = static_cast<uint16_t>(nan_in | (inf_in & ~kept));
+            const auto product = static_cast<uint16_t>(v & (kept | 0x8000));
+            out[i] = static_cast<uint16_t>((product & ~nan_out) | (0x7FC0 & nan_out));
+        }
+    });
+}
+
 void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
     for (int64_t i = 0; i < n; ++i) {
         const uint64_t z = mix(seed + static_cast<uint64_t>(i / 2 + 1) * kGamma);

@@ -23,4 +23,14 @@ void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out);
 // Reference twin: one element at a time, from the definition above.
 void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out);
 
+// out[i] = x[i] · keep[i] (the mask as 0 or 1), as ATen's x.mul(bool mask) computes it: x where
+// kept; where dropped ±0 (x's sign), or NaN when x is infinite or NaN. ATen promotes the bool mask
+// element by element through a temporary buffer, several times the cost of the multiply (0.87 vs
+// 0.13 ms for a [256, 5632] bf16 input here, four times per LoRA linear per step). out may be x.
+// Threads through at::parallel_for.
+void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out);
+// The same on bfloat16 bits; the product is rounded as c10::BFloat16 rounds (exact for x·1 and
+// x·0), and a NaN result is the canonical 0x7FC0.
+void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out);
+
 }  // namespace qlora::kernels

@@ -11,4 +11,10 @@ namespace qlora::lora {
 // saved RNG state all give the same masks. Elsewhere ATen's bernoulli_ on x's device.
 at::Tensor dropout_keep_mask(const at::Tensor& x, double keep);
 
+// x ⊙ mask (mask bool, x's shape): x.mul(mask)'s values, on the CPU for contiguous float32 and
+// bfloat16 inputs without ATen's per-element promotion of the mask (kernels::apply_keep_mask);
+// the in-place form writes into x.
+at::Tensor apply_keep_mask(const at::Tensor& x, const at::Tensor& mask);
+at::Tensor& apply_keep_mask_(at::Tensor& x, const at::Tensor& mask);
+
 }  // namespace qlora::lora

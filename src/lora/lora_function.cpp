@@ -1,6 +1,7 @@
 // LoraLinearFunction: forward and the hand-written backward (derivation in the header).
 #include "lora/lora_function.h"
 
+#include "lora/dropout_mask.h"
 #include "quant/quant4_matmul.h"
 
 namespace qlora::lora {
@@ -16,7 +17,7 @@ struct BaseCapsule : torch::CustomClassHolder {
 // dropout's D = X ⊙ M / q is never formed: the 1/q goes onto the small [N, r] and [r, in]
 // products instead of another pass (and another fresh [N, in] buffer) over the input.
 at::Tensor masked(const at::Tensor& x2, const at::Tensor& mask2) {
-    return mask2.defined() ? x2.mul(mask2) : x2;
+    return mask2.defined() ? apply_keep_mask(x2, mask2) : x2;
 }
 
 // LibTorch 2.11's Function::apply records metadata of every tensor argument and rejects undefined
@@ -136,7 +137,7 @@ torch::autograd::variable_list LoraLinearFunction::backward(
             dx2.addmm_(gb, a, /*beta=*/1, /*alpha=*/scale);
         } else if (dx2.defined()) {
             at::Tensor dd = gb.mm(a);  // [N, in]
-            dx2.add_(dd.mul_(mask2), s);
+            dx2.add_(apply_keep_mask_(dd, mask2), s);
         }
         at::Tensor xm = masked(x2, mask2);  // X ⊙ M [N, in] = q·D
         if (ctx->needs_input_grad(2)) {

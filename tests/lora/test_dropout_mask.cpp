@@ -1,12 +1,15 @@
 // LoRA dropout masks on the CPU (kernels/dropout_mask_cpu.h, lora/dropout_mask.h): the threaded
 // kernel against its reference twin bit for bit, the keep rate and pair statistics of the hash
 // stream, the thresholds' edges, and the tensor entry point's use of the default generator
-// (manual_seed reproduces a mask, the generator advances, any thread count gives the same mask).
+// (manual_seed reproduces a mask, the generator advances, any thread count gives the same mask);
+// applying a mask: the kernel against ATen's x.mul(mask) (its reference) bit for bit on finite
+// inputs, ±0 and NaN where x·0 gives them, in place, and the fallback for layouts it does not take.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/dropout_mask_cpu.h"
@@ -89,6 +92,55 @@ TEST(DropoutMask, TensorMasksFollowTheDefaultGenerator) {
     const double kept = a.to(at::kDouble).mean().item<double>();
     EXPECT_GT(kept, 0.7);
     EXPECT_LT(kept, 0.9);
+}
+
+// ATen's multiply by the bool mask is the reference: same bits for finite inputs (negative ones
+// dropped to -0), on sizes that split across threads and one that does not.
+TEST(ApplyKeepMask, EqualsAtensMultiplyBitForBit) {
+    const int threads = at::get_num_threads();
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+        for (int64_t n : {1, 7, 65536 * 2 + 3}) {
+            const at::Tensor x = at::randn({n}).to(dtype);
+            const at::Tensor mask = at::rand({n}) < 0.9;
+            const at::Tensor expected = x.mul(mask);
+            for (int t : {1, 2}) {
+                at::set_num_threads(t);
+                const at::Tensor got = apply_keep_mask(x, mask);
+                EXPECT_TRUE(at::equal(expected.view(dtype == at::kFloat ? at::kInt : at::kShort),
+                                      got.view(dtype == at::kFloat ? at::kInt : at::kShort)))
+                    << dtype << " n=" << n << " threads " << t;
+            }
+            at::Tensor in_place = x.clone();
+            apply_keep_mask_(in_place, mask);
+            EXPECT_TRUE(at::equal(expected, in_place)) << dtype << " in place";
+        }
+    }
+    at::set_num_threads(threads);
+}
+
+TEST(ApplyKeepMask, NonFiniteInputsGiveWhatTheMultiplyGives) {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
+    const at::Tensor x = at::tensor({inf, -inf, nan, -2.0f, 3.0f, inf, -inf, nan, -2.0f, 3.0f});
+    const at::Tensor mask = at::tensor({1, 1, 1, 1, 1, 0, 0, 0, 0, 0}).to(at::kBool);
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+        const at::Tensor got = apply_keep_mask(x.to(dtype), mask).to(at::kFloat);
+        const at::Tensor expected = x.mul(mask);  // inf, -inf, nan, -2, 3, nan, nan, nan, -0, 0
+        EXPECT_TRUE(at::equal(got.isnan(), expected.isnan())) << dtype << ": " << got;
+        const at::Tensor finite = expected.isfinite();
+        EXPECT_TRUE(at::equal(got.masked_select(finite), expected.masked_select(finite))) << dtype;
+        EXPECT_TRUE(at::equal(got.signbit().masked_select(finite),
+                              expected.signbit().masked_select(finite)))
+            << dtype << ": -2·0 keeps its sign";
+    }
+}
+
+TEST(ApplyKeepMask, OtherLayoutsFallBackToTheMultiply) {
+    const at::Tensor x = at::randn({6, 8}).t();  // not contiguous
+    const at::Tensor mask = at::rand({8, 6}) < 0.5;
+    EXPECT_TRUE(at::equal(apply_keep_mask(x, mask), x.mul(mask)));
+    const at::Tensor x64 = at::randn({5}, at::kDouble);
+    const at::Tensor m5 = at::rand({5}) < 0.5;
+    EXPECT_TRUE(at::equal(apply_keep_mask(x64, m5), x64.mul(m5)));
 }
 
 }  // namespace
