@@ -182,13 +182,38 @@ bool bf16_span_fits(const Packed4bitMatrix& w, int64_t e0, int64_t e1, CpuIsa is
     return isa == CpuIsa::kAvx512 && bw && w.blocksize % 64 == 0 && e0 % 64 == 0 && e1 % 64 == 0;
 }
 
+// Flat elements [e0, e1) of one block with the widest body their alignment allows: AVX2 (16), or
+// the scalar one; float32 outputs also have an AVX-512F body (32). bf16 rows usually take the
+// AVX-512BW span body instead (dequant_tile below).
+template <typename Out>
+void segment_avx2_or_scalar(const uint8_t* packed, int64_t e0, int64_t e1, const float* table,
+                            Out* out, CpuIsa isa) {
+    if (isa != CpuIsa::kPortable && e0 % 16 == 0 && e1 % 16 == 0) {
+        detail::dequant_segment_avx2(packed, e0, e1, table, out);
+    } else {
+        dequant_segment_scalar(packed, e0, e1, table, out);
+    }
+}
+void dequant_segment(const uint8_t* packed, int64_t e0, int64_t e1, const float* table, float* out,
+                     CpuIsa isa) {
+    const int64_t g = group_width(isa);
+    if (isa == CpuIsa::kAvx512 && e0 % g == 0 && e1 % g == 0) {
+        detail::dequant_segment_avx512(packed, e0, e1, table, out);
+    } else {
+        segment_avx2_or_scalar(packed, e0, e1, table, out, isa);
+    }
+}
+void dequant_segment(const uint8_t* packed, int64_t e0, int64_t e1, const float* table,
+                     uint16_t* out, CpuIsa isa) {
+    segment_avx2_or_scalar(packed, e0, e1, table, out, isa);
+}
+
 // The tile loop of quant4_dequant_tile(_bf16): one scaled table per block, the widest segment
 // body the alignment allows.
 template <typename Out>
 void dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
                   Out* out, int64_t ldo, CpuIsa isa) {
     float table[16];
-    const int64_t g = group_width(isa);
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t row_start = r * w.cols;
         Out* dst = out + (r - r0) * ldo;
@@ -203,14 +228,7 @@ void dequant_tile(const Packed4bitMatrix& w, int64_t r0, int64_t r1, int64_t c0,
             const int64_t end = std::min(row_start + c1, (block + 1) * w.blocksize);
             scaled_table(w, block, table);
             if constexpr (std::is_same_v<Out, uint16_t>) round_table_to_bf16(table);
-            constexpr bool fp32 = std::is_same_v<Out, float>;  // (bf16 has its own AVX-512 body)
-            if (fp32 && isa == CpuIsa::kAvx512 && e % g == 0 && end % g == 0) {
-                if constexpr (fp32) detail::dequant_segment_avx512(w.packed, e, end, table, dst);
-            } else if (isa != CpuIsa::kPortable && e % 16 == 0 && end % 16 == 0) {
-                detail::dequant_segment_avx2(w.packed, e, end, table, dst);
-            } else {
-                dequant_segment_scalar(w.packed, e, end, table, dst);
-            }
+            dequant_segment(w.packed, e, end, table, dst, isa);
             dst += end - e;
             e = end;
         }

@@ -28,19 +28,28 @@ inline __m512i bf16_table(const float* code_values, float scale) {
 }
 
 // Element order from the nibble halves: out[2j] = high nibble of byte j, out[2j + 1] = its low
-// nibble; vpermt2w index bit 5 picks the second source (the low nibbles).
-inline __m512i interleave_index(int first_byte) {
-    alignas(64) int16_t idx[32];
-    for (int e = 0; e < 32; ++e) {
-        idx[e] = static_cast<int16_t>((first_byte + e / 2) | ((e % 2) << 5));
+// nibble; vpermt2w index bit 5 picks the second source (the low nibbles). Row h covers bytes
+// 16h..16h+15, i.e. output elements 32h..32h+31. Built at compile time: the span body runs once per
+// row of a tile.
+struct InterleaveIndex {
+    alignas(64) int16_t half[2][32];
+};
+constexpr InterleaveIndex make_interleave_index() {
+    InterleaveIndex idx{};
+    for (int h = 0; h < 2; ++h) {
+        for (int e = 0; e < 32; ++e) {
+            idx.half[h][e] = static_cast<int16_t>((16 * h + e / 2) | ((e % 2) << 5));
+        }
     }
-    return _mm512_load_si512(idx);
+    return idx;
 }
+constexpr InterleaveIndex kInterleave = make_interleave_index();
 
 }  // namespace
 
 void dequant_span_bf16_avx512bw(const Packed4bitMatrix& w, int64_t e0, int64_t e1, uint16_t* out) {
-    const __m512i first = interleave_index(0), second = interleave_index(16);
+    const __m512i first = _mm512_load_si512(kInterleave.half[0]);
+    const __m512i second = _mm512_load_si512(kInterleave.half[1]);
     const __m512i low4 = _mm512_set1_epi16(0x0F);
     for (int64_t e = e0; e < e1;) {
         const int64_t block = e / w.blocksize;
