@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <array>
 #include <fstream>
@@ -135,6 +136,11 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
         for (int i = 0; i < o.warmup; ++i) step();
         peak.reset();
         const double secs = time_call(step, device, 0, o.iters);
+        if (!o.trace_prefix.empty()) {
+            // One more step, untimed, under LibTorch's profiler: a Chrome trace of its ATen ops.
+            const torch::autograd::profiler::RecordProfile trace(o.trace_prefix + base + ".json");
+            step();
+        }
         const int64_t tokens_per_step = o.micro_batch * seq;
         j["bench"] = "step";
         j["device"] = device.str();

@@ -29,6 +29,9 @@ struct StepBenchOptions {
     std::string compute_dtype = "auto";  // a 4-bit base's model.dtype (a dense base's is its name)
     int warmup = 2;
     int iters = 5;
+    // Non-empty: after the timed steps, one more step of each base is traced into
+    // `<trace_prefix><base>.json` (Chrome trace format: every ATen op with its thread and times).
+    std::string trace_prefix;
 };
 
 // The LlamaConfig of a named shape (qlora::Error for an unknown name), with `layers` applied.

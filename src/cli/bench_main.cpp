@@ -5,10 +5,12 @@
 
 #include "bench/bench_decode.h"
 #include "bench/bench_dequant.h"
+#include "bench/bench_matmul.h"
 #include "bench/bench_step.h"
 #include "cli/cli_checks.h"
 #include "cli/run_tool.h"
 #include "core/device.h"
+#include "core/error.h"
 #include "quant/quant4_matmul.h"
 
 int main(int argc, char** argv) {
@@ -35,6 +37,19 @@ int main(int argc, char** argv) {
     dequant->add_option("--iters", dq.iters, "timed iterations (median reported)")
         ->capture_default_str();
 
+    qlora::bench::MatmulBenchOptions mm;
+    auto* matmul = app.add_subcommand(
+        "matmul", "CPU tiled 4-bit matmuls (forward, input gradient) vs the dense GEMM");
+    matmul->add_option("--rows", mm.rows, "rows of x (tokens)")->capture_default_str();
+    matmul->add_option("--in", mm.in, "W's columns")->capture_default_str();
+    matmul->add_option("--out", mm.out, "W's rows")->capture_default_str();
+    matmul->add_option("--dtype", mm.dtype, "float32 or bfloat16")->capture_default_str();
+    matmul->add_option("--matrices", mm.matrices, "distinct weights cycled through")
+        ->capture_default_str();
+    matmul->add_option("--iters", mm.iters, "timed sweeps (median reported)")
+        ->capture_default_str();
+    matmul->add_option("--warmup", mm.warmup)->capture_default_str();
+
     qlora::bench::StepBenchOptions st;
     auto* step = app.add_subcommand("step",
                                     "one QLoRA training step (NF4 base + LoRA) vs the same with a "
@@ -58,6 +73,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     step->add_option("--iters", st.iters, "timed steps (median reported)")->capture_default_str();
     step->add_option("--warmup", st.warmup)->capture_default_str();
+    step->add_option("--trace", st.trace_prefix,
+                     "after timing, trace one more step of each base into <TRACE><base>.json "
+                     "(LibTorch's profiler, Chrome trace format)");
 
     // decode and prefill share their options: a 4-bit base vs dense fp32 in the same process.
     qlora::bench::InferenceBenchOptions inf;
@@ -106,6 +124,13 @@ int main(int argc, char** argv) {
                     std::cout << line << std::endl;
             }
             const auto print = [](const std::string& line) { std::cout << line << std::endl; };
+            if (matmul->parsed()) {
+                QLORA_CHECK(d.is_cpu(),
+                            "qlora-bench matmul: the tiled 4-bit matmuls are CPU "
+                            "kernels; got --device ",
+                            d.str());
+                print(qlora::bench::bench_matmul(mm));
+            }
             if (decode->parsed()) qlora::bench::bench_decode(inf, d, print);
             if (prefill->parsed()) qlora::bench::bench_prefill(inf, d, print);
             if (step->parsed()) {

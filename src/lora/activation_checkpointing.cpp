@@ -128,9 +128,19 @@ void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled, bool offl
         model.layer_runner = nullptr;
         return;
     }
-    model.layer_runner = [offload_inputs](model::DecoderLayer& layer, const at::Tensor& h,
-                                          const at::Tensor& cos, const at::Tensor& sin,
-                                          const at::Tensor& mask) {
+    // The last layer runs plainly: its backward comes right after the loss, so a recompute would
+    // rebuild the very activations the forward just made. Keeping them costs no more than the
+    // recompute does, as it holds one layer's activations at the same point: the memory plan
+    // already counts them together with the logits. A layer that borrows its weights (a sharded
+    // base) stays checkpointed, so that its gathered weights are dropped after the forward.
+    const model::DecoderLayerImpl* last =
+        model.layers.empty() ? nullptr : model.layers.back().get();
+    model.layer_runner = [offload_inputs, last](model::DecoderLayer& layer, const at::Tensor& h,
+                                                const at::Tensor& cos, const at::Tensor& sin,
+                                                const at::Tensor& mask) {
+        if (layer.get() == last && layer->weights_source == nullptr) {
+            return run_layer(layer, h, cos, sin, mask);
+        }
         return checkpointed_layer(layer, h, cos, sin, mask, offload_inputs);
     };
 }

@@ -45,7 +45,9 @@ at::Tensor checkpointed_layer(model::DecoderLayer& layer, const at::Tensor& x,
                               const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                               bool offload = false);
 
-// Switches checkpointing of every decoder layer on (the training default) or off; with
+// Switches checkpointing of the decoder layers on (the training default) or off: on checkpoints
+// every layer but the last (unless that one borrows its weights, see the .cpp), whose backward
+// directly follows the loss and would only recompute what its forward just made. With
 // offload_inputs the checkpointed layer inputs wait in host memory (train.offload_activations).
 void set_gradient_checkpointing(model::LlamaImpl& model, bool enabled, bool offload_inputs = false);
 bool gradient_checkpointing(const model::LlamaImpl& model);

@@ -170,7 +170,9 @@ MemoryPlan plan_memory(const PlanInputs& in) {
 
     const int64_t layer = layer_activation_bytes(c, n_tok, e, mask_bytes);
     if (in.checkpointing) {
-        // Each layer's input is kept; backward recomputes one layer at a time.
+        // Each layer's input is kept; backward recomputes one layer at a time. The last layer is
+        // not recomputed: its activations (`layer`) are held through the loss, and the sum below
+        // already counts them beside the logits.
         p.activations = c.num_hidden_layers * n_tok * c.hidden_size * e + layer;
     } else {
         p.activations = c.num_hidden_layers * layer;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 
 #include "bench/bench_step.h"
 #include "core/error.h"
+#include "support/test_support.h"
 #include "train/config.h"
 
 namespace qlora::bench {
@@ -84,6 +86,24 @@ TEST(BenchStep, ComputeDtypeSetsTheFourBitBasesDtype) {
         EXPECT_NE(std::string(e.what()).find("--compute-dtype"), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("'int8'"), std::string::npos) << e.what();
     }
+}
+
+// --trace: one more step of each base in LibTorch's Chrome trace, which holds the step's ops.
+TEST(BenchStep, TraceWritesOneTracePerBase) {
+    StepBenchOptions o = tiny_run({"nf4"});
+    o.trace_prefix = test::scratch_dir("bench_step_trace") + "/step-";
+    ASSERT_EQ(bench_step(o, c10::Device(c10::kCPU)).size(), 1u);  // one base: no summary
+    std::ifstream in(o.trace_prefix + "nf4.json");
+    ASSERT_TRUE(in.good());
+    const auto events = nlohmann::json::parse(in);
+    int mm = 0, lora = 0;
+    for (const auto& e : events) {
+        const auto name = e.value("name", std::string());
+        mm += name == "aten::mm";
+        lora += name.find("LoraLinearFunction") != std::string::npos;
+    }
+    EXPECT_GT(mm, 0);
+    EXPECT_GT(lora, 0);  // the backward nodes of the LoRA projections
 }
 
 TEST(BenchStep, UnknownShapeOrBaseIsAClearError) {

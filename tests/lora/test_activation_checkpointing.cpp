@@ -89,7 +89,8 @@ TEST(Checkpointing, BackwardAlsoAccumulatesIntoGradFields) {
 }
 
 // With checkpointing, the graph from the loss reaches one node per layer and none of the layers'
-// inner ops; without it, every projection's LoraLinearFunction is there.
+// inner ops, but for the last layer, which is not recomputed (its 7 projections' nodes are there);
+// without it, every projection's LoraLinearFunction is there.
 TEST(Checkpointing, GraphKeepsOnlyLayerBoundaries) {
     at::Tensor batch = test::story_batch(1, 16);
     auto count = [&](bool on) {
@@ -118,8 +119,8 @@ TEST(Checkpointing, GraphKeepsOnlyLayerBoundaries) {
         }
         return n;
     };
-    EXPECT_EQ(find(with, "CheckpointedLayerFunction"), 5);
-    EXPECT_EQ(find(with, "LoraLinearFunction"), 0);
+    EXPECT_EQ(find(with, "CheckpointedLayerFunction"), 4);
+    EXPECT_EQ(find(with, "LoraLinearFunction"), 7);
     EXPECT_EQ(find(without, "CheckpointedLayerFunction"), 0);
     EXPECT_EQ(find(without, "LoraLinearFunction"), 35);
 }
