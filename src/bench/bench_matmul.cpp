@@ -6,9 +6,8 @@
 
 #include <algorithm>
 #include <functional>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "bench/timer.h"
 #include "core/device.h"
@@ -29,8 +28,7 @@ Weights make_weights(const MatmulBenchOptions& o, at::ScalarType dtype) {
     Weights w;
     for (int64_t i = 0; i < o.matrices; ++i) {
         at::Tensor full = at::randn({o.out, o.in}) * 0.02;
-        w.packed.push_back(quant::Quant4Tensor::quantize(
-            full, quant::Quant4Options{}, "bench"));
+        w.packed.push_back(quant::Quant4Tensor::quantize(full, quant::Quant4Options{}, "bench"));
         w.dense.push_back(w.packed.back().dequantize(dtype).contiguous());
     }
     return w;
@@ -50,9 +48,9 @@ double per_matmul(const MatmulBenchOptions& o, const std::function<void(size_t)>
 }  // namespace
 
 std::string bench_matmul(const MatmulBenchOptions& o) {
-    QLORA_CHECK(o.rows > 0 && o.in > 0 && o.out > 0 && o.matrices > 0 && o.iters > 0 &&
-                    o.warmup >= 0,
-                "qlora-bench matmul: --rows, --in, --out, --matrices and --iters must be positive");
+    QLORA_CHECK(
+        o.rows > 0 && o.in > 0 && o.out > 0 && o.matrices > 0 && o.iters > 0 && o.warmup >= 0,
+        "qlora-bench matmul: --rows, --in, --out, --matrices and --iters must be positive");
     const at::ScalarType dtype = parse_dtype(o.dtype);
     QLORA_CHECK(dtype == at::kFloat || dtype == at::kBFloat16,
                 "qlora-bench matmul: --dtype must be float32 or bfloat16, got '", o.dtype, "'");
@@ -61,7 +59,8 @@ std::string bench_matmul(const MatmulBenchOptions& o) {
     const at::Tensor x = at::randn({o.rows, o.in}).to(dtype);
     const at::Tensor g = at::randn({o.rows, o.out}).to(dtype);
     at::Tensor sink;  // keeps each result alive until the next call, as a model would
-    const double fwd_4bit = per_matmul(o, [&](size_t i) { sink = quant::quant4_linear(x, w.packed[i]); });
+    const double fwd_4bit =
+        per_matmul(o, [&](size_t i) { sink = quant::quant4_linear(x, w.packed[i]); });
     const double fwd_dense = per_matmul(o, [&](size_t i) { sink = at::mm(x, w.dense[i].t()); });
     const double bwd_4bit =
         per_matmul(o, [&](size_t i) { sink = quant::quant4_matmul_grad_input(g, w.packed[i]); });

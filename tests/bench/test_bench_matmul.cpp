@@ -27,9 +27,9 @@ TEST(BenchMatmul, ReportsBothMatmulsAndAgreesWithTheDenseGemm) {
         const auto j = nlohmann::json::parse(bench_matmul(small(dtype)));
         EXPECT_EQ(j["bench"], "matmul");
         EXPECT_EQ(j["dtype"], dtype);
-        for (const char* key : {"forward_nf4_ms", "forward_dense_ms", "grad_input_nf4_ms",
-                                "grad_input_dense_ms", "forward_nf4_vs_dense",
-                                "grad_input_nf4_vs_dense"}) {
+        for (const char* key :
+             {"forward_nf4_ms", "forward_dense_ms", "grad_input_nf4_ms", "grad_input_dense_ms",
+              "forward_nf4_vs_dense", "grad_input_nf4_vs_dense"}) {
             EXPECT_GT(j[key].get<double>(), 0.0) << key << " " << dtype;
         }
         EXPECT_LT(j["forward_max_rel_diff"].get<double>(), tolerance) << dtype;
