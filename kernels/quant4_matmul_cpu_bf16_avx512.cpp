@@ -3,13 +3,13 @@
 // (CMakeLists.txt); quant4_matmul_cpu.cpp calls it only when the CPU reports both.
 //
 // Per block: the 16 code values times the block's scale (one float32 multiply, as dequantize_4bit
-// rounds it), rounded to bf16 in integer lanes (to nearest even: add 0x7FFF plus the kept part's
-// lowest bit, keep the high half; NaN becomes 0x7FC0, as c10::BFloat16 writes it), narrowed to 16
-// words: the block's table. Per 64 weights: their 32 packed bytes widened to 32 words, the high
+// rounds it), rounded to bf16 as c10::BFloat16 rounds (avx512_bf16.h), narrowed to 16 words: the
+// block's table. Per 64 weights: their 32 packed bytes widened to 32 words, the high
 // and the low nibbles looked up with vpermw (16 entries of the 32-word table are used), and the two
 // halves interleaved back to element order with vpermt2w.
 #include <immintrin.h>
 
+#include "kernels/avx512_bf16.h"
 #include "kernels/quant4_matmul_cpu.h"
 
 namespace qlora::kernels::detail {
@@ -18,13 +18,7 @@ namespace {
 // The block's 16 bf16 values in the low 16 words.
 inline __m512i bf16_table(const float* code_values, float scale) {
     const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(code_values), _mm512_set1_ps(scale));
-    const __m512i bits = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(
-        _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
-    rounded = _mm512_mask_mov_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q),
-                                    _mm512_set1_epi32(0x7FC0));
-    return _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(rounded));
+    return _mm512_zextsi256_si512(to_bf16x16(v));
 }
 
 // Element order from the nibble halves: out[2j] = high nibble of byte j, out[2j + 1] = its low

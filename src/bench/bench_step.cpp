@@ -22,6 +22,7 @@
 #include "model/llama.h"
 #include "optim/optimizer_factory.h"
 #include "quant/quant4_tensor.h"
+#include "train/cross_entropy.h"
 #include "train/recipe.h"
 
 #ifdef QLORA_WITH_CUDA
@@ -126,8 +127,10 @@ nlohmann::ordered_json run_case(const StepBenchOptions& o, const std::string& ba
         auto step = [&] {
             opt->zero_grad();
             at::Tensor logits = m->forward(inputs);
-            at::Tensor loss = at::cross_entropy_loss(
-                logits.view({-1, config.vocab_size}).to(at::kFloat), targets);
+            // The trainer's loss (train/cross_entropy.h), as a mean over the tokens.
+            at::Tensor loss =
+                train::summed_cross_entropy(logits.view({-1, config.vocab_size}), targets)
+                    .div(static_cast<double>(targets.numel()));
             logits = at::Tensor();
             loss.backward();
             opt->step(1e-5);

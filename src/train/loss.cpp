@@ -1,13 +1,15 @@
 // Summed shifted cross-entropy, label counting and the forward of one batch.
 #include "train/loss.h"
 
+#include "train/cross_entropy.h"
+
 namespace qlora::train {
 
 at::Tensor summed_loss(const at::Tensor& logits, const at::Tensor& labels) {
     const int64_t vocab = logits.size(-1);
-    at::Tensor shifted_logits = logits.slice(1, 0, -1).reshape({-1, vocab}).to(at::kFloat);
+    at::Tensor shifted_logits = logits.slice(1, 0, -1).reshape({-1, vocab});
     at::Tensor shifted_labels = labels.slice(1, 1).reshape({-1});
-    return at::cross_entropy_loss(shifted_logits, shifted_labels, {}, at::Reduction::Sum, -100);
+    return summed_cross_entropy(shifted_logits, shifted_labels, -100);
 }
 
 int64_t shifted_label_count(const data::Batch& b) {
