@@ -3,7 +3,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace qlora::kernels {
 namespace {
@@ -34,11 +36,35 @@ uint64_t dropout_keep_threshold(double keep) {
     return scaled >= 4294967296.0 ? (uint64_t{1} << 32) : static_cast<uint64_t>(scaled);
 }
 
-void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out) {
-    const int64_t pairs = (n + 1) / 2;
-    at::parallel_for(0, pairs, 16384,
-                     [&](int64_t j0, int64_t j1) { mask_pairs(seed, threshold, j0, j1, n, out); });
+CpuIsa dropout_mask_isa() {
+#if defined(__x86_64__)
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("bmi2");
+    }();
+    return has && best_cpu_isa() == CpuIsa::kAvx512 ? CpuIsa::kAvx512 : CpuIsa::kPortable;
+#else
+    return CpuIsa::kPortable;
+#endif
 }
+
+void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out, CpuIsa isa) {
+    const int64_t pairs = (n + 1) / 2, whole = n / 2;  // the last pair may be cut at n
+    const bool vector = isa == CpuIsa::kAvx512 && dropout_mask_isa() == CpuIsa::kAvx512;
+    at::parallel_for(0, pairs, 16384, [&](int64_t j0, int64_t j1) {
+        const int64_t split = vector ? std::max(j0, std::min(j1, whole)) : j0;
+        if (split > j0) detail::mask_pairs_avx512(seed, threshold, j0, split, out);
+        mask_pairs(seed, threshold, split, j1, n, out);
+    });
+}
+
+#if !defined(__x86_64__)
+namespace detail {
+void mask_pairs_avx512(uint64_t, uint64_t, int64_t, int64_t, bool*) { std::abort(); }
+}  // namespace detail
+#endif
 
 void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out) {
     at::parallel_for(0, n, 65536, [&](int64_t i0, int64_t i1) {

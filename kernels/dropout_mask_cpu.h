@@ -11,14 +11,23 @@
 
 #include <cstdint>
 
+#include "kernels/quant4_matmul_cpu.h"  // CpuIsa
+
 namespace qlora::kernels {
 
 // round(keep · 2^32) for keep in [0, 1]: an element is kept when its word is below it (keep 1:
 // 2^32, every element).
 uint64_t dropout_keep_threshold(double keep);
 
-// out[i] = word i < threshold for i < n (1 = kept). Threads through at::parallel_for.
-void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out);
+// kAvx512 where the CPU has AVX-512 F + BW + DQ + VL and BMI2 (and QLORA_CPU_ISA does not cap
+// it), else kPortable.
+CpuIsa dropout_mask_isa();
+
+// out[i] = word i < threshold for i < n (1 = kept). Threads through at::parallel_for; with isa
+// kAvx512 eight words pairs a vector (the AVX-512 body), else the portable loop. Both write the
+// same bits (tests pass kPortable to check that loop).
+void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out,
+                  CpuIsa isa = dropout_mask_isa());
 
 // Reference twin: one element at a time, from the definition above.
 void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out);
@@ -32,5 +41,10 @@ void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out);
 // The same on bfloat16 bits; the product is rounded as c10::BFloat16 rounds (exact for x·1 and
 // x·0), and a NaN result is the canonical 0x7FC0.
 void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out);
+
+namespace detail {
+// The AVX-512 body (dropout_mask_cpu_avx512.cpp): the whole pairs [j0, j1), out[2·j0 .. 2·j1).
+void mask_pairs_avx512(uint64_t seed, uint64_t threshold, int64_t j0, int64_t j1, bool* out);
+}  // namespace detail
 
 }  // namespace qlora::kernels

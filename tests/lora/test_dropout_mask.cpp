@@ -18,26 +18,38 @@
 namespace qlora::lora {
 namespace {
 
-std::vector<char> mask_of(uint64_t seed, uint64_t threshold, int64_t n, bool reference) {
+std::vector<char> mask_of(uint64_t seed, uint64_t threshold, int64_t n, bool reference,
+                          kernels::CpuIsa isa = kernels::dropout_mask_isa()) {
     std::vector<char> out(static_cast<size_t>(n), 2);  // 2: never written
     auto* p = reinterpret_cast<bool*>(out.data());
     if (reference) {
         kernels::dropout_mask_ref(seed, threshold, n, p);
     } else {
-        kernels::dropout_mask(seed, threshold, n, p);
+        kernels::dropout_mask(seed, threshold, n, p, isa);
     }
     return out;
 }
 
+// Every body (AVX-512 where the CPU has it, and the portable loop), lengths that end inside a
+// vector of pairs, inside a pair and on a parallel chunk's edge, thresholds with 0 and 2^32.
 TEST(DropoutMask, KernelIsItsReferenceOnAnyThreadCount) {
     const int threads = at::get_num_threads();
-    for (int64_t n : {1, 2, 3, 64, 32769, 100001}) {
+    std::vector<kernels::CpuIsa> isas = {kernels::CpuIsa::kPortable};
+    if (kernels::dropout_mask_isa() == kernels::CpuIsa::kAvx512)
+        isas.push_back(kernels::CpuIsa::kAvx512);
+    for (int64_t n : {1, 2, 3, 15, 16, 17, 31, 64, 32769, 100001}) {
         for (uint64_t seed : {0ull, 1ull, 0xDEADBEEFCAFEF00Dull}) {
-            const uint64_t threshold = kernels::dropout_keep_threshold(0.9);
-            const std::vector<char> ref = mask_of(seed, threshold, n, true);
-            for (int t : {1, 2}) {
-                at::set_num_threads(t);
-                EXPECT_EQ(mask_of(seed, threshold, n, false), ref) << "n=" << n << " threads " << t;
+            for (double keep : {0.0, 0.9, 1.0}) {
+                const uint64_t threshold = kernels::dropout_keep_threshold(keep);
+                const std::vector<char> ref = mask_of(seed, threshold, n, true);
+                for (int t : {1, 2}) {
+                    at::set_num_threads(t);
+                    for (auto isa : isas) {
+                        EXPECT_EQ(mask_of(seed, threshold, n, false, isa), ref)
+                            << "n=" << n << " threads " << t << " isa "
+                            << kernels::cpu_isa_name(isa);
+                    }
+                }
             }
         }
     }
