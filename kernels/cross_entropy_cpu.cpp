@@ -34,7 +34,8 @@ float row_max(const LogitRows& x, int64_t r) {
     float m = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < x.vocab; ++j) {
         const float v = logit(x, r, j);
-        m = std::isnan(v) || std::isnan(m) ? std::numeric_limits<float>::quiet_NaN() : std::max(m, v);
+        m = std::isnan(v) || std::isnan(m) ? std::numeric_limits<float>::quiet_NaN()
+                                           : std::max(m, v);
     }
     return m;
 }
@@ -74,7 +75,9 @@ void backward_rows(const LogitRows& x, const float* lse, float scale, void* dx, 
 }
 
 // Rows per parallel chunk: about 32K logits.
-int64_t row_grain(int64_t vocab) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vocab)); }
+int64_t row_grain(int64_t vocab) {
+    return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, vocab));
+}
 
 }  // namespace
 

@@ -50,7 +50,6 @@ void cross_entropy_forward_ref(const LogitRows& x, float* loss, float* lse);
 void cross_entropy_backward_ref(const LogitRows& x, const float* lse, float scale, void* dx,
                                 int64_t ld_dx);
 
-
 namespace detail {
 // The AVX-512 bodies (cross_entropy_cpu_avx512.cpp): rows [r0, r1).
 void cross_entropy_forward_avx512(const LogitRows& x, int64_t r0, int64_t r1, float* loss,

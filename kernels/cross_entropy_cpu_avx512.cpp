@@ -17,25 +17,7 @@ namespace {
 
 // 16 logits of row r from column j (the lanes past `valid` hold `fill`).
 inline __m512 load16(const LogitRows& x, int64_t r, int64_t j, int64_t valid, float fill) {
-    const int64_t i = r * x.ld + j;
-    const __mmask16 m = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
-    __m512 v;
-    if (x.bf16) {
-        v = from_bf16x16(
-            _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(x.data) + i));
-    } else {
-        v = _mm512_maskz_loadu_ps(m, static_cast<const float*>(x.data) + i);
-    }
-    return _mm512_mask_blend_ps(m, _mm512_set1_ps(fill), v);
-}
-
-inline void store16(const LogitRows& x, void* dx, int64_t i, int64_t valid, __m512 v) {
-    const __mmask16 m = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
-    if (x.bf16) {
-        _mm256_mask_storeu_epi16(static_cast<uint16_t*>(dx) + i, m, to_bf16x16(v));
-    } else {
-        _mm512_mask_storeu_ps(static_cast<float*>(dx) + i, m, v);
-    }
+    return load_lanes(x.data, x.bf16, r * x.ld + j, first_lanes(valid), fill);
 }
 
 float logit(const LogitRows& x, int64_t r, int64_t j) {
@@ -101,7 +83,7 @@ void cross_entropy_backward_avx512(const LogitRows& x, const float* lse, float s
                 if (at >= 0 && at < 16) p = _mm512_mask_sub_ps(p, __mmask16(1u << at), p, one);
                 d = _mm512_mul_ps(vs, p);
             }
-            store16(x, dx, r * ld_dx + j, x.vocab - j, d);
+            store_lanes(dx, x.bf16, r * ld_dx + j, first_lanes(x.vocab - j), d);
         }
     }
 }

@@ -1,57 +1,142 @@
-// Fused RMSNorm rows (contract in rms_norm_cpu.h).
+// Fused RMSNorm rows (contract in rms_norm_cpu.h): dispatch, the portable loops and the reference
+// twins.
 #include "kernels/rms_norm_cpu.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace qlora::kernels {
 namespace {
 
-// Σ x² of one row in 8 interleaved partial sums (independent chains the compiler keeps in
-// registers), then added pairwise.
-float sum_of_squares(const float* x, int64_t dim) {
-    float part[8] = {};
-    int64_t i = 0;
-    for (; i + 8 <= dim; i += 8) {
-        for (int k = 0; k < 8; ++k) part[k] += x[i + k] * x[i + k];
-    }
-    for (; i < dim; ++i) part[i % 8] += x[i] * x[i];
-    return ((part[0] + part[1]) + (part[2] + part[3])) +
-           ((part[4] + part[5]) + (part[6] + part[7]));
+float load(const void* data, bool bf16, int64_t i) {
+    if (!bf16) return static_cast<const float*>(data)[i];
+    return c10::BFloat16(static_cast<const uint16_t*>(data)[i], c10::BFloat16::from_bits());
 }
 
-// The output steps shared by the kernel and its twin: the inverse RMS, the scaled row, the weight.
-void scale_row(const float* x, const float* weight, int64_t dim, float mean_square, float eps,
-               float* y) {
-    const float inverse = 1.0f / std::sqrt(mean_square + eps);
-    for (int64_t i = 0; i < dim; ++i) y[i] = weight[i] * (x[i] * inverse);
+void store(void* data, bool bf16, int64_t i, float v) {
+    if (bf16) {
+        static_cast<uint16_t*>(data)[i] = c10::BFloat16(v).x;
+    } else {
+        static_cast<float*>(data)[i] = v;
+    }
 }
+
+float rounded(float v, bool bf16) { return bf16 ? static_cast<float>(c10::BFloat16(v)) : v; }
+
+// Σ x² of row r: float32 in 8 interleaved partial sums added pairwise (portable), or double (twin).
+template <typename Acc>
+float mean_square(const NormRows& n, int64_t r) {
+    Acc part[8] = {};
+    for (int64_t i = 0; i < n.dim; ++i) {
+        const float v = load(n.x, n.bf16, r * n.dim + i);
+        part[i % 8] += static_cast<Acc>(v) * static_cast<Acc>(v);
+    }
+    const Acc sum =
+        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    return static_cast<float>(sum / static_cast<Acc>(n.dim));
+}
+
+template <typename Acc>
+void forward_rows(const NormRows& n, void* y, float* inv, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+        const float inverse = 1.0f / std::sqrt(mean_square<Acc>(n, r) + n.eps);
+        if (inv != nullptr) inv[r] = inverse;
+        for (int64_t i = 0; i < n.dim; ++i) {
+            const float normed = rounded(load(n.x, n.bf16, r * n.dim + i) * inverse, n.bf16);
+            store(y, n.bf16, r * n.dim + i, load(n.weight, n.bf16, i) * normed);
+        }
+    }
+}
+
+template <typename Acc>
+void backward_rows(const NormRows& n, const float* inv, const void* dy, void* dx, int64_t r0,
+                   int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+        const int64_t row = r * n.dim;
+        auto g = [&](int64_t i) {
+            return rounded(load(dy, n.bf16, row + i) * load(n.weight, n.bf16, i), n.bf16);
+        };
+        Acc s = 0;
+        for (int64_t i = 0; i < n.dim; ++i)
+            s += static_cast<Acc>(g(i)) * load(n.x, n.bf16, row + i);
+        const float c =
+            inv[r] * inv[r] * inv[r] * static_cast<float>(s) / static_cast<float>(n.dim);
+        for (int64_t i = 0; i < n.dim; ++i) {
+            store(dx, n.bf16, row + i, inv[r] * g(i) - load(n.x, n.bf16, row + i) * c);
+        }
+    }
+}
+
+int64_t row_grain(int64_t dim) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dim)); }
+
+bool vector_body(CpuIsa isa) { return isa == CpuIsa::kAvx512 && rms_norm_isa() == CpuIsa::kAvx512; }
 
 }  // namespace
 
-void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
-                   float* y) {
-    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dim));
-    at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* row = x + r * dim;
-            const float mean_square = sum_of_squares(row, dim) / static_cast<float>(dim);
-            scale_row(row, weight, dim, mean_square, eps, y + r * dim);
+CpuIsa rms_norm_isa() {
+#if defined(__x86_64__)
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl");
+    }();
+    return has && best_cpu_isa() == CpuIsa::kAvx512 ? CpuIsa::kAvx512 : CpuIsa::kPortable;
+#else
+    return CpuIsa::kPortable;
+#endif
+}
+
+void rms_norm_forward(const NormRows& n, void* y, float* inv, CpuIsa isa) {
+    const bool vector = vector_body(isa);
+    at::parallel_for(0, n.rows, row_grain(n.dim), [&](int64_t r0, int64_t r1) {
+        if (vector) {
+            detail::rms_norm_forward_avx512(n, y, inv, r0, r1);
+        } else {
+            forward_rows<float>(n, y, inv, r0, r1);
         }
     });
 }
 
+void rms_norm_backward(const NormRows& n, const float* inv, const void* dy, void* dx, CpuIsa isa) {
+    const bool vector = vector_body(isa);
+    at::parallel_for(0, n.rows, row_grain(n.dim), [&](int64_t r0, int64_t r1) {
+        if (vector) {
+            detail::rms_norm_backward_avx512(n, inv, dy, dx, r0, r1);
+        } else {
+            backward_rows<float>(n, inv, dy, dx, r0, r1);
+        }
+    });
+}
+
+void rms_norm_forward_ref(const NormRows& n, void* y, float* inv) {
+    forward_rows<double>(n, y, inv, 0, n.rows);
+}
+
+void rms_norm_backward_ref(const NormRows& n, const float* inv, const void* dy, void* dx) {
+    backward_rows<double>(n, inv, dy, dx, 0, n.rows);
+}
+
+void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
+                   float* y) {
+    rms_norm_forward({x, weight, false, rows, dim, eps}, y, nullptr);
+}
+
 void rms_norm_rows_ref(const float* x, const float* weight, int64_t rows, int64_t dim, float eps,
                        float* y) {
-    for (int64_t r = 0; r < rows; ++r) {
-        const float* row = x + r * dim;
-        double sum = 0.0;
-        for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(row[i]) * row[i];
-        const auto mean_square = static_cast<float>(sum / static_cast<double>(dim));
-        scale_row(row, weight, dim, mean_square, eps, y + r * dim);
-    }
+    rms_norm_forward_ref({x, weight, false, rows, dim, eps}, y, nullptr);
 }
+
+#if !defined(__x86_64__)
+namespace detail {
+void rms_norm_forward_avx512(const NormRows&, void*, float*, int64_t, int64_t) { std::abort(); }
+void rms_norm_backward_avx512(const NormRows&, const float*, const void*, void*, int64_t, int64_t) {
+    std::abort();
+}
+}  // namespace detail
+#endif
 
 }  // namespace qlora::kernels

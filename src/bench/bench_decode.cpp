@@ -132,7 +132,6 @@ std::vector<int64_t> random_prompt(int64_t length, int64_t vocab) {
 // (one-row GEMVs), [T, vocab] float32.
 at::Tensor stepwise_logits(Built& b, const std::vector<int64_t>& ids, const c10::Device& d) {
     torch::NoGradGuard no_grad;
-    model::FusedInferenceScope fused;  // as generate() runs
     const auto n = static_cast<int64_t>(ids.size());
     auto cache = model::KvCache::allocate(b.model->config(), 1, n,
                                           at::TensorOptions(b.model->dtype()).device(d));

@@ -51,7 +51,6 @@ GenerateResult generate(Llama& model, const std::vector<int64_t>& prompt,
     Sampler sampler(options.sampling);  // bad sampling parameters fail before any allocation
     using clock = std::chrono::steady_clock;
     torch::NoGradGuard no_grad;
-    FusedInferenceScope fused;
     GenerateResult result;
     result.tokens = prompt;
     result.prompt_tokens = static_cast<int64_t>(prompt.size());

@@ -7,20 +7,10 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "kernels/rms_norm_cpu.h"
+#include "model/rms_norm.h"
 #include "model/rope.h"
 
 namespace qlora::model {
-
-// ---- fused inference kernels
-
-namespace {
-thread_local bool fused_inference = false;
-}
-
-FusedInferenceScope::FusedInferenceScope() : saved_(fused_inference) { fused_inference = true; }
-FusedInferenceScope::~FusedInferenceScope() { fused_inference = saved_; }
-bool FusedInferenceScope::active() { return fused_inference; }
 
 // ---- RMSNorm
 // --------------------------------------------------------------------------------------
@@ -30,16 +20,8 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-    if (FusedInferenceScope::active() && !at::GradMode::is_enabled() && x.is_cpu() &&
-        x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && x.is_contiguous()) {
-        // inference on the CPU: one fused pass instead of six dispatched ops
-        at::Tensor y = at::empty_like(x);
-        const int64_t dim = x.size(-1);
-        kernels::rms_norm_rows(x.data_ptr<float>(), weight.contiguous().data_ptr<float>(),
-                               x.numel() / std::max<int64_t>(1, dim), dim, static_cast<float>(eps_),
-                               y.data_ptr<float>());
-        return y;
-    }
+    // On the CPU: one fused pass each way instead of eight dispatched ops (model/rms_norm.h).
+    if (fused_rms_norm_applies(x, weight)) return fused_rms_norm(x, weight, eps_);
     at::Tensor h = x.to(at::kFloat);
     at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
     h = h * at::rsqrt(variance + eps_);

@@ -15,22 +15,6 @@
 
 namespace qlora::model {
 
-// While one is alive on this thread, CPU float32 forwards without autograd take the fused inference
-// kernels (RMSNorm: kernels/rms_norm_cpu.h), whose sums run in another order than the ATen ops'.
-// generate() opens one. A training forward never runs inside one: a checkpointed layer's forward
-// runs without autograd too, and its recompute in backward must reproduce it bit for bit.
-class FusedInferenceScope {
-  public:
-    FusedInferenceScope();
-    ~FusedInferenceScope();
-    FusedInferenceScope(const FusedInferenceScope&) = delete;
-    FusedInferenceScope& operator=(const FusedInferenceScope&) = delete;
-    static bool active();
-
-  private:
-    bool saved_;
-};
-
 // RMSNorm as transformers computes it: normalise in float32, cast back, then scale by the weight.
 class RMSNormImpl : public torch::nn::Module {
   public:

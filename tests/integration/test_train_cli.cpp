@@ -64,9 +64,12 @@ TEST(TrainCli, LossFallsAndMatchesRecordedCurve) {
     ASSERT_EQ(l.size(), 20u);
     // Recorded from this configuration (CPU, float32, LoRA A seeded by FNV-1a of each module name,
     // so the same on every standard library; LoRA dropout masks from kernels/dropout_mask_cpu.h,
-    // re-recorded when they replaced bernoulli_); a change in any piece shows up here. The
-    // tolerance covers float summation order only.
-    const double recorded[] = {4.528454, 4.531006, 3.795054, 4.776879, 4.492066};
+    // re-recorded when they replaced bernoulli_, and when the fused RMSNorm replaced the ATen
+    // ops: its float32 roundings differ in the last bits, and Adam's first update moves every
+    // element of A by ±lr whatever its gradient's size, which carries those bits into the curve
+    // from step 3); a change in any piece shows up here. The tolerance covers float summation
+    // order only.
+    const double recorded[] = {4.528454, 4.531006, 3.791172, 4.775797, 4.478043};
     for (int i = 0; i < 5; ++i) EXPECT_NEAR(l[i + 1], recorded[i], 1e-5) << "step " << i + 1;
     double first = (l[1] + l[2] + l[3]) / 3, last = (l[18] + l[19] + l[20]) / 3;
     EXPECT_LT(last, first * 0.9) << "loss did not fall: " << first << " -> " << last;

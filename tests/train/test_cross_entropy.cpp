@@ -2,10 +2,9 @@
 // and bf16 logits, odd vocabularies, strided rows, ignored rows, the label at either end), the
 // autograd function against ATen's composite (loss and the logits' gradient), and the edges:
 // out-of-vocabulary labels, non-finite logits, thread counts.
-#include <gtest/gtest.h>
-
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -24,7 +23,8 @@ using kernels::CpuIsa;
 constexpr double kU = 1.0 / (1 << 24);  // float32 unit roundoff
 
 // Logits [rows, ld] (the first `vocab` columns used), spread like a model's (a few large ones).
-at::Tensor logits_for(int64_t rows, int64_t vocab, int64_t ld, at::ScalarType dtype, uint64_t seed) {
+at::Tensor logits_for(int64_t rows, int64_t vocab, int64_t ld, at::ScalarType dtype,
+                      uint64_t seed) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     at::Tensor full = at::randn({rows, ld}, gen) * 3.0;
     full.narrow(1, 0, std::min<int64_t>(vocab, 3)).add_(8.0);
@@ -112,7 +112,8 @@ TEST(CrossEntropyKernel, BackwardMatchesTheTwin) {
                 kernels::cross_entropy_backward(x, lse.data_ptr<float>(), scale, got.data_ptr(),
                                                 got.stride(0), isa);
                 // The padding past vocab is untouched.
-                EXPECT_TRUE(test::tensors_identical(ref.narrow(1, vocab, 2), got.narrow(1, vocab, 2)));
+                EXPECT_TRUE(
+                    test::tensors_identical(ref.narrow(1, vocab, 2), got.narrow(1, vocab, 2)));
                 const at::Tensor a = ref.narrow(1, 0, vocab).to(at::kDouble);
                 const at::Tensor b = got.narrow(1, 0, vocab).to(at::kDouble);
                 const double rel = dtype == at::kFloat ? 8 * kU : 1.0 / 128;
@@ -200,7 +201,8 @@ TEST(FusedCrossEntropy, EdgesOfLabelsAndValues) {
         << message;
     EXPECT_THROW(summed_cross_entropy(logits, at::tensor({-1, 2, 3, 3}, at::kLong)), Error);
     // A NaN or an infinite logit makes its row's loss NaN, as the composite does.
-    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
         at::Tensor y = logits.clone();
         y[2][4] = bad;
         const at::Tensor l = summed_cross_entropy(y, at::tensor({1, 2, 3, 4}, at::kLong));
