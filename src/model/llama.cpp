@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
+#include "model/swiglu.h"
 
 namespace qlora::model {
 
@@ -115,7 +116,10 @@ MlpImpl::MlpImpl(const LlamaConfig& c, const std::string& prefix) {
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-    return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // [B, T, I] -> [B, T, hidden]
+    at::Tensor g = gate_proj(x), u = up_proj(x);  // [B, T, I]
+    // On the CPU: one fused pass each way (model/swiglu.h).
+    at::Tensor h = fused_swiglu_applies(g, u) ? fused_swiglu(g, u) : at::silu(g) * u;
+    return down_proj(h);  // [B, T, hidden]
 }
 
 // ---- decoder layer
