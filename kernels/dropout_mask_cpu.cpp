@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "kernels/keep_mask_body.h"
+
 namespace qlora::kernels {
 namespace {
 
@@ -63,29 +65,34 @@ void dropout_mask(uint64_t seed, uint64_t threshold, int64_t n, bool* out, CpuIs
 #if !defined(__x86_64__)
 namespace detail {
 void mask_pairs_avx512(uint64_t, uint64_t, int64_t, int64_t, bool*) { std::abort(); }
+void keep_mask_avx512(const float*, const uint8_t*, int64_t, int64_t, float*) { std::abort(); }
+void keep_mask_bf16_avx512(const uint16_t*, const uint8_t*, int64_t, int64_t, uint16_t*) {
+    std::abort();
+}
 }  // namespace detail
 #endif
 
-void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out) {
+void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out, CpuIsa isa) {
+    const auto* k8 = reinterpret_cast<const uint8_t*>(keep);  // bool: one byte, 0 or 1
+    const bool vector = isa == CpuIsa::kAvx512 && dropout_mask_isa() == CpuIsa::kAvx512;
     at::parallel_for(0, n, 65536, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) out[i] = x[i] * static_cast<float>(keep[i]);
+        if (vector) {
+            detail::keep_mask_avx512(x, k8, i0, i1, out);
+        } else {
+            detail::keep_mask_range(x, k8, i0, i1, out);
+        }
     });
 }
 
-void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out) {
-    const auto* k8 = reinterpret_cast<const uint8_t*>(keep);  // bool: one byte, 0 or 1
+void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out,
+                          CpuIsa isa) {
+    const auto* k8 = reinterpret_cast<const uint8_t*>(keep);
+    const bool vector = isa == CpuIsa::kAvx512 && dropout_mask_isa() == CpuIsa::kAvx512;
     at::parallel_for(0, n, 65536, [&](int64_t i0, int64_t i1) {
-        // Branch-free 16-bit lanes, so that the loop vectorizes: x·1 = x and x·0 = ±0 for finite
-        // x; NaN·k and ±inf·0 are NaN.
-        for (int64_t i = i0; i < i1; ++i) {
-            const uint16_t v = x[i];
-            const auto kept = static_cast<uint16_t>(-static_cast<int16_t>(k8[i]));  // 0 or 0xFFFF
-            const uint16_t magnitude = v & 0x7FFF;
-            const uint16_t nan_in = magnitude > 0x7F80 ? 0xFFFF : 0;
-            const uint16_t inf_in = magnitude == 0x7F80 ? 0xFFFF : 0;
-            const auto nan_out = static_cast<uint16_t>(nan_in | (inf_in & ~kept));
-            const auto product = static_cast<uint16_t>(v & (kept | 0x8000));
-            out[i] = static_cast<uint16_t>((product & ~nan_out) | (0x7FC0 & nan_out));
+        if (vector) {
+            detail::keep_mask_bf16_avx512(x, k8, i0, i1, out);
+        } else {
+            detail::keep_mask_range_bf16(x, k8, i0, i1, out);
         }
     });
 }

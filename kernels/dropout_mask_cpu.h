@@ -37,14 +37,21 @@ void dropout_mask_ref(uint64_t seed, uint64_t threshold, int64_t n, bool* out);
 // element by element through a temporary buffer, several times the cost of the multiply (0.87 vs
 // 0.13 ms for a [256, 5632] bf16 input here, four times per LoRA linear per step). out may be x.
 // Threads through at::parallel_for.
-void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out);
+// With isa kAvx512 the loops run widened to AVX-512 (the same bits).
+void apply_keep_mask(const float* x, const bool* keep, int64_t n, float* out,
+                     CpuIsa isa = dropout_mask_isa());
 // The same on bfloat16 bits; the product is rounded as c10::BFloat16 rounds (exact for x·1 and
 // x·0), and a NaN result is the canonical 0x7FC0.
-void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out);
+void apply_keep_mask_bf16(const uint16_t* x, const bool* keep, int64_t n, uint16_t* out,
+                          CpuIsa isa = dropout_mask_isa());
 
 namespace detail {
-// The AVX-512 body (dropout_mask_cpu_avx512.cpp): the whole pairs [j0, j1), out[2·j0 .. 2·j1).
+// The AVX-512 bodies (dropout_mask_cpu_avx512.cpp): the whole pairs [j0, j1), out[2·j0 .. 2·j1);
+// a keep-mask applied to elements [i0, i1) (the loops of keep_mask_body.h, widened).
 void mask_pairs_avx512(uint64_t seed, uint64_t threshold, int64_t j0, int64_t j1, bool* out);
+void keep_mask_avx512(const float* x, const uint8_t* keep, int64_t i0, int64_t i1, float* out);
+void keep_mask_bf16_avx512(const uint16_t* x, const uint8_t* keep, int64_t i0, int64_t i1,
+                           uint16_t* out);
 }  // namespace detail
 
 }  // namespace qlora::kernels

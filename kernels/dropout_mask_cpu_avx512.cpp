@@ -1,11 +1,12 @@
-// AVX-512 body of the dropout keep-masks (contract in dropout_mask_cpu.h): eight counters per
-// vector, SplitMix64's finalizer in 64-bit lanes (vpmullq), both 32-bit halves compared with the
-// threshold, and the two 8-bit compare masks interleaved into the 16 mask bytes of the eight
-// pairs. This translation unit alone is compiled with -mavx512f -mavx512bw -mavx512dq
+// AVX-512 bodies of the dropout keep-masks (contract in dropout_mask_cpu.h). The masks: eight
+// counters per vector, SplitMix64's finalizer in 64-bit lanes (vpmullq), both 32-bit halves
+// compared with the threshold, and the two 8-bit compare masks interleaved into the 16 mask bytes
+// of the eight pairs. This translation unit alone is compiled with -mavx512f -mavx512bw -mavx512dq
 // -mavx512vl -mbmi2 (CMakeLists.txt); dropout_mask_cpu.cpp calls it only when the CPU reports them.
 #include <immintrin.h>
 
 #include "kernels/dropout_mask_cpu.h"
+#include "kernels/keep_mask_body.h"
 
 namespace qlora::kernels::detail {
 
@@ -35,6 +36,15 @@ void mask_pairs_avx512(uint64_t seed, uint64_t threshold, int64_t j0, int64_t j1
         const auto valid = static_cast<__mmask16>(count == 16 ? 0xFFFFu : (1u << count) - 1);
         _mm_mask_storeu_epi8(out + 2 * j, valid, _mm_maskz_mov_epi8(bytes, ones));
     }
+}
+
+void keep_mask_avx512(const float* x, const uint8_t* keep, int64_t i0, int64_t i1, float* out) {
+    keep_mask_range(x, keep, i0, i1, out);
+}
+
+void keep_mask_bf16_avx512(const uint16_t* x, const uint8_t* keep, int64_t i0, int64_t i1,
+                           uint16_t* out) {
+    keep_mask_range_bf16(x, keep, i0, i1, out);
 }
 
 }  // namespace qlora::kernels::detail

@@ -12,8 +12,12 @@ namespace {
 
 kernels::NormRows rows_of(const at::Tensor& x, const at::Tensor& weight, double eps) {
     const int64_t dim = x.size(-1);
-    return {x.data_ptr(), weight.data_ptr(), x.scalar_type() == at::kBFloat16,
-            dim > 0 ? x.numel() / dim : 0, dim, static_cast<float>(eps)};
+    return {x.data_ptr(),
+            weight.data_ptr(),
+            x.scalar_type() == at::kBFloat16,
+            dim > 0 ? x.numel() / dim : 0,
+            dim,
+            static_cast<float>(eps)};
 }
 
 // y and inv [rows] of x.

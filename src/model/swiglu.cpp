@@ -45,8 +45,7 @@ class FusedSwiglu : public torch::autograd::Function<FusedSwiglu> {
 bool fused_swiglu_applies(const at::Tensor& g, const at::Tensor& u) {
     const auto t = g.scalar_type();
     return g.is_cpu() && u.is_cpu() && (t == at::kFloat || t == at::kBFloat16) &&
-           u.scalar_type() == t && g.sizes() == u.sizes() && g.is_contiguous() &&
-           u.is_contiguous();
+           u.scalar_type() == t && g.sizes() == u.sizes() && g.is_contiguous() && u.is_contiguous();
 }
 
 at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u) {

@@ -146,6 +146,41 @@ TEST(ApplyKeepMask, NonFiniteInputsGiveWhatTheMultiplyGives) {
     }
 }
 
+// Both kernel bodies (AVX-512 where the CPU has it, and the portable loop) against ATen's multiply,
+// bit for bit, with non-finite values among random ones and lengths that end inside a vector.
+TEST(ApplyKeepMask, EveryBodyEqualsTheMultiply) {
+    std::vector<kernels::CpuIsa> isas = {kernels::CpuIsa::kPortable};
+    if (kernels::dropout_mask_isa() == kernels::CpuIsa::kAvx512)
+        isas.push_back(kernels::CpuIsa::kAvx512);
+    for (int64_t n : {1, 31, 33, 64, 100003}) {
+        at::Tensor x = at::randn({n});
+        if (n > 10) {
+            x[3] = std::numeric_limits<float>::infinity();
+            x[5] = -std::numeric_limits<float>::infinity();
+            x[7] = std::nanf("");
+            x[9] = -0.0f;
+        }
+        const at::Tensor mask = at::rand({n}) < 0.5;
+        const auto* keep = mask.data_ptr<bool>();
+        for (auto isa : isas) {
+            const at::Tensor xb = x.to(at::kBFloat16);
+            at::Tensor out = at::empty_like(x), out_b = at::empty_like(xb);
+            kernels::apply_keep_mask(x.data_ptr<float>(), keep, n, out.data_ptr<float>(), isa);
+            kernels::apply_keep_mask_bf16(reinterpret_cast<const uint16_t*>(xb.data_ptr()), keep, n,
+                                          reinterpret_cast<uint16_t*>(out_b.data_ptr()), isa);
+            for (const auto& [got, in] : {std::pair{out, x}, std::pair{out_b, xb}}) {
+                const at::Tensor expected = in.mul(mask);
+                const at::Tensor finite = expected.isfinite();
+                EXPECT_TRUE(at::equal(got.isnan(), expected.isnan())) << n;
+                EXPECT_TRUE(at::equal(got.masked_select(finite), expected.masked_select(finite)));
+                EXPECT_TRUE(at::equal(got.signbit().masked_select(finite),
+                                      expected.signbit().masked_select(finite)))
+                    << n << " " << kernels::cpu_isa_name(isa);
+            }
+        }
+    }
+}
+
 TEST(ApplyKeepMask, OtherLayoutsFallBackToTheMultiply) {
     const at::Tensor x = at::randn({6, 8}).t();  // not contiguous
     const at::Tensor mask = at::rand({8, 6}) < 0.5;
