@@ -3,29 +3,19 @@
 #include "kernels/cross_entropy_cpu.h"
 
 #include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "kernels/quant4_matmul_cpu.h"
+#include "kernels/scalar_values.h"
 
 namespace qlora::kernels {
 namespace {
 
 float logit(const LogitRows& x, int64_t r, int64_t j) {
-    const int64_t i = r * x.ld + j;
-    if (!x.bf16) return static_cast<const float*>(x.data)[i];
-    return c10::BFloat16(static_cast<const uint16_t*>(x.data)[i], c10::BFloat16::from_bits());
-}
-
-void store(const LogitRows& x, void* dx, int64_t i, float v) {
-    if (x.bf16) {
-        static_cast<uint16_t*>(dx)[i] = c10::BFloat16(v).x;
-    } else {
-        static_cast<float*>(dx)[i] = v;
-    }
+    return detail::load_value(x.data, x.bf16, r * x.ld + j);
 }
 
 bool ignored(const LogitRows& x, int64_t r) { return x.labels[r] == x.ignore_index; }
@@ -69,7 +59,7 @@ void backward_rows(const LogitRows& x, const float* lse, float scale, void* dx, 
         for (int64_t j = 0; j < x.vocab; ++j) {
             const float p = skip ? 0.0f : std::exp(logit(x, r, j) - lse[r]);
             const float onehot = !skip && j == x.labels[r] ? 1.0f : 0.0f;
-            store(x, dx, r * ld_dx + j, skip ? 0.0f : scale * (p - onehot));
+            detail::store_value(dx, x.bf16, r * ld_dx + j, skip ? 0.0f : scale * (p - onehot));
         }
     }
 }
@@ -81,21 +71,8 @@ int64_t row_grain(int64_t vocab) {
 
 }  // namespace
 
-CpuIsa cross_entropy_isa() {
-#if defined(__x86_64__)
-    static const bool has = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
-    }();
-    return has && best_cpu_isa() == CpuIsa::kAvx512 ? CpuIsa::kAvx512 : CpuIsa::kPortable;
-#else
-    return CpuIsa::kPortable;
-#endif
-}
-
 void cross_entropy_forward(const LogitRows& x, float* loss, float* lse, CpuIsa isa) {
-    const bool vector = isa == CpuIsa::kAvx512 && cross_entropy_isa() == CpuIsa::kAvx512;
+    const bool vector = isa == CpuIsa::kAvx512 && avx512_bw_vl_isa() == CpuIsa::kAvx512;
     at::parallel_for(0, x.rows, row_grain(x.vocab), [&](int64_t r0, int64_t r1) {
         if (vector) {
             detail::cross_entropy_forward_avx512(x, r0, r1, loss, lse);
@@ -107,7 +84,7 @@ void cross_entropy_forward(const LogitRows& x, float* loss, float* lse, CpuIsa i
 
 void cross_entropy_backward(const LogitRows& x, const float* lse, float scale, void* dx,
                             int64_t ld_dx, CpuIsa isa) {
-    const bool vector = isa == CpuIsa::kAvx512 && cross_entropy_isa() == CpuIsa::kAvx512;
+    const bool vector = isa == CpuIsa::kAvx512 && avx512_bw_vl_isa() == CpuIsa::kAvx512;
     at::parallel_for(0, x.rows, row_grain(x.vocab), [&](int64_t r0, int64_t r1) {
         if (vector) {
             detail::cross_entropy_backward_avx512(x, lse, scale, dx, ld_dx, r0, r1);

@@ -22,10 +22,6 @@
 
 namespace qlora::kernels {
 
-// kAvx512 where the CPU has AVX-512 F + BW + VL (and QLORA_CPU_ISA does not cap it), else
-// kPortable.
-CpuIsa cross_entropy_isa();
-
 struct LogitRows {
     const void* data = nullptr;  // [rows, vocab] with row stride ld (elements)
     bool bf16 = false;           // bf16 bit patterns (uint16) instead of float32
@@ -38,12 +34,12 @@ struct LogitRows {
 
 // loss[rows], lse[rows]. Threads through at::parallel_for over rows; with isa kAvx512 the AVX-512
 // bodies (Sleef's exp, the one ATen's vectorized exp calls), else the portable loop (std::exp).
-// The default isa is cross_entropy_isa(); tests pass kPortable to check that loop.
+// The default isa is avx512_bw_vl_isa(); tests pass kPortable to check that loop.
 void cross_entropy_forward(const LogitRows& x, float* loss, float* lse,
-                           CpuIsa isa = cross_entropy_isa());
+                           CpuIsa isa = avx512_bw_vl_isa());
 // dx: [rows, vocab] with row stride ld_dx, in x's type (float32 or bf16 bits).
 void cross_entropy_backward(const LogitRows& x, const float* lse, float scale, void* dx,
-                            int64_t ld_dx, CpuIsa isa = cross_entropy_isa());
+                            int64_t ld_dx, CpuIsa isa = avx512_bw_vl_isa());
 
 // Reference twins: one row at a time, sums in double, std::exp.
 void cross_entropy_forward_ref(const LogitRows& x, float* loss, float* lse);

@@ -164,6 +164,19 @@ CpuIsa best_cpu_isa() {
     return isa;
 }
 
+CpuIsa avx512_bw_vl_isa() {
+#if QLORA_CPU_AVX2_KERNELS
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl");
+    }();
+    return has && best_cpu_isa() == CpuIsa::kAvx512 ? CpuIsa::kAvx512 : CpuIsa::kPortable;
+#else
+    return CpuIsa::kPortable;
+#endif
+}
+
 const char* cpu_isa_name(CpuIsa isa) {
     switch (isa) {
         case CpuIsa::kAvx512:

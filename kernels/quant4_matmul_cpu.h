@@ -52,6 +52,10 @@ enum class CpuIsa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
 // (AVX2 + FMA) or kPortable. QLORA_CPU_ISA=portable|avx2 in the environment caps it.
 CpuIsa best_cpu_isa();
 const char* cpu_isa_name(CpuIsa isa);
+// kAvx512 where the CPU has AVX-512 F + BW + VL and best_cpu_isa() is kAvx512 (QLORA_CPU_ISA does
+// not cap it), else kPortable: the bodies of the fused training kernels (rms_norm_cpu,
+// swiglu_cpu, cross_entropy_cpu).
+CpuIsa avx512_bw_vl_isa();
 
 // y[i*ldy + o] = Σ_k x[i*ldx + k] · deq(W)[o, k] for i < n, o < rows: the decode (GEMV-like)
 // kernel. Reads the packed codes and block scales once per group of up to 4 x rows and

@@ -3,36 +3,26 @@
 #include "kernels/rms_norm_cpu.h"
 
 #include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
+#include "kernels/scalar_values.h"
+
 namespace qlora::kernels {
 namespace {
 
-float load(const void* data, bool bf16, int64_t i) {
-    if (!bf16) return static_cast<const float*>(data)[i];
-    return c10::BFloat16(static_cast<const uint16_t*>(data)[i], c10::BFloat16::from_bits());
-}
-
-void store(void* data, bool bf16, int64_t i, float v) {
-    if (bf16) {
-        static_cast<uint16_t*>(data)[i] = c10::BFloat16(v).x;
-    } else {
-        static_cast<float*>(data)[i] = v;
-    }
-}
-
-float rounded(float v, bool bf16) { return bf16 ? static_cast<float>(c10::BFloat16(v)) : v; }
+using detail::load_value;
+using detail::round_value;
+using detail::store_value;
 
 // Σ x² of row r: float32 in 8 interleaved partial sums added pairwise (portable), or double (twin).
 template <typename Acc>
 float mean_square(const NormRows& n, int64_t r) {
     Acc part[8] = {};
     for (int64_t i = 0; i < n.dim; ++i) {
-        const float v = load(n.x, n.bf16, r * n.dim + i);
+        const float v = load_value(n.x, n.bf16, r * n.dim + i);
         part[i % 8] += static_cast<Acc>(v) * static_cast<Acc>(v);
     }
     const Acc sum =
@@ -46,8 +36,9 @@ void forward_rows(const NormRows& n, void* y, float* inv, int64_t r0, int64_t r1
         const float inverse = 1.0f / std::sqrt(mean_square<Acc>(n, r) + n.eps);
         if (inv != nullptr) inv[r] = inverse;
         for (int64_t i = 0; i < n.dim; ++i) {
-            const float normed = rounded(load(n.x, n.bf16, r * n.dim + i) * inverse, n.bf16);
-            store(y, n.bf16, r * n.dim + i, load(n.weight, n.bf16, i) * normed);
+            const float normed =
+                round_value(load_value(n.x, n.bf16, r * n.dim + i) * inverse, n.bf16);
+            store_value(y, n.bf16, r * n.dim + i, load_value(n.weight, n.bf16, i) * normed);
         }
     }
 }
@@ -58,37 +49,27 @@ void backward_rows(const NormRows& n, const float* inv, const void* dy, void* dx
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t row = r * n.dim;
         auto g = [&](int64_t i) {
-            return rounded(load(dy, n.bf16, row + i) * load(n.weight, n.bf16, i), n.bf16);
+            return round_value(load_value(dy, n.bf16, row + i) * load_value(n.weight, n.bf16, i),
+                               n.bf16);
         };
         Acc s = 0;
         for (int64_t i = 0; i < n.dim; ++i)
-            s += static_cast<Acc>(g(i)) * load(n.x, n.bf16, row + i);
+            s += static_cast<Acc>(g(i)) * load_value(n.x, n.bf16, row + i);
         const float c =
             inv[r] * inv[r] * inv[r] * static_cast<float>(s) / static_cast<float>(n.dim);
         for (int64_t i = 0; i < n.dim; ++i) {
-            store(dx, n.bf16, row + i, inv[r] * g(i) - load(n.x, n.bf16, row + i) * c);
+            store_value(dx, n.bf16, row + i, inv[r] * g(i) - load_value(n.x, n.bf16, row + i) * c);
         }
     }
 }
 
 int64_t row_grain(int64_t dim) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, dim)); }
 
-bool vector_body(CpuIsa isa) { return isa == CpuIsa::kAvx512 && rms_norm_isa() == CpuIsa::kAvx512; }
+bool vector_body(CpuIsa isa) {
+    return isa == CpuIsa::kAvx512 && avx512_bw_vl_isa() == CpuIsa::kAvx512;
+}
 
 }  // namespace
-
-CpuIsa rms_norm_isa() {
-#if defined(__x86_64__)
-    static const bool has = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
-    }();
-    return has && best_cpu_isa() == CpuIsa::kAvx512 ? CpuIsa::kAvx512 : CpuIsa::kPortable;
-#else
-    return CpuIsa::kPortable;
-#endif
-}
 
 void rms_norm_forward(const NormRows& n, void* y, float* inv, CpuIsa isa) {
     const bool vector = vector_body(isa);

@@ -29,15 +29,11 @@ struct NormRows {
     float eps = 1e-6f;
 };
 
-// kAvx512 where the CPU has AVX-512 F + BW + VL (and QLORA_CPU_ISA does not cap it), else
-// kPortable.
-CpuIsa rms_norm_isa();
-
 // y [rows, dim] in the rows' dtype; inv [rows] (may be null). Threads through at::parallel_for.
-void rms_norm_forward(const NormRows& n, void* y, float* inv, CpuIsa isa = rms_norm_isa());
+void rms_norm_forward(const NormRows& n, void* y, float* inv, CpuIsa isa = avx512_bw_vl_isa());
 // dx [rows, dim] in the rows' dtype, from dy of that dtype and the forward's inv.
 void rms_norm_backward(const NormRows& n, const float* inv, const void* dy, void* dx,
-                       CpuIsa isa = rms_norm_isa());
+                       CpuIsa isa = avx512_bw_vl_isa());
 
 // Reference twins: the sums in double, rounded once to float32, then the same float32 steps.
 void rms_norm_forward_ref(const NormRows& n, void* y, float* inv);

@@ -3,67 +3,46 @@
 #include "kernels/swiglu_cpu.h"
 
 #include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
 
 #include <cmath>
 #include <cstdlib>
 
+#include "kernels/scalar_values.h"
+
 namespace qlora::kernels {
 namespace {
 
-float load(const void* data, bool bf16, int64_t i) {
-    if (!bf16) return static_cast<const float*>(data)[i];
-    return c10::BFloat16(static_cast<const uint16_t*>(data)[i], c10::BFloat16::from_bits());
-}
-
-void store(void* data, bool bf16, int64_t i, float v) {
-    if (bf16) {
-        static_cast<uint16_t*>(data)[i] = c10::BFloat16(v).x;
-    } else {
-        static_cast<float*>(data)[i] = v;
-    }
-}
-
-float rounded(float v, bool bf16) { return bf16 ? static_cast<float>(c10::BFloat16(v)) : v; }
+using detail::load_value;
+using detail::round_value;
+using detail::store_value;
 
 void forward_elements(const SwigluData& d, void* h, int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-        const float g = load(d.g, d.bf16, i);
-        const float s = rounded(g / (1.0f + std::exp(-g)), d.bf16);
-        store(h, d.bf16, i, s * load(d.u, d.bf16, i));
+        const float g = load_value(d.g, d.bf16, i);
+        const float s = round_value(g / (1.0f + std::exp(-g)), d.bf16);
+        store_value(h, d.bf16, i, s * load_value(d.u, d.bf16, i));
     }
 }
 
 void backward_elements(const SwigluData& d, const void* dh, void* dg, void* du, int64_t i0,
                        int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-        const float g = load(d.g, d.bf16, i), grad = load(dh, d.bf16, i);
+        const float g = load_value(d.g, d.bf16, i), grad = load_value(dh, d.bf16, i);
         const float sigma = 1.0f / (1.0f + std::exp(-g));
-        const float s = rounded(g / (1.0f + std::exp(-g)), d.bf16);
-        store(du, d.bf16, i, grad * s);
-        const float ds = rounded(grad * load(d.u, d.bf16, i), d.bf16);
-        store(dg, d.bf16, i, ds * sigma * (1.0f + g * (1.0f - sigma)));
+        const float s = round_value(g / (1.0f + std::exp(-g)), d.bf16);
+        store_value(du, d.bf16, i, grad * s);
+        const float ds = round_value(grad * load_value(d.u, d.bf16, i), d.bf16);
+        store_value(dg, d.bf16, i, ds * sigma * (1.0f + g * (1.0f - sigma)));
     }
 }
 
 constexpr int64_t kGrain = 32768;
 
-bool vector_body(CpuIsa isa) { return isa == CpuIsa::kAvx512 && swiglu_isa() == CpuIsa::kAvx512; }
+bool vector_body(CpuIsa isa) {
+    return isa == CpuIsa::kAvx512 && avx512_bw_vl_isa() == CpuIsa::kAvx512;
+}
 
 }  // namespace
-
-CpuIsa swiglu_isa() {
-#if defined(__x86_64__)
-    static const bool has = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl");
-    }();
-    return has && best_cpu_isa() == CpuIsa::kAvx512 ? CpuIsa::kAvx512 : CpuIsa::kPortable;
-#else
-    return CpuIsa::kPortable;
-#endif
-}
 
 void swiglu_forward(const SwigluData& d, void* h, CpuIsa isa) {
     const bool vector = vector_body(isa);

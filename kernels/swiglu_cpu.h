@@ -23,15 +23,11 @@ struct SwigluData {
     int64_t n = 0;
 };
 
-// kAvx512 where the CPU has AVX-512 F + BW + VL (and QLORA_CPU_ISA does not cap it), else
-// kPortable.
-CpuIsa swiglu_isa();
-
 // h [n] in the dtype. Threads through at::parallel_for.
-void swiglu_forward(const SwigluData& d, void* h, CpuIsa isa = swiglu_isa());
+void swiglu_forward(const SwigluData& d, void* h, CpuIsa isa = avx512_bw_vl_isa());
 // dg, du [n] in the dtype, from dh.
 void swiglu_backward(const SwigluData& d, const void* dh, void* dg, void* du,
-                     CpuIsa isa = swiglu_isa());
+                     CpuIsa isa = avx512_bw_vl_isa());
 
 // Reference twins: one element at a time, the formulas above.
 void swiglu_forward_ref(const SwigluData& d, void* h);

@@ -86,7 +86,7 @@ TEST(RmsNorm, ModuleTakesTheKernelsWithAndWithoutAutograd) {
 TEST(RmsNorm, TrainingKernelsMatchTheirTwinOnEveryBody) {
     torch::manual_seed(5);
     std::vector<kernels::CpuIsa> isas = {kernels::CpuIsa::kPortable};
-    if (kernels::rms_norm_isa() == kernels::CpuIsa::kAvx512)
+    if (kernels::avx512_bw_vl_isa() == kernels::CpuIsa::kAvx512)
         isas.push_back(kernels::CpuIsa::kAvx512);
     for (auto dtype : {at::kFloat, at::kBFloat16}) {
         for (int64_t dim : {1, 7, 16, 33, 2048, 2051}) {

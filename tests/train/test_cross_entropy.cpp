@@ -54,7 +54,7 @@ kernels::LogitRows rows(const at::Tensor& logits, int64_t vocab, const at::Tenso
 
 std::vector<CpuIsa> isas() {
     std::vector<CpuIsa> out = {CpuIsa::kPortable};
-    if (kernels::cross_entropy_isa() == CpuIsa::kAvx512) out.push_back(CpuIsa::kAvx512);
+    if (kernels::avx512_bw_vl_isa() == CpuIsa::kAvx512) out.push_back(CpuIsa::kAvx512);
     return out;
 }
 
