@@ -19,6 +19,8 @@ namespace qlora::bench {
 
 namespace {
 
+constexpr int64_t kMaxSide = 65536;
+
 struct Weights {
     std::vector<quant::Quant4Tensor> packed;
     std::vector<at::Tensor> dense;  // deq(W) in the bench dtype, [out, in]
@@ -51,6 +53,11 @@ std::string bench_matmul(const MatmulBenchOptions& o) {
     QLORA_CHECK(
         o.rows > 0 && o.in > 0 && o.out > 0 && o.matrices > 0 && o.iters > 0 && o.warmup >= 0,
         "qlora-bench matmul: --rows, --in, --out, --matrices and --iters must be positive");
+    // Bounds before the allocations they drive: up to 64 matrices of 65536 x 65536.
+    QLORA_CHECK(o.rows <= kMaxSide && o.in <= kMaxSide && o.out <= kMaxSide && o.matrices <= 64,
+                "qlora-bench matmul: --rows, --in and --out must be at most ", kMaxSide,
+                " and --matrices at most 64; got ", o.rows, ", ", o.in, ", ", o.out, " and ",
+                o.matrices);
     const at::ScalarType dtype = parse_dtype(o.dtype);
     QLORA_CHECK(dtype == at::kFloat || dtype == at::kBFloat16,
                 "qlora-bench matmul: --dtype must be float32 or bfloat16, got '", o.dtype, "'");

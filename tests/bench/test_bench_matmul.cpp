@@ -37,10 +37,13 @@ TEST(BenchMatmul, ReportsBothMatmulsAndAgreesWithTheDenseGemm) {
     }
 }
 
-TEST(BenchMatmul, RejectsOtherDtypesAndEmptyShapes) {
+TEST(BenchMatmul, RejectsOtherDtypesAndEmptyOrHugeShapes) {
     EXPECT_THROW(bench_matmul(small("float16")), Error);
     MatmulBenchOptions o = small("float32");
     o.matrices = 0;
+    EXPECT_THROW(bench_matmul(o), Error);
+    o = small("float32");
+    o.rows = int64_t{1} << 40;  // refused before any allocation
     EXPECT_THROW(bench_matmul(o), Error);
 }
 
