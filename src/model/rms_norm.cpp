@@ -35,8 +35,7 @@ class FusedRmsNorm : public torch::autograd::Function<FusedRmsNorm> {
     static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                               const at::Tensor& weight, double eps) {
         auto [y, inv] = forward_rows(x, weight, eps);
-        ctx->save_for_backward({x, weight, inv});
-        ctx->saved_data["eps"] = eps;
+        ctx->save_for_backward({x, weight, inv});  // eps lives on in inv
         return y;
     }
 
@@ -46,8 +45,9 @@ class FusedRmsNorm : public torch::autograd::Function<FusedRmsNorm> {
         const at::Tensor &x = saved[0], &weight = saved[1], &inv = saved[2];
         const at::Tensor dy = grad_outputs[0].to(x.scalar_type()).contiguous();
         at::Tensor dx = at::empty_like(x, at::MemoryFormat::Contiguous);
-        kernels::rms_norm_backward(rows_of(x, weight, ctx->saved_data["eps"].toDouble()),
-                                   inv.data_ptr<float>(), dy.data_ptr(), dx.data_ptr());
+        // The backward reads 1/rms from inv, never eps.
+        kernels::rms_norm_backward(rows_of(x, weight, /*eps=*/0.0), inv.data_ptr<float>(),
+                                   dy.data_ptr(), dx.data_ptr());
         return {dx, at::Tensor(), at::Tensor()};
     }
 };
